@@ -1,0 +1,133 @@
+"""Input sources: paths and stdin expanded, opened, gunzipped and hashed as they stream."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Callable
+
+from toolctl.errors import InputError
+
+GZIP_MAGIC = b"\x1f\x8b"
+#: What a directory walk picks up (any file named explicitly is read whatever its name).
+DIR_SUFFIXES = (".jsonl", ".ndjson", ".json", ".log", ".pb", ".binpb", ".otlp", ".protobuf")
+STDIN = "-"
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str  # resolved path, or "<stdin>"
+    path: Path | None  # None for stdin
+
+    @property
+    def kind(self) -> str:
+        return "stdin" if self.path is None else "file"
+
+
+def expand_paths(paths: list[str]) -> list[Source]:
+    """Files as given, directories walked recursively in sorted order, ``-`` for stdin.
+
+    Every path is checked before anything is read, so a typo fails the run up front
+    instead of after half the inputs were stored.
+    """
+    sources: list[Source] = []
+    for raw in paths:
+        if raw == STDIN:
+            sources.append(Source("<stdin>", None))
+            continue
+        p = Path(raw).expanduser()
+        if p.is_dir():
+            found = sorted(
+                f for f in p.rglob("*")
+                if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts)
+                and _wanted(f.name)
+            )
+            sources.extend(Source(str(f.resolve()), f.resolve()) for f in found)
+        elif p.is_file():
+            sources.append(Source(str(p.resolve()), p.resolve()))
+        elif p.exists():
+            raise InputError(f"{raw} is neither a file nor a directory", hint="pass log files, directories or - for stdin")
+        else:
+            raise InputError(f"no such file or directory: {raw}", hint="check the path (nothing was ingested)")
+    if not sources:
+        raise InputError(
+            "no input files found in " + ", ".join(paths),
+            hint="directories are searched for " + ", ".join(DIR_SUFFIXES) + " files (and .gz of them)",
+        )
+    return sources
+
+
+def _wanted(name: str) -> bool:
+    name = name.lower()
+    if name.endswith(".gz"):
+        name = name[:-3]
+    return name.endswith(DIR_SUFFIXES)
+
+
+class _CountingReader(io.RawIOBase):
+    """Wraps a binary stream; hashes and counts the bytes as they are read."""
+
+    def __init__(self, raw: BinaryIO, on_bytes: Callable[[int], None] | None):
+        self._raw = raw
+        self.sha256 = hashlib.sha256()
+        self.nbytes = 0
+        self._on_bytes = on_bytes
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        data = self._raw.read(len(b))
+        n = len(data)
+        b[:n] = data
+        if n:
+            self.sha256.update(data)
+            self.nbytes += n
+            if self._on_bytes:
+                self._on_bytes(n)
+        return n
+
+
+@dataclass
+class OpenedSource:
+    stream: BinaryIO  # decompressed bytes
+    counter: _CountingReader  # the bytes as stored on disk (hash, size)
+    head: bytes  # the first decompressed bytes, for format sniffing
+    compressed: bool
+
+    def close(self) -> None:
+        self.stream.close()
+
+
+def open_source(source: Source, on_bytes: Callable[[int], None] | None = None) -> OpenedSource:
+    """Open a source for reading; gzip is recognised by its magic bytes, not its name."""
+    try:
+        raw = sys.stdin.buffer if source.path is None else open(source.path, "rb")
+    except OSError as exc:
+        raise InputError(f"cannot read {source.name}: {exc.strerror}", hint="check permissions") from exc
+    counter = _CountingReader(raw, on_bytes)
+    buffered = io.BufferedReader(counter, buffer_size=1024 * 1024)
+    compressed = buffered.peek(2)[:2] == GZIP_MAGIC
+    stream: BinaryIO = gzip.GzipFile(fileobj=buffered, mode="rb") if compressed else buffered
+    if compressed:
+        stream = io.BufferedReader(stream, buffer_size=1024 * 1024)  # type: ignore[arg-type]
+    try:
+        head = stream.peek(4096)[:4096]  # type: ignore[attr-defined]
+    except (OSError, EOFError) as exc:
+        raise InputError(f"cannot read {source.name}: {exc}", hint="is the gzip file complete?") from exc
+    return OpenedSource(stream, counter, head, compressed)
+
+
+def total_size(sources: list[Source]) -> int | None:
+    """Bytes on disk of all sources, or None when one is a stream (no known size)."""
+    total = 0
+    for s in sources:
+        if s.path is None:
+            return None
+        total += os.path.getsize(s.path)
+    return total

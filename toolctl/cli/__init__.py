@@ -1,0 +1,54 @@
+"""The toolctl command line: this module only wires the command groups together."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from toolctl.cli import db as db_cmd
+from toolctl.cli import ingest as ingest_cmd
+from toolctl.cli import stats as stats_cmd
+from toolctl.cli._context import State
+from toolctl.errors import ToolctlError
+
+app = typer.Typer(
+    name="toolctl",
+    help="Observability and audit for LLM-agent tool calls: ingest logs and spans, "
+    "see error rates and latency, audit calls, gate canaries.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    db: Annotated[
+        Optional[str],
+        typer.Option("--db", metavar="PATH", help="Store file (default: $TOOLCTL_DB, else the per-user data file)."),
+    ] = None,
+) -> None:
+    ctx.obj = State(db_option=db)
+
+
+ingest_cmd.register(app)
+stats_cmd.register(app)
+app.add_typer(db_cmd.app, name="db")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: library errors become `Error: …` and their exit code."""
+    from toolctl.cli._output import fail
+
+    try:
+        app(args=argv, prog_name="toolctl")
+    except ToolctlError as exc:
+        fail(exc)
+    except KeyboardInterrupt:
+        sys.stderr.write("Interrupted.\n")
+        raise SystemExit(130)

@@ -1,0 +1,165 @@
+"""The one place the CLI talks to the terminal: tables, JSON, CSV, errors, progress.
+
+Human output is a Rich table on stdout; ``--format json`` prints exactly one JSON
+document on stdout; diagnostics, warnings and progress go to stderr. ``fail`` is the only
+way a command reports an error.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+from enum import Enum
+from typing import Any, Iterable, NoReturn, Sequence
+
+from toolctl.errors import ToolctlError
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+class DocFormat(str, Enum):
+    """For commands whose output is not a table of rows."""
+
+    table = "table"
+    json = "json"
+
+
+_stdout = None
+_stderr = None
+
+
+def stdout():
+    """Rich console on stdout (colour off for NO_COLOR and non-TTY, as Rich decides)."""
+    global _stdout
+    if _stdout is None:
+        from rich.console import Console
+
+        _stdout = Console(highlight=False, soft_wrap=False)
+    return _stdout
+
+
+def stderr():
+    global _stderr
+    if _stderr is None:
+        from rich.console import Console
+
+        _stderr = Console(stderr=True, highlight=False)
+    return _stderr
+
+
+def print_json(doc: Any) -> None:
+    sys.stdout.write(json.dumps(doc, ensure_ascii=False, default=_json_default) + "\n")
+    sys.stdout.flush()
+
+
+def _json_default(value: Any) -> Any:
+    from datetime import datetime
+
+    if isinstance(value, datetime):
+        return value.isoformat() + ("Z" if value.tzinfo is None else "")
+    return str(value)
+
+
+def print_csv(rows: Sequence[dict], columns: Sequence[str]) -> None:
+    writer = csv.DictWriter(sys.stdout, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
+
+
+def warn(message: str) -> None:
+    stderr().print(f"[yellow]Warning:[/yellow] {_escape(message)}")
+
+
+def note(message: str) -> None:
+    stderr().print(_escape(message), style="dim")
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def error_lines(exc: ToolctlError) -> list[str]:
+    lines = [f"Error: {exc.message}"]
+    if exc.hint:
+        lines.append(f"Hint: {exc.hint}")
+    return lines
+
+
+def fail(exc: ToolctlError) -> NoReturn:
+    """Print ``Error: …`` / ``Hint: …`` on stderr and exit with the error's code."""
+    for line in error_lines(exc):
+        sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+    raise SystemExit(exc.exit_code)
+
+
+def stderr_is_tty() -> bool:
+    return sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
+
+
+class ByteProgress:
+    """A progress bar over bytes on stderr, only when stderr is a terminal."""
+
+    def __init__(self, description: str):
+        self.description = description
+        self._progress = None
+        self._task = None
+
+    def __enter__(self) -> "ByteProgress":
+        if stderr_is_tty():
+            from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
+                                       TimeRemainingColumn, TransferSpeedColumn)
+
+            self._progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                TransferSpeedColumn(), TimeRemainingColumn(), console=stderr(), transient=True,
+            )
+            self._progress.__enter__()
+            self._task = self._progress.add_task(self.description, total=None)
+        return self
+
+    def update(self, done: int, total: int | None) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, completed=done, total=total)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(None, None, None)
+
+
+def table(title: str | None, columns: Iterable[tuple[str, str]], rows: Iterable[Sequence[Any]],
+          caption: str | None = None):
+    """A Rich table; ``columns`` is (header, justify)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    t = Table(title=title, caption=caption, caption_justify="left", header_style="bold")
+    for header, justify in columns:
+        t.add_column(header, justify=justify)  # type: ignore[arg-type]
+    for row in rows:
+        # Plain strings are data (tool names, paths, raw lines), never Rich markup.
+        t.add_row(*(Text(c) if isinstance(c, str) else c for c in row))
+    return t
+
+
+def fmt_ms(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value:,.0f}" if value >= 100 else f"{value:,.1f}"
+
+
+def fmt_pct(value: float | None) -> str:
+    return "–" if value is None else f"{value * 100:.2f}%"
+
+
+def fmt_int(value: int | None) -> str:
+    return "–" if value is None else f"{value:,}"

@@ -1,0 +1,95 @@
+"""`toolctl ingest`, `toolctl rejects`, `toolctl schema`: getting data in, and what was refused."""
+
+from __future__ import annotations
+
+from typing import Annotated, List
+
+import typer
+
+from toolctl.cli._output import (ByteProgress, DocFormat, Format, fmt_int, print_csv, print_json,
+                                 stdout, table, warn)
+from toolctl.errors import EXIT_PARTIAL
+
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("ingest")(ingest)
+    app.command("rejects")(rejects)
+    app.command("schema")(schema)
+
+
+def ingest(
+    ctx: typer.Context,
+    paths: Annotated[List[str], typer.Argument(help="Files, directories (recursive), .gz, or - for stdin.")],
+    fmt: Annotated[DocFormat, typer.Option("--format", "-f", help="Output format.")] = DocFormat.table,
+    max_line_bytes: Annotated[
+        int, typer.Option(help="Longest accepted line in bytes; longer lines are rejected.", min=1)
+    ] = 1024 * 1024,
+) -> None:
+    """Ingest tool-call logs (JSON lines). Exit 0: all stored; 3: some lines rejected.
+
+    Example: toolctl ingest sample_logs/
+    """
+    from collector.pipeline import ingest_paths
+
+    with ByteProgress("ingesting") as bar, ctx.obj.open_write() as store:
+        summary = ingest_paths(store, paths, max_line_bytes=max_line_bytes, progress=bar.update)
+    doc = summary.model_dump()
+    if fmt is DocFormat.json:
+        print_json(doc)
+    else:
+        rows = [
+            (s["source"], fmt_int(s["lines"]), fmt_int(s["accepted"]), fmt_int(s["duplicates"]),
+             fmt_int(s["rejected"]))
+            for s in summary.sources
+        ]
+        cols = [("source", "left"), ("lines", "right"), ("accepted", "right"),
+                ("duplicates", "right"), ("rejected", "right")]
+        caption = (f"{summary.files} file(s), {summary.lines:,} lines: {summary.accepted:,} accepted, "
+                   f"{summary.duplicates:,} duplicates, {summary.rejected:,} rejected")
+        stdout().print(table("Ingest", cols, rows, caption=caption))
+    if summary.rejected:
+        warn(f"{summary.rejected:,} line(s) rejected and kept for inspection: run `toolctl rejects`")
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+def rejects(
+    ctx: typer.Context,
+    source: Annotated[str, typer.Option(help="Only rejects whose source path contains this.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many rows.", min=1)] = 100,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """List rejected lines: source, line number, reason and raw text.
+
+    Example: toolctl rejects --source gateway-eu --format json
+    """
+    from toolctl.metrics.rejects import list_rejects
+
+    with ctx.obj.open_read() as store:
+        result = list_rejects(store, source=source, limit=limit)
+    rows = result["rows"]
+    columns = ["source", "line_no", "reason", "raw", "raw_bytes"]
+    if fmt is Format.json:
+        print_json([{k: r[k] for k in columns} for r in rows])
+    elif fmt is Format.csv:
+        print_csv(rows, columns)
+    else:
+        def short(text: str, n: int = 60) -> str:
+            return text if len(text) <= n else text[: n - 1] + "…"
+
+        body = [(short(r["source"], 40), str(r["line_no"]), r["reason"], short(r["raw"])) for r in rows]
+        shown = f"{len(rows):,} of {result['total']:,} rejected lines"
+        stdout().print(table("Rejected lines", [("source", "left"), ("line", "right"),
+                                                ("reason", "left"), ("raw", "left")], body,
+                             caption=shown))
+
+
+def schema() -> None:
+    """Print the JSON Schema of the tool-call event (schema v1).
+
+    Example: toolctl schema > tool-call-event.schema.json
+    """
+    from toolctl.models import event_json_schema
+
+    print_json(event_json_schema())

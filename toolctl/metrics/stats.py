@@ -1,0 +1,95 @@
+"""``toolctl stats``: error rates, latency quantiles, auth failures and retries per group."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
+
+from toolctl.errors import UsageError
+from toolctl.store import Store, quote_ident
+from toolctl.timeutil import iso_utc
+
+#: Group-by dimensions: the name operators type (and the JSON key) → the column.
+DIMENSIONS: dict[str, str] = {
+    "tool": "tool",
+    "tenant": "tenant",
+    "version": "version",
+    "service": "service",
+    "user": "user_id",
+    "error_code": "error_code",
+    "status": "status",
+}
+FIGURES = ("attempts", "calls", "retries", "errors", "error_rate", "auth_failures",
+           "p50_ms", "p95_ms", "p99_ms")
+
+
+class StatsQuery(BaseModel):
+    """What to compute: grouping, filters and the half-open window [since, until)."""
+
+    by: list[str] = Field(default_factory=list)
+    every: timedelta | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    tool: str | None = None
+    tenant: str | None = None
+    version: str | None = None
+    service: str | None = None
+    status: str | None = None
+
+    @field_validator("by")
+    @classmethod
+    def _known_dims(cls, dims: list[str]) -> list[str]:
+        unknown = [d for d in dims if d not in DIMENSIONS]
+        if unknown:
+            raise UsageError(
+                f"cannot group by {unknown[0]!r}",
+                hint="--by takes one of: " + ", ".join(DIMENSIONS) + " (time buckets: --every 5m)",
+            )
+        return list(dict.fromkeys(dims))  # repeated --by tool is one dimension
+
+
+@lru_cache(maxsize=1)
+def _template() -> str:
+    return resources.files("toolctl.metrics").joinpath("queries", "stats.sql").read_text("utf-8")
+
+
+def render_stats_sql(dims: list[str]) -> str:
+    """The stats query for these dimensions; identifiers come from DIMENSIONS only."""
+    out = [quote_ident(d, DIMENSIONS) for d in dims]
+    cols = [quote_ident(DIMENSIONS[d], DIMENSIONS.values()) for d in dims]
+    return _template().format(
+        dim_cols="".join(f"{c} AS {o}, " for c, o in zip(cols, out)),
+        dims="".join(f"{o}, " for o in out),
+        dims_out="".join(f"t.{o}, " for o in out),
+        join_dims="".join(f" AND t.{o} IS NOT DISTINCT FROM c.{o}" for o in out),
+        order_dims="".join(f", t.{o}" for o in out),
+    )
+
+
+def stats(store: Store, query: StatsQuery) -> list[dict[str, Any]]:
+    """Figures per group, as JSON-ready dicts (group keys first, then FIGURES).
+
+    ``bucket`` (ISO 8601 UTC start of the time bucket) is present only with ``every``.
+    Rows are ordered by bucket, then calls descending. No matching calls → [].
+    """
+    if query.since and query.until and query.since >= query.until:
+        raise UsageError(
+            f"empty window: --since {iso_utc(query.since)} is not before --until {iso_utc(query.until)}",
+            hint="--since must be earlier than --until (the window is [since, until))",
+        )
+    params = {
+        "since": query.since, "until": query.until, "every": query.every,
+        "tool": query.tool, "tenant": query.tenant, "version": query.version,
+        "service": query.service, "status": query.status,
+    }
+    rows = store.fetch_dicts(render_stats_sql(query.by), params)
+    if query.every is None:
+        for row in rows:
+            del row["bucket"]
+    for row in rows:
+        row["error_rate"] = float(row["error_rate"])
+    return rows

@@ -1,0 +1,212 @@
+"""The store: the only package that opens DuckDB.
+
+``Store.open(path, write=True)`` takes the single-writer lock DuckDB holds per file and
+migrates the schema; ``write=False`` opens read-only and refuses a schema it does not
+know. DuckDB errors are converted into ``StoreError``s here, at the one place the
+connection lives, so callers above never import duckdb.
+
+DuckDB lets one process write a file; while it does, no other process can open it, not
+even read-only. Opening therefore retries for a short while (another ``toolctl``
+command finishing) and then fails with ``StoreBusyError`` naming the holder. A running
+``toolctl serve`` is found before that through its discovery file (see ``toolctl.remote``).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from toolctl.errors import SchemaVersionError, StoreBusyError, StoreError
+
+_LOCK_PATTERNS = ("could not set lock", "conflicting lock", "database is locked")
+
+
+@lru_cache(maxsize=None)
+def load_sql(name: str) -> str:
+    """The text of ``toolctl/store/sql/<name>.sql`` (named after the function that runs it)."""
+    return resources.files("toolctl.store").joinpath("sql", f"{name}.sql").read_text("utf-8")
+
+
+@lru_cache(maxsize=1)
+def migrations() -> tuple[tuple[int, str, str], ...]:
+    """All migrations as (version, name, sql), in order. Files are ``NNNN_name.sql``."""
+    found = []
+    for entry in resources.files("toolctl.store").joinpath("migrations").iterdir():
+        m = re.fullmatch(r"(\d{4})_(\w+)\.sql", entry.name)
+        if m:
+            found.append((int(m.group(1)), m.group(2), entry.read_text("utf-8")))
+    found.sort()
+    versions = [v for v, _, _ in found]
+    if versions != list(range(1, len(found) + 1)):
+        raise RuntimeError(f"migrations are not numbered 1..n without gaps: {versions}")
+    return tuple(found)
+
+
+def latest_schema_version() -> int:
+    return len(migrations())
+
+
+def _holder_pid(message: str) -> str | None:
+    m = re.search(r"PID (\d+)", message)
+    return m.group(1) if m else None
+
+
+class Store:
+    """An open DuckDB store. Use as a context manager; ``conn`` is the DuckDB connection."""
+
+    def __init__(self, conn: Any, path: Path | None, read_only: bool):
+        self.conn = conn
+        self.path = path
+        self.read_only = read_only
+
+    # -- opening ---------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: Path | str, *, write: bool, wait_seconds: float = 10.0) -> "Store":
+        """Open the store at ``path``.
+
+        write=True creates the file if needed and applies pending migrations (in one
+        transaction each). write=False opens read-only; if the file does not exist yet an
+        empty in-memory store with the current schema is returned (``path`` is None then),
+        so read commands show "no data" rather than failing.
+
+        Raises StoreBusyError when another process holds the file past ``wait_seconds``,
+        SchemaVersionError when the schema is newer than this toolctl or (read-only) older.
+        """
+        import duckdb
+
+        path = Path(path)
+        if not write and not path.exists():
+            store = cls(duckdb.connect(":memory:"), None, read_only=False)
+            store._configure()
+            store.migrate()
+            store.read_only = True
+            return store
+        if write:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + wait_seconds
+        delay = 0.05
+        while True:
+            try:
+                conn = duckdb.connect(str(path), read_only=not write)
+                break
+            except duckdb.Error as exc:  # IOException on lock conflicts
+                text = str(exc)
+                if not any(p in text.lower() for p in _LOCK_PATTERNS):
+                    raise StoreError(
+                        f"cannot open store {path}: {text.splitlines()[0]}",
+                        hint="check the path; if the file is damaged, restore it from a backup",
+                    ) from exc
+                if time.monotonic() >= deadline:
+                    pid = _holder_pid(text)
+                    who = f"process {pid}" if pid else "another process"
+                    raise StoreBusyError(
+                        f"store {path} is locked by {who}",
+                        hint="DuckDB allows one writer per file: wait for that command to finish, "
+                        "or if it is `toolctl serve`, send data to it over HTTP",
+                    ) from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+        store = cls(conn, path, read_only=not write)
+        store._configure()
+        if write:
+            store.migrate()
+        else:
+            store._check_readable_schema()
+        return store
+
+    def _configure(self) -> None:
+        # Timestamps are stored as naive UTC; make every conversion in SQL agree.
+        self.conn.execute("SET TimeZone = 'UTC'")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- schema ----------------------------------------------------------------------------
+    def schema_version(self) -> int:
+        exists = self.scalar(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
+        )
+        if not exists:
+            return 0
+        return self.scalar("SELECT coalesce(max(version), 0) FROM schema_migrations")
+
+    def migrate(self) -> list[str]:
+        """Apply pending migrations, each with its bookkeeping row in one transaction."""
+        self.conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)"
+        )
+        current = self.schema_version()
+        latest = latest_schema_version()
+        if current > latest:
+            raise SchemaVersionError(
+                f"store {self.path} has schema version {current}; this toolctl knows up to {latest}",
+                hint="upgrade toolctl (pip install -U toolctl)",
+            )
+        applied = []
+        for version, name, sql in migrations():
+            if version <= current:
+                continue
+            self.conn.execute("BEGIN TRANSACTION")
+            try:
+                self.conn.execute(sql)
+                self.conn.execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?, now()::TIMESTAMP)", [version, name]
+                )
+                self.conn.execute("COMMIT")
+            except Exception:
+                self.conn.execute("ROLLBACK")
+                raise
+            applied.append(f"{version:04d}_{name}")
+        return applied
+
+    def _check_readable_schema(self) -> None:
+        current = self.schema_version()
+        latest = latest_schema_version()
+        if current == latest:
+            return
+        if current > latest:
+            raise SchemaVersionError(
+                f"store {self.path} has schema version {current}; this toolctl knows up to {latest}",
+                hint="upgrade toolctl (pip install -U toolctl)",
+            )
+        raise SchemaVersionError(
+            f"store {self.path} has schema version {current}, older than this toolctl's {latest}",
+            hint="run `toolctl db migrate` (any write, e.g. `toolctl ingest`, also migrates it)",
+        )
+
+    # -- queries ---------------------------------------------------------------------------
+    def fetch_dicts(self, sql: str, params: dict[str, Any] | Sequence[Any] | None = None) -> list[dict]:
+        """Run one statement with bound parameters and return its rows as dicts."""
+        cur = self.conn.execute(sql, params) if params is not None else self.conn.execute(sql)
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, row)) for row in cur.fetchall()]
+
+    def row(self, sql: str, params: Any = None) -> tuple | None:
+        """The first row of a statement (the result is drained: DuckDB 2 requires it)."""
+        rows = self.execute(sql, params).fetchall()
+        return rows[0] if rows else None
+
+    def scalar(self, sql: str, params: Any = None) -> Any:
+        row = self.row(sql, params)
+        return row[0] if row else None
+
+    def execute(self, sql: str, params: Any = None) -> Any:
+        return self.conn.execute(sql, params) if params is not None else self.conn.execute(sql)
+
+
+def quote_ident(name: str, allowed: Iterable[str]) -> str:
+    """Quote an SQL identifier that must come from ``allowed`` (never from user text as is)."""
+    if name not in set(allowed):
+        raise ValueError(f"identifier {name!r} is not allowed here")
+    return '"' + name.replace('"', '""') + '"'

@@ -1,0 +1,81 @@
+"""Bulk writes: one batch of raw JSON lines in, one transaction out.
+
+Python hands DuckDB an Arrow table of raw lines; validation, typing, dedupe and the
+insert all run inside DuckDB (``sql/parse_batch.sql``), so no Python code touches a row
+on the hot path. A batch commits atomically with its bookkeeping row: ``kill -9`` at any
+point leaves either the whole batch or none of it, and re-running the ingest skips what
+is stored (event_id primary key, reject key).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from toolctl.models import REJECT_RAW_CAP
+from toolctl.store import Store, load_sql
+
+
+@dataclass
+class BatchResult:
+    batch_id: int
+    lines: int
+    accepted: int
+    duplicates: int
+    rejected: int
+
+
+def next_batch_id(store: Store) -> int:
+    return store.scalar("SELECT nextval('batch_seq')")
+
+
+def write_line_batch(store: Store, raw: Any, *, source: str, kind: str) -> BatchResult:
+    """Validate and store one batch.
+
+    ``raw`` is an Arrow table with columns line_no (int64), line (string), pre_reason
+    (string, null unless Python already rejected the line) and raw_bytes (int64, null =
+    the UTF-8 length of ``line``). Returns the batch's accounting: lines (non-blank),
+    accepted (newly stored), duplicates (valid but already stored), rejected.
+    """
+    conn = store.conn
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        batch_id = next_batch_id(store)
+        conn.register("_raw", raw)
+        try:
+            conn.execute(load_sql("parse_batch"))
+        finally:
+            conn.unregister("_raw")
+        lines, valid, rejected, first, last = store.row(
+            "SELECT count(*), count(*) FILTER (WHERE reason IS NULL),"
+            " count(*) FILTER (WHERE reason IS NOT NULL), min(line_no), max(line_no) FROM _parsed"
+        )
+        accepted = 0
+        if valid:
+            accepted = store.scalar(load_sql("insert_events"), {"batch_id": batch_id, "source": source})
+        if rejected:
+            store.scalar(
+                load_sql("insert_rejects"),
+                {"batch_id": batch_id, "source": source, "raw_cap": REJECT_RAW_CAP},
+            )
+        result = BatchResult(batch_id, lines, accepted, valid - accepted, rejected)
+        if lines:
+            conn.execute(
+                "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
+                [batch_id, kind, source, first, last, lines, accepted, result.duplicates, rejected],
+            )
+        conn.execute("DROP TABLE _parsed")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return result
+
+
+def record_source(store: Store, *, source: str, sha256: str, nbytes: int, lines: int,
+                  accepted: int, duplicates: int, rejected: int) -> None:
+    """Note that a whole source was read (its content hash feeds the audit ledger)."""
+    store.conn.execute(
+        "INSERT INTO ingest_sources VALUES (?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
+        [source, sha256, nbytes, lines, accepted, duplicates, rejected],
+    )
