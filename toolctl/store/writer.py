@@ -38,14 +38,11 @@ def write_line_batch(store: Store, raw: Any, *, source: str, kind: str) -> Batch
     accepted (newly stored), duplicates (valid but already stored), rejected.
     """
     conn = store.conn
+    conn.register("_raw", raw)
     conn.execute("BEGIN TRANSACTION")
     try:
         batch_id = next_batch_id(store)
-        conn.register("_raw", raw)
-        try:
-            conn.execute(load_sql("parse_batch"))
-        finally:
-            conn.unregister("_raw")
+        conn.execute(load_sql("parse_batch"))
         lines, valid, rejected, first, last = store.row(
             "SELECT count(*), count(*) FILTER (WHERE reason IS NULL),"
             " count(*) FILTER (WHERE reason IS NOT NULL), min(line_no), max(line_no) FROM _parsed"
@@ -69,6 +66,8 @@ def write_line_batch(store: Store, raw: Any, *, source: str, kind: str) -> Batch
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+    finally:
+        conn.unregister("_raw")
     return result
 
 

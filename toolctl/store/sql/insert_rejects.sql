@@ -3,7 +3,7 @@
 -- The key (source, line_no, raw) makes re-ingesting the same file add nothing.
 INSERT INTO rejects
 SELECT md5($source || chr(0) || line_no::VARCHAR || chr(0) || raw) AS reject_key,
-       $source, line_no, reason, left(raw, $raw_cap), raw_bytes, $batch_id, now()::TIMESTAMP
+       $source, line_no, reason, left(raw, $raw_cap), coalesce(raw_bytes, strlen(raw)), $batch_id, now()::TIMESTAMP
 FROM _parsed
 WHERE reason IS NOT NULL
 ON CONFLICT DO NOTHING;
