@@ -10,12 +10,24 @@ DuckDB (``toolctl/store/sql/parse_batch.sql``).
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, field
 from typing import BinaryIO, Iterator
 
 #: Bytes read per chunk: large enough that per-chunk overhead vanishes, small enough
 #: that memory stays flat (a batch is at most this plus one maximal line).
 DEFAULT_CHUNK_BYTES = 16 * 1024 * 1024
+
+
+# DuckDB's JSON parser is lenient where RFC 8259 is not: it takes NaN/Infinity/inf/nan as
+# numbers and trailing commas. Such lines are invalid JSON to every other consumer, so a
+# chunk-wide scan finds candidates and a strict parse decides, for those lines only.
+_LENIENT_JSON = re.compile(rb"[:\[,]\s*-?(?i:nan|inf)|,\s*[}\]]")
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON value")
 
 
 @dataclass
@@ -124,6 +136,8 @@ def iter_line_batches(
             carry = buf[last_nl + 1:]
             batch = LineBatch(next_line, lines)
             _mark_long_lines(batch, max_line_bytes, head_cap, too_long)
+            if _LENIENT_JSON.search(buf, 0, last_nl):
+                _mark_nonstandard_json(batch)
             yield batch
             next_line += len(lines)
         if len(carry) > max_line_bytes + 1:  # +1: a CR may still precede the newline
@@ -133,7 +147,20 @@ def iter_line_batches(
     elif carry:
         batch = LineBatch(next_line, [carry])
         _mark_long_lines(batch, max_line_bytes, head_cap, too_long)
+        _mark_nonstandard_json(batch)
         yield batch
+
+
+def _mark_nonstandard_json(batch: LineBatch) -> None:
+    for i, data in enumerate(batch.lines):
+        if i in batch.rejects or not _LENIENT_JSON.search(data):
+            continue
+        try:
+            json.loads(data, parse_constant=_reject_constant)
+        except UnicodeDecodeError:
+            continue  # reported as not UTF-8 later
+        except ValueError as exc:
+            batch.rejects[i] = (f"invalid JSON: {exc}", data, len(data))
 
 
 def _mark_long_lines(batch: LineBatch, limit: int, head_cap: int, too_long) -> None:

@@ -109,9 +109,9 @@ SELECT
     lower(v.trace_id) AS trace_id,
     lower(v.span_id) AS span_id,
     v.call_id, v.session_id, v.tenant, v."user" AS user_id, v.service, v.version, v.stage,
-    coalesce(v.attempt, 1)::INTEGER AS attempt,
+    coalesce(TRY_CAST(v.attempt AS INTEGER), 1) AS attempt,
     v.idempotency_key, v.timeout_ms, v.error_code, v.message, v.retryable,
-    v.http_status::INTEGER AS http_status, v.confidence,
+    TRY_CAST(v.http_status AS INTEGER) AS http_status, v.confidence,
     v.args, v.data,
     -- Unknown fields: JSON merge-patch with nulls deletes exactly the known keys. Only
     -- lines with more keys than known fields present pay for it.
