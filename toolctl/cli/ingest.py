@@ -26,6 +26,9 @@ def ingest(
     max_line_bytes: Annotated[
         int, typer.Option(help="Longest accepted line in bytes; longer lines are rejected.", min=1)
     ] = 1024 * 1024,
+    batch_bytes: Annotated[
+        int, typer.Option(help="Bytes read per batch; each batch is one transaction.", min=4096)
+    ] = 16 * 1024 * 1024,
 ) -> None:
     """Ingest tool-call logs (JSON lines). Exit 0: all stored; 3: some lines rejected.
 
@@ -34,7 +37,8 @@ def ingest(
     from collector.pipeline import ingest_paths
 
     with ByteProgress("ingesting") as bar, ctx.obj.open_write() as store:
-        summary = ingest_paths(store, paths, max_line_bytes=max_line_bytes, progress=bar.update)
+        summary = ingest_paths(store, paths, max_line_bytes=max_line_bytes,
+                               chunk_bytes=batch_bytes, progress=bar.update)
     doc = summary.model_dump()
     if fmt is DocFormat.json:
         print_json(doc)

@@ -111,11 +111,15 @@ class Store:
                 time.sleep(delay)
                 delay = min(delay * 2, 0.5)
         store = cls(conn, path, read_only=not write)
-        store._configure()
-        if write:
-            store.migrate()
-        else:
-            store._check_readable_schema()
+        try:
+            store._configure()
+            if write:
+                store.migrate()
+            else:
+                store._check_readable_schema()
+        except BaseException:
+            conn.close()  # a refused store must not stay open (and locked) in this process
+            raise
         return store
 
     def _configure(self) -> None:

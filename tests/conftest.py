@@ -1,0 +1,47 @@
+"""Shared fixtures: every test runs with its own data dir and no inherited toolctl env."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path, monkeypatch):
+    for var in list(os.environ):
+        if var.startswith("TOOLCTL_"):
+            monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    monkeypatch.setenv("NO_COLOR", "1")
+
+
+def run_toolctl(*args, env=None, input=None, timeout=120, cwd=None):
+    """Run the real CLI in a subprocess (exit codes are part of the contract)."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    full_env.setdefault("COLUMNS", "200")
+    return subprocess.run(
+        [sys.executable, "-m", "toolctl", *map(str, args)],
+        capture_output=True, text=True, env=full_env, input=input, timeout=timeout, cwd=cwd,
+    )
+
+
+def event(i, **overrides):
+    doc = {"event_id": f"e{i}", "ts": "2026-11-24T06:00:00Z", "tool": "search", "status": "ok",
+           "latency_ms": float(i)}
+    doc.update(overrides)
+    return doc
+
+
+def write_jsonl(path: Path, docs, newline="\n"):
+    path.write_text("".join((d if isinstance(d, str) else json.dumps(d)) + newline for d in docs),
+                    encoding="utf-8")
+    return path

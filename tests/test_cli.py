@@ -1,0 +1,136 @@
+"""The CLI contract: store location, exit codes, output formats, help for every command."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+
+from tests.conftest import event, run_toolctl, write_jsonl
+
+
+def test_db_path_precedence_option_then_env_then_user_dir(tmp_path):
+    default = run_toolctl("db", "path", env={"XDG_DATA_HOME": str(tmp_path / "d")})
+    assert default.stdout.strip() == str(tmp_path / "d" / "toolctl" / "toolctl.duckdb")
+    env = run_toolctl("db", "path", env={"TOOLCTL_DB": str(tmp_path / "env.duckdb")})
+    assert env.stdout.strip() == str(tmp_path / "env.duckdb")
+    opt = run_toolctl("--db", tmp_path / "opt.duckdb", "db", "path", env={"TOOLCTL_DB": "x"})
+    assert opt.stdout.strip() == str(tmp_path / "opt.duckdb")
+
+
+def test_ingest_exit_codes_clean_partial_fatal_usage(tmp_path):
+    db = tmp_path / "s.duckdb"
+    clean = write_jsonl(tmp_path / "clean.jsonl", [event(1), event(2)])
+    dirty = write_jsonl(tmp_path / "dirty.jsonl", [event(3), "{not json"])
+    assert run_toolctl("--db", db, "ingest", clean).returncode == 0
+    partial = run_toolctl("--db", db, "ingest", dirty)
+    assert partial.returncode == 3
+    assert "rejected" in partial.stderr and "toolctl rejects" in partial.stderr
+    missing = run_toolctl("--db", db, "ingest", tmp_path / "nope.jsonl")
+    assert missing.returncode == 1
+    assert missing.stderr.startswith("Error: no such file or directory") and "Hint:" in missing.stderr
+    assert run_toolctl("--db", db, "ingest").returncode == 2
+
+
+def test_missing_input_stores_nothing_even_next_to_good_files(tmp_path):
+    db = tmp_path / "s.duckdb"
+    good = write_jsonl(tmp_path / "good.jsonl", [event(1)])
+    proc = run_toolctl("--db", db, "ingest", good, tmp_path / "typo.jsonl")
+    assert proc.returncode == 1
+    rows = json.loads(run_toolctl("--db", db, "stats", "--format", "json").stdout)
+    assert rows == []
+
+
+def test_ingest_reads_stdin_plain_and_gzip(tmp_path):
+    db = tmp_path / "s.duckdb"
+    plain = json.dumps(event(1)) + "\n"
+    proc = run_toolctl("--db", db, "ingest", "-", "--format", "json", input=plain)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["accepted"] == 1
+    import subprocess
+    import sys
+
+    data = gzip.compress((json.dumps(event(2)) + "\r\n").encode())
+    proc = subprocess.run([sys.executable, "-m", "toolctl", "--db", str(db), "ingest", "-", "-f", "json"],
+                          input=data, capture_output=True)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["accepted"] == 1
+
+
+def test_directory_ingest_is_recursive_and_idempotent(tmp_path):
+    db = tmp_path / "s.duckdb"
+    (tmp_path / "logs" / "a" / "b").mkdir(parents=True)
+    write_jsonl(tmp_path / "logs" / "one.jsonl", [event(1), event(2)])
+    with gzip.open(tmp_path / "logs" / "a" / "b" / "two.jsonl.gz", "wt") as f:
+        f.write(json.dumps(event(3)) + "\n" + "oops\n")
+    (tmp_path / "logs" / "notes.md").write_text("not a log")
+    first = run_toolctl("--db", db, "ingest", tmp_path / "logs", "--format", "json")
+    assert first.returncode == 3
+    s1 = json.loads(first.stdout)
+    assert (s1["files"], s1["lines"], s1["accepted"], s1["rejected"]) == (2, 4, 3, 1)
+    second = json.loads(run_toolctl("--db", db, "ingest", tmp_path / "logs", "--format", "json").stdout)
+    assert (second["accepted"], second["duplicates"], second["rejected"]) == (0, 3, 1)
+    rejects = json.loads(run_toolctl("--db", db, "rejects", "--format", "json").stdout)
+    assert len(rejects) == 1 and rejects[0]["line_no"] == 2 and rejects[0]["raw"] == "oops"
+
+
+def test_stats_json_on_empty_store_is_an_empty_list(tmp_path):
+    proc = run_toolctl("--db", tmp_path / "absent.duckdb", "stats", "--format", "json")
+    assert proc.returncode == 0 and json.loads(proc.stdout) == []
+
+
+def test_stats_table_shows_groups_and_a_total_line(tmp_path):
+    db = tmp_path / "s.duckdb"
+    write_jsonl(tmp_path / "a.jsonl", [event(1, tool="alpha"), event(2, tool="beta", status="error"),
+                                       event(3, tool="beta")])
+    run_toolctl("--db", db, "ingest", tmp_path / "a.jsonl")
+    out = run_toolctl("--db", db, "stats", "--by", "tool").stdout
+    assert "alpha" in out and "beta" in out
+    assert "Total: 3 calls" in out and "1 errors (33.33%)" in out
+    # sorted by calls: beta (2 calls) before alpha (1)
+    assert out.index("beta") < out.index("alpha")
+
+
+def test_stats_csv_has_a_header_and_group_keys(tmp_path):
+    db = tmp_path / "s.duckdb"
+    write_jsonl(tmp_path / "a.jsonl", [event(1, version="v1"), event(2, version="v2")])
+    run_toolctl("--db", db, "ingest", tmp_path / "a.jsonl")
+    lines = run_toolctl("--db", db, "stats", "--by", "version", "--format", "csv").stdout.splitlines()
+    assert lines[0].startswith("version,attempts,calls,retries,errors,error_rate,auth_failures,p50_ms")
+    assert len(lines) == 3
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--since", "yesterday"], "invalid --since"),
+    (["--every", "5x"], "invalid --every"),
+    (["--by", "colour"], "cannot group by 'colour'"),
+    (["--since", "2026-11-25T00:00:00Z", "--until", "2026-11-24T00:00:00Z"], "empty window"),
+])
+def test_stats_bad_options_are_usage_errors_with_a_hint(tmp_path, args, needle):
+    proc = run_toolctl("--db", tmp_path / "s.duckdb", "stats", *args)
+    assert proc.returncode == 2
+    assert needle in proc.stderr and "Hint:" in proc.stderr
+
+
+def test_schema_prints_the_event_json_schema():
+    proc = run_toolctl("schema")
+    doc = json.loads(proc.stdout)
+    assert set(doc["required"]) == {"event_id", "ts", "tool", "status", "latency_ms"}
+    assert doc["additionalProperties"] is True
+
+
+def test_every_command_has_help_text():
+    import typer.main
+
+    from toolctl.cli import app
+
+    group = typer.main.get_command(app)
+
+    def walk(cmd, path):
+        yield path, cmd
+        for name, sub in getattr(cmd, "commands", {}).items():
+            yield from walk(sub, path + [name])
+
+    missing = [" ".join(p) for p, cmd in walk(group, ["toolctl"]) if not (cmd.help or "").strip()]
+    assert not missing, f"commands without help: {missing}"

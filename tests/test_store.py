@@ -1,0 +1,71 @@
+"""The store owns its schema, migrates on write, and fails clearly when it cannot open."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+
+import pytest
+
+from toolctl.errors import SchemaVersionError, StoreBusyError
+from toolctl.store import Store, latest_schema_version, migrations
+
+
+def test_migrations_are_numbered_without_gaps():
+    versions = [v for v, _, _ in migrations()]
+    assert versions == list(range(1, len(versions) + 1))
+
+
+def test_opening_for_write_creates_and_migrates(tmp_path):
+    path = tmp_path / "nested" / "s.duckdb"
+    with Store.open(path, write=True) as store:
+        assert store.schema_version() == latest_schema_version()
+        names = [r[0] for r in store.execute("SELECT name FROM schema_migrations ORDER BY version").fetchall()]
+    assert names[0] == "initial"
+    with Store.open(path, write=True) as store:  # idempotent
+        assert store.schema_version() == latest_schema_version()
+
+
+def test_read_of_missing_store_is_empty_not_an_error(tmp_path):
+    with Store.open(tmp_path / "absent.duckdb", write=False) as store:
+        assert store.scalar("SELECT count(*) FROM events") == 0
+    assert not (tmp_path / "absent.duckdb").exists()
+
+
+def test_newer_schema_is_refused(tmp_path):
+    path = tmp_path / "s.duckdb"
+    with Store.open(path, write=True) as store:
+        store.execute("INSERT INTO schema_migrations VALUES (999, 'future', now()::TIMESTAMP)")
+    with pytest.raises(SchemaVersionError) as info:
+        Store.open(path, write=True)
+    assert "upgrade toolctl" in info.value.hint
+    with pytest.raises(SchemaVersionError):
+        Store.open(path, write=False)
+
+
+def _hold_lock(path, ready, release):
+    import duckdb
+
+    conn = duckdb.connect(path)
+    ready.set()
+    release.wait(30)
+    conn.close()
+
+
+def test_busy_store_fails_with_the_holder_named(tmp_path):
+    path = str(tmp_path / "s.duckdb")
+    Store.open(path, write=True).close()
+    ctx = multiprocessing.get_context("spawn")
+    ready, release = ctx.Event(), ctx.Event()
+    proc = ctx.Process(target=_hold_lock, args=(path, ready, release))
+    proc.start()
+    try:
+        assert ready.wait(30)
+        started = time.monotonic()
+        with pytest.raises(StoreBusyError) as info:
+            Store.open(path, write=False, wait_seconds=0.3)
+        assert time.monotonic() - started < 10
+        assert "locked" in info.value.message and info.value.hint
+    finally:
+        release.set()
+        proc.join(30)
