@@ -40,7 +40,10 @@ def stdout():
     if _stdout is None:
         from rich.console import Console
 
-        _stdout = Console(highlight=False, soft_wrap=False)
+        # Piped output (files, CI logs, `less`) gets the table's natural width instead of
+        # Rich's 80-column default, so nothing is truncated or cropped.
+        width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 240
+        _stdout = Console(highlight=False, soft_wrap=False, width=width)
     return _stdout
 
 
@@ -142,12 +145,19 @@ def table(title: str | None, columns: Iterable[tuple[str, str]], rows: Iterable[
     from rich.table import Table
     from rich.text import Text
 
+    from rich.cells import cell_len
+
+    rows = [[Text(c) if isinstance(c, str) else c for c in row] for row in rows]
     t = Table(title=title, caption=caption, caption_justify="left", header_style="bold")
-    for header, justify in columns:
-        t.add_column(header, justify=justify)  # type: ignore[arg-type]
+    for i, (header, justify) in enumerate(columns):
+        # Names (left-aligned keys) are what an operator looks for: keep them readable when
+        # the terminal is narrow and let the numbers give way first.
+        widest = max((cell_len(r[i].plain) for r in rows if isinstance(r[i], Text)), default=0)
+        min_width = min(max(widest, cell_len(header)), 20) if justify == "left" else None
+        t.add_column(header, justify=justify, min_width=min_width)  # type: ignore[arg-type]
     for row in rows:
         # Plain strings are data (tool names, paths, raw lines), never Rich markup.
-        t.add_row(*(Text(c) if isinstance(c, str) else c for c in row))
+        t.add_row(*row)
     return t
 
 
