@@ -65,8 +65,9 @@ NOT_OBJECT = "not_object"
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 
 _TS_RE = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$"
-)
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})$",
+    re.ASCII,
+)  # RFC 3339 section 5.6 grammar ("T"/"Z" may be lower case); the space separator is not accepted
 
 
 class _Reject(Exception):
@@ -92,7 +93,7 @@ def parse_ts_us(text: str) -> int | None:
                             tzinfo=_dt.timezone.utc)
     except ValueError:
         return None
-    if off == "Z":
+    if off in ("Z", "z"):
         off_s = 0
     else:
         oh, om = int(off[1:3]), int(off[4:6])
@@ -297,8 +298,9 @@ def expand_paths(paths) -> list[str]:
     for p in paths:
         p = str(p)
         if os.path.isdir(p):
+            # recursive; processing order = sorted full path string
             names = sorted(
-                os.path.join(p, n) for n in os.listdir(p)
+                os.path.join(root, n) for root, _dirs, files in os.walk(p) for n in files
                 if n.endswith(".jsonl") or n.endswith(".jsonl.gz")
             )
             out.extend(names)
@@ -328,14 +330,14 @@ class RefStore:
                 key = (os.path.abspath(f), line_no)
                 if key not in self._reject_keys:
                     self._reject_keys.add(key)
-                    self.rejects.append({"source": f, "name": os.path.basename(f),
+                    self.rejects.append({"source": f, "name": os.path.realpath(f),
                                          "line_no": line_no, "category": cat})
             for ev in events:
                 if ev["event_id"] in self._ids:
                     summary["duplicates"] += 1
                     continue
                 self._ids.add(ev["event_id"])
-                ev = dict(ev, _source=os.path.basename(f))
+                ev = dict(ev, _source=os.path.relpath(f, os.path.dirname(os.path.dirname(os.path.abspath(f)))))
                 self.events.append(ev)
                 summary["accepted"] += 1
         return summary
@@ -461,7 +463,7 @@ class _Gen:
 
     def eid(self) -> str:
         self.n += 1
-        return f"evt-{self.n:06d}"
+        return f"evt-{self.n}"
 
     def cid(self) -> str:
         self.ncall += 1
@@ -519,7 +521,9 @@ class _Gen:
                 ("error" if r.random() < 0.85 else "ok")
             ev: dict[str, Any] = {"event_id": self.eid(), "ts": ts, "tool": tool,
                                   "status": status, "latency_ms": self.latency()}
-            explicit_attempt = n > 1 or r.random() < 0.5
+            # attempt 1 is sometimes implicit even in multi-attempt calls, so an absent
+            # attempt (default 1) can tie with an explicit attempt=1 hedge
+            explicit_attempt = (n > 1 and attempt > 1) or r.random() < 0.5
             if explicit_attempt:
                 ev["attempt"] = attempt
             if cid is not None:
@@ -565,11 +569,23 @@ class _Gen:
             elif tie < 0.16 and not last:
                 # same attempt number, later ts -> ts breaks the tie
                 ts += r.randint(1, 900) * 1000
+            elif tie < 0.24 and not last:
+                # clock skew: the next (higher) attempt carries an EARLIER ts, so
+                # "highest attempt" and "latest ts" pick different finals
+                attempt += 1
+                ts -= r.randint(1, 5_000) * 1000
             else:
                 attempt += 1
                 ts += r.randint(5, 90_000) * 1000
             if r.random() < 0.1:
                 version = r.choice(VERSIONS)  # deploy between retries
+        if len(out) > 1 and r.random() < 0.4:
+            # decorrelate event_id order from attempt/ts order (ids are unpadded, so
+            # string order differs from numeric order: "evt-99" > "evt-100")
+            ids = [e["event_id"] for e in out]
+            r.shuffle(ids)
+            for e, i in zip(out, ids):
+                e["event_id"] = i
         return out
 
     def render(self, ev: dict, ensure_ascii=None) -> bytes:
@@ -598,12 +614,13 @@ def _good_template(g: _Gen, **over) -> dict:
 def _bad_lines(g: _Gen) -> list[bytes]:
     """Each entry violates exactly one rule."""
     def enc(d):
-        if isinstance(d.get("ts"), int):
-            d["ts"] = render_ts(d["ts"], 0)
         return json.dumps(d, ensure_ascii=False).encode("utf-8")
 
     def mk(**over):
-        return _good_template(g, **over)
+        d = _good_template(g)
+        d["ts"] = render_ts(d["ts"], 0)  # overrides below may replace it with a bad ts
+        d.update(over)
+        return d
 
     def without(field):
         d = mk()
@@ -716,6 +733,35 @@ def make_messy_corpus(directory, seed: int = 20261124, n_calls: int = 900) -> li
     ]
     for b in edge:
         buckets[r.choice("abc")].append(b)
+
+    # hand-made tricky calls, one set per tool (finals hand-checkable)
+    t0 = CORPUS_START_US + 3 * 3600 * 1_000_000 + 120_000_000  # 00:02Z
+    for k, tool in enumerate(TOOLS):
+        base = t0 + k * 7_000_000
+        c = [g.cid() for _ in range(5)]
+        tricky = [
+            # 1. null attempt (== 1) with later ts beats explicit attempt 1 -> error
+            dict(event_id=f"trk-{k}-a1", call_id=c[0], ts=base + 2000, status="error", attempt=None),
+            dict(event_id=f"trk-{k}-a2", call_id=c[0], ts=base, status="ok", attempt=1),
+            # 2. attempt 2 with EARLIER ts beats absent attempt -> ok
+            dict(event_id=f"trk-{k}-b1", call_id=c[1], ts=base + 5000, status="error"),
+            dict(event_id=f"trk-{k}-b2", call_id=c[1], ts=base + 1000, status="ok", attempt=2),
+            # 3. same attempt + same ts: "trk-k-c9" > "trk-k-c10" as strings -> error
+            dict(event_id=f"trk-{k}-c9", call_id=c[2], ts=base, status="error", attempt=3),
+            dict(event_id=f"trk-{k}-c10", call_id=c[2], ts=base, status="ok", attempt=3),
+            # 4. one call_id across two tools (splits when grouped by tool)
+            dict(event_id=f"trk-{k}-d1", call_id=c[3], ts=base, status="error", attempt=1,
+                 tool=TOOLS[(k + 1) % len(TOOLS)]),
+            dict(event_id=f"trk-{k}-d2", call_id=c[3], ts=base + 10, status="ok", attempt=2),
+            # 5. same attempt, same ts, different offsets spelled; id decides -> ok
+            dict(event_id=f"trk-{k}-e1", call_id=c[4], ts=base + 3000, status="error", attempt=2),
+            dict(event_id=f"trk-{k}-e2", call_id=c[4], ts=base + 3000, status="ok", attempt=2),
+        ]
+        for d in tricky:
+            ev = {"tool": tool, "latency_ms": g.latency(), "tenant": TENANTS[k % len(TENANTS)],
+                  "version": VERSIONS[k % len(VERSIONS)]}
+            ev.update(d)  # a1 carries an explicit "attempt": null, b1 omits the key
+            buckets[r.choice("abc")].append(g.render(ev))
 
     # window-boundary events (exact UTC instants written with different offsets)
     for iso in ("2026-11-24T22:00:00Z", "2026-11-25T00:00:00+00:00",

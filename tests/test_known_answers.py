@@ -28,6 +28,8 @@ FLOAT_FIELDS = ("error_rate", "p50_ms", "p95_ms", "p99_ms")
 SUMMARY_FIELDS = ("files", "lines", "accepted", "duplicates", "rejected")
 BUCKET_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 REL_TOL = 1e-9
+# `rejects` lists at most 100 rows unless --limit is given
+REJECTS_ALL = ("rejects", "--limit", "1000000")
 
 
 # --------------------------------------------------------------------------- #
@@ -40,9 +42,11 @@ def _env():
     return env
 
 
-def run_cli(db, *args, timeout=120):
+def run_cli(db, *args, timeout=120, extra_env=None):
     cmd = [sys.executable, "-m", "toolctl", "--db", str(db), *map(str, args)]
-    return subprocess.run(cmd, cwd=str(REPO), env=_env(), capture_output=True, timeout=timeout)
+    env = _env()
+    env.update(extra_env or {})
+    return subprocess.run(cmd, cwd=str(REPO), env=env, capture_output=True, timeout=timeout)
 
 
 def _describe(proc):
@@ -51,8 +55,8 @@ def _describe(proc):
             f"--- stderr ---\n{proc.stderr.decode('utf-8', 'replace')[-3000:]}")
 
 
-def cli_json(db, *args, expect_rc=(0,)):
-    proc = run_cli(db, *args, "--format", "json")
+def cli_json(db, *args, expect_rc=(0,), extra_env=None):
+    proc = run_cli(db, *args, "--format", "json", extra_env=extra_env)
     assert proc.returncode in expect_rc, f"unexpected exit code (wanted {expect_rc})\n" + _describe(proc)
     try:
         return json.loads(proc.stdout.decode("utf-8")), proc
@@ -204,7 +208,7 @@ def compare_rejects(ref_store: R.RefStore, got, label=""):
     exp = {(r["name"], r["line_no"]): r for r in ref_store.rejects}
     got_by = collections.defaultdict(list)
     for g in got:
-        got_by[(Path(str(g["source"])).name, g["line_no"])].append(g)
+        got_by[(os.path.realpath(os.path.join(REPO, str(g["source"]))), g["line_no"])].append(g)
     for k, lst in got_by.items():
         if len(lst) > 1:
             problems.append(f"  reject stored {len(lst)} times: {k}")
@@ -283,7 +287,7 @@ def test_ingest_summary_matches_reference(corpus):
 
 
 def test_rejects_match_reference(corpus):
-    got, _ = cli_json(corpus["db"], "rejects")
+    got, _ = cli_json(corpus["db"], *REJECTS_ALL)
     compare_rejects(corpus["ref"], got, "messy corpus")
 
 
@@ -365,6 +369,17 @@ def test_window_boundaries_are_half_open(corpus):
         f"got {rows!r}")
 
 
+@pytest.mark.parametrize("tz,q", [
+    ("Asia/Kathmandu", dict(every="1h", since="2026-11-24T23:00:00+05:45")),
+    ("America/St_Johns", dict(every="1d", by=["tool"])),
+])
+def test_buckets_and_windows_ignore_local_timezone(corpus, tz, q):
+    """Buckets are UTC epoch multiples and windows are absolute instants, whatever the
+    operator's TZ (+05:45 / -03:30 would shift local-time buckets)."""
+    rows, _ = cli_json(corpus["db"], *_stats_args(**q), extra_env={"TZ": tz})
+    compare_stats(corpus["ref"].events, rows, label=f"TZ={tz}", **q)
+
+
 # --------------------------------------------------------------------------- #
 # idempotent re-ingest
 # --------------------------------------------------------------------------- #
@@ -378,11 +393,11 @@ def test_reingest_is_idempotent(tmp_path, cli_available):
     db = tmp_path / "re.duckdb"
     s1, _ = cli_json(db, "ingest", logdir, expect_rc=(3,))
     check_summary(s1, exp1, "re-ingest test, first run")
-    rej1, _ = cli_json(db, "rejects")
+    rej1, _ = cli_json(db, *REJECTS_ALL)
     stats1, _ = cli_json(db, "stats", "--by", "tool", "--every", "1h")
     s2, _ = cli_json(db, "ingest", logdir, expect_rc=(3,))
     check_summary(s2, exp2, "re-ingest test, second run")
-    rej2, _ = cli_json(db, "rejects")
+    rej2, _ = cli_json(db, *REJECTS_ALL)
     assert len(rej2) == len(rej1), f"rejects stored twice: {len(rej1)} -> {len(rej2)}"
     stats2, _ = cli_json(db, "stats", "--by", "tool", "--every", "1h")
     compare_stats(ref.events, stats2, by=["tool"], every="1h", label="after re-ingest")
@@ -403,8 +418,32 @@ def test_single_gz_file_and_explicit_files(tmp_path, cli_available):
         check_summary(got, exp, f"ingest {Path(p).name}")
     rows, _ = cli_json(db, "stats", "--by", "tool", "--by", "tenant")
     compare_stats(ref.events, rows, by=["tool", "tenant"], label="gz+crlf explicit files")
-    rej, _ = cli_json(db, "rejects")
+    rej, _ = cli_json(db, *REJECTS_ALL)
     compare_rejects(ref, rej, "gz+crlf explicit files")
+
+
+def test_rfc3339_offset_edges(tmp_path, cli_available):
+    """RFC 3339 time-numoffset is [+-]HH:MM with HH 00-23 and MM 00-59; lower-case t/z
+    and -00:00 are allowed by the RFC grammar."""
+    b = '"tool":"t","status":"ok","latency_ms":1'
+    p = tmp_path / "offsets.jsonl"
+    p.write_text("".join(f'{{"event_id":"o{i}","ts":"{ts}",{b}}}\n' for i, ts in enumerate([
+        "2026-11-24t06:00:00z",              # accepted (RFC 3339 5.6 NOTE)
+        "2026-11-24T06:00:00-00:00",         # accepted (unknown local offset, still UTC)
+        "2026-11-24T06:00:00.5+23:59",       # accepted (largest legal offset)
+        "2026-11-24T06:00:00+24:00",         # rejected: offset hour 24
+        "2026-11-24T06:00:00+05:60",         # rejected: offset minute 60
+        "2026-11-24T06:00:00+2:00",          # rejected: one-digit hour
+    ])), encoding="utf-8")
+    ref = R.RefStore()
+    exp = ref.ingest([p])
+    db = tmp_path / "o.duckdb"
+    got, _ = cli_json(db, "ingest", p, expect_rc=(3,))
+    rej, _ = cli_json(db, *REJECTS_ALL)
+    compare_rejects(ref, rej, "RFC 3339 offsets")
+    check_summary(got, exp, "RFC 3339 offsets")
+    rows, _ = cli_json(db, "stats", "--every", "1h")
+    compare_stats(ref.events, rows, every="1h", label="RFC 3339 offsets")
 
 
 # --------------------------------------------------------------------------- #
@@ -426,6 +465,14 @@ def test_exit_codes(tmp_path, cli_available):
     assert proc.returncode == 2, "unknown --by dimension should be a usage error (exit 2)\n" + _describe(proc)
     rows, _ = cli_json(db, "stats")
     assert rows[0]["attempts"] == 2 and rows[0]["calls"] == 2 and rows[0]["errors"] == 1, rows
+    # empty and blank-only files: nothing counted, exit 0
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"")
+    blank = tmp_path / "blank.jsonl"
+    blank.write_bytes(b"\n  \t\n\r\n")
+    got, _ = cli_json(db, "ingest", empty, blank, expect_rc=(0,))
+    check_summary(got, {"files": 2, "lines": 0, "accepted": 0, "duplicates": 0, "rejected": 0},
+                  "empty + blank-only files")
 
 
 # --------------------------------------------------------------------------- #
@@ -439,9 +486,9 @@ def test_sample_logs_match_reference(tmp_path, cli_available):
     db = tmp_path / "sample.duckdb"
     got, _ = cli_json(db, "ingest", SAMPLE_LOGS, expect_rc=(3,) if exp["rejected"] else (0,))
     check_summary(got, exp, "sample_logs")
-    rej, _ = cli_json(db, "rejects")
+    rej, _ = cli_json(db, *REJECTS_ALL)
     compare_rejects(ref, rej, "sample_logs")
-    for q in (dict(), dict(by=["tool"]), dict(by=["tool", "version"]), dict(by=["tenant"]),
-              dict(every="1h"), dict(every="5m", by=["tool"])):
+    for q in (dict(by=["tool", "version"]), dict(by=["tenant"], filters={"status": "error"}),
+              dict(every="5m", by=["tool"])):
         rows, _ = cli_json(db, *_stats_args(**q))
         compare_stats(ref.events, rows, label="sample_logs", **q)

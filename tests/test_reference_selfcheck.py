@@ -41,6 +41,9 @@ def write(tmp_path, name, lines, nl="\n"):
     ("2026-11-24T19:00:00-05:00", "2026-11-25T00:00:00Z"),
     ("2026-12-31T23:59:59.999999-00:30", "2027-01-01T00:29:59.999999Z"),
     ("2024-02-29T12:00:00+14:00", "2024-02-28T22:00:00Z"),
+    ("2026-11-24t06:00:00z", "2026-11-24T06:00:00Z"),
+    ("2026-11-24T06:00:00-00:00", "2026-11-24T06:00:00Z"),
+    ("2026-11-24T06:00:00.1234567Z", "2026-11-24T06:00:00.123456Z"),
 ])
 def test_parse_ts(text, iso):
     assert R.us_to_iso(R.parse_ts_us(text)) == iso
@@ -49,6 +52,8 @@ def test_parse_ts(text, iso):
 @pytest.mark.parametrize("text", [
     "2026-11-24T06:00:00", "2026-11-24", "2026-02-30T00:00:00Z", "2026-11-24T25:00:00Z",
     "yesterday", "2026-11-24T06:00Z", "2026-11-24T06:00:00+0200", "",
+    "2026-11-24T06:00:00+24:00", "2026-11-24T06:00:00+05:60", "2026-11-24T06:00:00.Z",
+    "2026-11-24T23:59:60Z", "２０２６-11-24T06:00:00Z",
 ])
 def test_parse_ts_rejects(text):
     assert R.parse_ts_us(text) is None
@@ -228,3 +233,21 @@ def test_corpus_is_deterministic(tmp_path):
     assert s["accepted"] + s["duplicates"] + s["rejected"] == s["lines"]
     assert s["rejected"] > 50 and s["duplicates"] > 0
     assert not math.isnan(R.stats(st.events)[0]["p99_ms"])
+
+
+def test_tricky_calls_in_corpus(tmp_path):
+    R.make_messy_corpus(tmp_path, seed=3, n_calls=20)
+    st = R.RefStore()
+    st.ingest([tmp_path])
+    by_id = {e["event_id"]: e for e in st.events}
+    tool = R.TOOLS[0]
+    trk = [e for e in st.events if e["event_id"].startswith("trk-0-")]
+    assert len(trk) == 10
+    assert by_id["trk-0-a1"]["attempt"] == 1 and by_id["trk-0-b1"]["attempt"] == 1
+    for call_ev, expect in (("trk-0-a1", 1), ("trk-0-b1", 0), ("trk-0-c9", 1), ("trk-0-e1", 0)):
+        cid = by_id[call_ev]["call_id"]
+        (row,) = R.stats([e for e in trk if e["call_id"] == cid])
+        assert (row["calls"], row["errors"]) == (1, expect), call_ev
+    cid = by_id["trk-0-d1"]["call_id"]
+    rows = R.stats([e for e in trk if e["call_id"] == cid], by=["tool"])
+    assert {r["tool"]: r["errors"] for r in rows} == {R.TOOLS[1]: 1, tool: 0}
