@@ -25,7 +25,7 @@ REJECT_RAW_CAP = 64 * 1024
 
 # RFC 3339 date-time: the offset is mandatory; 't'/'z' are allowed lowercase (RFC 3339 §5.6 note).
 RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-](?:[01]\d|2[0-3]):[0-5]\d)$"
 )
 
 # Fields of schema v1, in a fixed order (also the order of the `events` table columns).
@@ -58,7 +58,7 @@ class ToolCallEvent(BaseModel):
     ts: datetime = Field(description="When the attempt started: RFC 3339 with offset; stored as UTC.")
     tool: str = Field(min_length=1, description="Tool (function) name.")
     status: Literal["ok", "error"]
-    latency_ms: float = Field(ge=0, description="Wall time of the attempt in milliseconds.")
+    latency_ms: float = Field(ge=0, allow_inf_nan=False, description="Wall time of the attempt in milliseconds.")
     schema_version: Literal[1] = 1
     trace_id: str | None = Field(None, description="W3C trace id; stored lowercase hex.")
     span_id: str | None = Field(None, description="Span id; stored lowercase hex.")
@@ -71,12 +71,12 @@ class ToolCallEvent(BaseModel):
     stage: Literal["validate", "authorize", "execute"] | None = None
     attempt: StrictInt = Field(1, ge=1, le=2**31 - 1)
     idempotency_key: str | None = None
-    timeout_ms: float | None = Field(None, ge=0)
+    timeout_ms: float | None = Field(None, ge=0, allow_inf_nan=False)
     error_code: str | None = None
     message: str | None = None
     retryable: StrictBool | None = None
     http_status: StrictInt | None = Field(None, ge=-(2**31), le=2**31 - 1)
-    confidence: float | None = Field(None, ge=0, le=1)
+    confidence: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)
     args: dict[str, Any] | None = None
     data: dict[str, Any] | None = None
 

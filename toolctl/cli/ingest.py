@@ -73,6 +73,8 @@ def rejects(
     with ctx.obj.open_read() as store:
         result = list_rejects(store, source=source, limit=limit)
     rows = result["rows"]
+    if result["total"] > len(rows):
+        warn(f"showing {len(rows):,} of {result['total']:,} rejected lines: raise --limit to see more")
     columns = ["source", "line_no", "reason", "raw", "raw_bytes"]
     if fmt is Format.json:
         print_json([{k: r[k] for k in columns} for r in rows])

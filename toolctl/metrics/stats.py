@@ -51,6 +51,13 @@ class StatsQuery(BaseModel):
             )
         return list(dict.fromkeys(dims))  # repeated --by tool is one dimension
 
+    @field_validator("status")
+    @classmethod
+    def _known_status(cls, status: str | None) -> str | None:
+        if status is not None and status not in ("ok", "error"):
+            raise UsageError(f"invalid --status {status!r}", hint="--status takes ok or error")
+        return status
+
 
 @lru_cache(maxsize=1)
 def _template() -> str:

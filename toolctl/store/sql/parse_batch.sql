@@ -62,12 +62,13 @@ WITH src AS (
         WHEN t5 NOT IN ('BIGINT', 'UBIGINT', 'DOUBLE') THEN 'wrong type for latency_ms: expected number'
         WHEN v.event_id = '' THEN 'event_id must not be empty'
         WHEN v.tool = '' THEN 'tool must not be empty'
-        WHEN NOT regexp_full_match(v.ts, '\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})')
+        WHEN NOT regexp_full_match(v.ts, '\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-](?:[01]\d|2[0-3]):[0-5]\d)')
             THEN 'unparseable ts: expected RFC 3339 with offset, e.g. 2026-11-24T06:00:00Z'
         -- DuckDB parses upper-case T/Z and at most 6 fractional digits: truncate, as Python does.
         WHEN TRY_CAST(regexp_replace(upper(v.ts), '(\.\d{6})\d+', '\1') AS TIMESTAMPTZ) IS NULL
             THEN 'unparseable ts: expected RFC 3339 with offset, e.g. 2026-11-24T06:00:00Z'
         WHEN v.latency_ms < 0 THEN 'latency_ms must be >= 0'
+        WHEN isinf(v.latency_ms) THEN 'latency_ms must be a finite number'
         WHEN v.status NOT IN ('ok', 'error') THEN 'status must be "ok" or "error"'
         WHEN t6 NOT IN ('ABSENT', 'NULL', 'BIGINT', 'UBIGINT') THEN 'wrong type for schema_version: expected integer'
         WHEN t6 IN ('BIGINT', 'UBIGINT') AND v.schema_version <> 1 THEN 'unsupported schema_version (this toolctl reads 1)'
@@ -86,6 +87,7 @@ WITH src AS (
         WHEN t17 NOT IN ('ABSENT', 'NULL', 'VARCHAR') THEN 'wrong type for idempotency_key: expected string'
         WHEN t18 NOT IN ('ABSENT', 'NULL', 'BIGINT', 'UBIGINT', 'DOUBLE') THEN 'wrong type for timeout_ms: expected number'
         WHEN v.timeout_ms < 0 THEN 'timeout_ms must be >= 0'
+        WHEN isinf(v.timeout_ms) THEN 'timeout_ms must be a finite number'
         WHEN t19 NOT IN ('ABSENT', 'NULL', 'VARCHAR') THEN 'wrong type for error_code: expected string'
         WHEN t20 NOT IN ('ABSENT', 'NULL', 'VARCHAR') THEN 'wrong type for message: expected string'
         WHEN t21 NOT IN ('ABSENT', 'NULL', 'BOOLEAN') THEN 'wrong type for retryable: expected boolean'
