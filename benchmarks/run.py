@@ -1,0 +1,122 @@
+"""Benchmarks: toolctl against the physical limit, as ratios measured in one run.
+
+    python benchmarks/run.py --events 1000000            # ~600 MB of gateway-like JSON lines
+    python benchmarks/run.py --events 20000 --repeat 1   # smoke size
+
+Every case runs in a fresh subprocess (so peak RSS is per case) on the same generated file; the
+reference is DuckDB's own `CREATE TABLE AS SELECT * FROM read_json(...)` of that file, the
+practical upper bound for getting JSON lines into DuckDB. Prints a table and one JSON document.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TOOLS = [f"tool_{i}" for i in range(20)]
+
+
+def generate(path: Path, n: int, seed: int = 42) -> None:
+    """~600 bytes/event, like real gateway logs: ids, args/data objects, an unknown field."""
+    rng = random.Random(seed)
+    with open(path, "w", encoding="utf-8") as f:
+        for i in range(n):
+            call = i // 2 if i % 25 == 0 else i
+            error = rng.random() < 0.02
+            f.write(json.dumps({
+                "event_id": f"evt-{i:09d}", "ts": "2026-11-24T%02d:%02d:%02d.%03dZ" % (
+                    6 + i * 6 // max(n, 1), (i // 60) % 60, i % 60, i % 1000),
+                "tool": rng.choice(TOOLS), "status": "error" if error else "ok",
+                "latency_ms": round(rng.lognormvariate(5, 1), 3),
+                "trace_id": "%032x" % rng.getrandbits(128), "span_id": "%016x" % rng.getrandbits(64),
+                "call_id": f"call-{call}", "attempt": 1 + (i % 25 == 1), "session_id": f"s-{i // 40}",
+                "tenant": f"tenant-{rng.randrange(50):03d}", "user": f"user-{rng.randrange(500)}",
+                "service": "gateway-eu", "version": "v1.9.0" if rng.random() < 0.1 else "v1.8.2",
+                "stage": "execute", "idempotency_key": f"idem-{call}", "timeout_ms": 30000,
+                **({"error_code": "UNAVAILABLE", "message": "upstream unavailable", "retryable": True,
+                    "http_status": 503} if error else {"confidence": round(rng.uniform(0.7, 1), 3)}),
+                "args": {"query": "status of order %d for customer" % rng.randrange(10**6), "limit": 10},
+                "data": {"result": "ok", "items": rng.randrange(100)}, "region": "eu-west-1",
+            }) + "\n")
+
+
+def run_case(code: str) -> tuple[float, int]:
+    """Run Python code in a child process; returns (wall seconds, peak RSS bytes of the child)."""
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-c", code + "\nimport resource,sys;"
+         "sys.stderr.write('RSS=%d' % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"],
+        capture_output=True, text=True,
+    )
+    wall = time.perf_counter() - started
+    if proc.returncode not in (0, 3):
+        raise RuntimeError(proc.stderr)
+    rss_kb = int(proc.stderr.rsplit("RSS=", 1)[1])
+    return wall, rss_kb * 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=200_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--workdir", default=None, help="where the data and stores go (default: a temp dir)")
+    args = ap.parse_args()
+
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="toolctl-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    data = work / f"events-{args.events}.jsonl"
+    if not data.exists():
+        generate(data, args.events)
+    size = data.stat().st_size
+
+    cases = {
+        "duckdb read_json CTAS (reference)": (
+            "import duckdb,os\np={db!r}\nos.path.exists(p) and os.remove(p)\n"
+            "c=duckdb.connect(p); c.execute(\"CREATE TABLE t AS SELECT * FROM read_json('%s')\")" % data
+        ),
+        "toolctl ingest": (
+            "import os,sys\np={db!r}\nos.path.exists(p) and os.remove(p)\n"
+            f"sys.argv=['toolctl','--db',p,'ingest',{str(data)!r}]\n"
+            "from toolctl.cli import main\ntry: main()\nexcept SystemExit as e: pass"
+        ),
+    }
+    results = {}
+    for name, template in cases.items():
+        walls, rss = [], []
+        for r in range(args.repeat):
+            db = str(work / f"bench-{abs(hash(name))}.duckdb")
+            wall, peak = run_case(template.format(db=db))
+            walls.append(wall)
+            rss.append(peak)
+            for suffix in ("", ".wal"):
+                if os.path.exists(db + suffix):
+                    os.remove(db + suffix)
+        results[name] = {"median_s": statistics.median(walls), "peak_rss_mb": max(rss) / 2**20,
+                         "runs": walls}
+    ref = results["duckdb read_json CTAS (reference)"]["median_s"]
+    for r in results.values():
+        r["ratio_to_reference"] = r["median_s"] / ref
+        r["events_per_s"] = args.events / r["median_s"]
+    doc = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()} {os.cpu_count()} cores "
+           f"{platform.python_implementation()} {platform.python_version()}",
+           "events": args.events, "bytes": size, "results": results}
+    print(f"{args.events:,} events, {size / 2**20:,.0f} MiB, {args.repeat} run(s) each")
+    print(f"{'case':40s} {'median s':>9s} {'ratio':>6s} {'events/s':>10s} {'peak RSS MiB':>13s}")
+    for name, r in results.items():
+        print(f"{name:40s} {r['median_s']:9.2f} {r['ratio_to_reference']:6.2f} "
+              f"{r['events_per_s']:10,.0f} {r['peak_rss_mb']:13,.0f}")
+    print(json.dumps(doc))
+
+
+if __name__ == "__main__":
+    main()
