@@ -16,6 +16,10 @@ from toolctl.models import REJECT_RAW_CAP
 from toolctl.store import Store, load_sql
 
 
+#: Rows per Arrow record batch handed to DuckDB (its unit of parallel work).
+PARSE_CHUNK_ROWS = 4096
+
+
 @dataclass
 class BatchResult:
     batch_id: int
@@ -38,6 +42,9 @@ def write_line_batch(store: Store, raw: Any, *, source: str, kind: str) -> Batch
     accepted (newly stored), duplicates (valid but already stored), rejected.
     """
     conn = store.conn
+    # DuckDB parallelises an Arrow scan per record batch: one big batch runs on one core.
+    # Splitting costs nothing (zero-copy slices) and halves parse time on 2 cores.
+    raw = type(raw).from_batches(raw.to_batches(max_chunksize=PARSE_CHUNK_ROWS), schema=raw.schema)
     conn.register("_raw", raw)
     conn.execute("BEGIN TRANSACTION")
     try:
