@@ -14,8 +14,7 @@ WITH a AS (
         call_id,
         CASE WHEN call_id IS NULL THEN event_id END AS solo_id,  -- no call_id: its own call
         attempt, ts, event_id, status, latency_ms,
-        coalesce(http_status IN (401, 403), false)
-          OR coalesce(error_code IN ('UNAUTHENTICATED', 'PERMISSION_DENIED'), false) AS is_auth
+        auth_failure AS is_auth  -- defined once, in the tool_calls view (migration 0002)
     FROM tool_calls
     WHERE ($since::TIMESTAMP IS NULL OR ts >= $since::TIMESTAMP)
       AND ($until::TIMESTAMP IS NULL OR ts < $until::TIMESTAMP)

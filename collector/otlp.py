@@ -1,0 +1,529 @@
+"""OTLP traces in: ExportTraceServiceRequest (OTLP/JSON or protobuf) → the ``spans`` table.
+
+``ingest_otlp_traces`` is the one entry point for a request body (``toolctl serve``) and
+``SpanBatch`` the builder the file pipeline fills document by document. Both decoders
+walk the request once and append each span to column lists (no per-row objects, no
+per-row SQL); the writer inserts the lot through Arrow in one statement
+(``toolctl.store.spans``).
+
+OTLP/JSON is decoded here rather than with protobuf's json_format, which expects base64
+ids: OTLP/JSON carries trace/span ids as hex (any case accepted, stored lowercase), enums
+as integers (names accepted too), int64 as numbers or strings, keys in lowerCamelCase,
+and receivers ignore unknown fields.
+
+A span that cannot be stored (bad ids, missing times, wrong types) is rejected with a
+reason and a locator (``resourceSpans[i].scopeSpans[j].spans[k]``); the rest of the
+request is stored. A payload that cannot be decoded at all raises ``OTLPDecodeError``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from collector.mapping import map_span, typed_json, typed_value
+from toolctl.errors import InputError
+
+Encoding = Literal["json", "protobuf"]
+
+_TRACE_ID = re.compile(r"[0-9a-fA-F]{32}")
+_SPAN_ID = re.compile(r"[0-9a-fA-F]{16}")
+_ZERO_TRACE = "0" * 32
+_ZERO_SPAN = "0" * 16
+_INT64_MAX = 2**63 - 1
+_SPAN_KINDS = {"SPAN_KIND_UNSPECIFIED": 0, "SPAN_KIND_INTERNAL": 1, "SPAN_KIND_SERVER": 2,
+               "SPAN_KIND_CLIENT": 3, "SPAN_KIND_PRODUCER": 4, "SPAN_KIND_CONSUMER": 5}
+_STATUS_CODES = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}
+_FLOAT_WORDS = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
+#: Raw text kept for a rejected span (the rejects table's cap applies as well).
+_REJECT_RAW_CHARS = 16 * 1024
+
+
+class OTLPDecodeError(InputError):
+    """The payload is not an ExportTraceServiceRequest in the stated encoding at all."""
+
+    code = "otlp_decode"
+
+
+@dataclass
+class TraceIngestResult:
+    """What one request did: new spans stored, spans already stored, new tool calls among
+    the stored spans, spans refused (``error_message`` says why, for partial_success)."""
+
+    spans: int = 0
+    duplicates: int = 0
+    tool_calls: int = 0
+    rejected_spans: int = 0
+    error_message: str | None = None
+
+
+class _SpanError(ValueError):
+    """One span cannot be stored; the message is the reason."""
+
+
+# Column order of the builder = the `spans` table's columns before batch_id, source.
+COLUMNS = (
+    "trace_id", "span_id", "parent_span_id", "trace_state", "name", "kind", "start_ns",
+    "end_ns", "start_time", "status_code", "status_message", "flags", "service",
+    "service_version", "resource", "scope_name", "scope_version", "attributes", "events",
+    "links", "dropped_attributes_count", "dropped_events_count", "dropped_links_count",
+    "auth_signal", "tool_rule", "tool", "status", "latency_ms", "call_id", "session_id",
+    "tenant", "user_id", "attempt", "idempotency_key", "retryable", "confidence",
+    "error_code", "http_status", "args", "result",
+)
+_MAPPED = COLUMNS[COLUMNS.index("tool_rule"):]
+
+
+@dataclass
+class SpanBatch:
+    """Spans decoded so far, as column lists, plus the spans (or documents) refused."""
+
+    rows: list[tuple] = field(default_factory=list)
+    #: (line_no or None, reason, raw text) per refused span or document
+    rejects: list[tuple[int | None, str, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def tool_rule_counts(self) -> dict[str, int]:
+        i = COLUMNS.index("tool_rule")
+        out: dict[str, int] = {}
+        for r in self.rows:
+            if r[i] is not None:
+                out[r[i]] = out.get(r[i], 0) + 1
+        return out
+
+    # -- building ----------------------------------------------------------------------
+    def reject(self, line_no: int | None, reason: str, raw: Any) -> None:
+        text = raw if isinstance(raw, str) else _raw_text(raw)
+        self.rejects.append((line_no, reason, text[:_REJECT_RAW_CHARS]))
+
+    def _append(self, *, trace_id: str, span_id: str, parent: str | None, trace_state: str | None,
+                name: str, kind: int, start: int, end: int, status_code: int,
+                status_message: str | None, flags: int | None, resource: _Resource,
+                scope_name: str | None, scope_version: str | None, attrs: dict[str, Any],
+                events: list, links: list, dropped: tuple[int, int, int]) -> None:
+        if not 0 < start <= _INT64_MAX:
+            raise _SpanError("startTimeUnixNano is missing or out of range")
+        if not 0 < end <= _INT64_MAX:
+            raise _SpanError("endTimeUnixNano is missing or out of range")
+        if end < start:
+            raise _SpanError("endTimeUnixNano is before startTimeUnixNano")
+        m = map_span(attrs, resource.attrs, name=name, status_code=status_code,
+                     start_ns=start, end_ns=end)
+        self.rows.append((
+            trace_id, span_id, parent, trace_state or None, name, kind, start, end, start,
+            status_code, status_message or None, flags, resource.service, resource.version,
+            resource.json, scope_name or None, scope_version or None, typed_json(attrs),
+            json.dumps(events, ensure_ascii=False, separators=(",", ":")) if events else "[]",
+            json.dumps(links, ensure_ascii=False, separators=(",", ":")) if links else "[]",
+            dropped[0], dropped[1], dropped[2],
+            m.auth_signal, m.tool_rule, m.tool, m.status, m.latency_ms, m.call_id, m.session_id,
+            m.tenant, m.user_id, m.attempt, m.idempotency_key, m.retryable, m.confidence,
+            m.error_code, m.http_status, m.args, m.result,
+        ))
+
+    # -- OTLP/JSON -----------------------------------------------------------------------
+    def add_json_request(self, doc: Any, line_no: int | None = None) -> None:
+        """Append the spans of one decoded OTLP/JSON ExportTraceServiceRequest.
+
+        Raises OTLPDecodeError when ``doc`` is not such a request at all."""
+        if not isinstance(doc, dict):
+            raise OTLPDecodeError("OTLP/JSON payload is not a JSON object",
+                                  hint="send an ExportTraceServiceRequest: {\"resourceSpans\": [...]}")
+        rss = doc.get("resourceSpans", doc.get("resource_spans", []))
+        if not isinstance(rss, list):
+            raise OTLPDecodeError("OTLP/JSON resourceSpans is not an array",
+                                  hint="send an ExportTraceServiceRequest: {\"resourceSpans\": [...]}")
+        for i, rs in enumerate(rss):
+            where = f"resourceSpans[{i}]"
+            try:
+                if not isinstance(rs, dict):
+                    raise _SpanError("is not an object")
+                resource = _Resource(_json_attrs((rs.get("resource") or {}).get("attributes")))
+                scopes = rs.get("scopeSpans", rs.get("scope_spans")) or []
+                if not isinstance(scopes, list):
+                    raise _SpanError("scopeSpans is not an array")
+            except (_SpanError, ValueError, TypeError, AttributeError, KeyError) as exc:
+                self.reject(line_no, f"{where}: {exc}", rs)
+                continue
+            for j, ss in enumerate(scopes):
+                swhere = f"{where}.scopeSpans[{j}]"
+                try:
+                    if not isinstance(ss, dict):
+                        raise _SpanError("is not an object")
+                    scope = ss.get("scope") or {}
+                    scope_name, scope_version = _opt_str(scope.get("name")), _opt_str(scope.get("version"))
+                    spans = ss.get("spans") or []
+                    if not isinstance(spans, list):
+                        raise _SpanError("spans is not an array")
+                except (_SpanError, ValueError, TypeError, AttributeError) as exc:
+                    self.reject(line_no, f"{swhere}: {exc}", ss)
+                    continue
+                for k, sp in enumerate(spans):
+                    try:
+                        self._add_json_span(sp, resource, scope_name, scope_version)
+                    except (_SpanError, ValueError, TypeError, AttributeError, KeyError,
+                            OverflowError) as exc:
+                        self.reject(line_no, f"{swhere}.spans[{k}]: {exc}", sp)
+
+    def _add_json_span(self, sp: Any, resource: _Resource, scope_name: str | None,
+                       scope_version: str | None) -> None:
+        if not isinstance(sp, dict):
+            raise _SpanError("span is not an object")
+        status = sp.get("status") or {}
+        self._append(
+            trace_id=_hex_id(sp.get("traceId"), _TRACE_ID, _ZERO_TRACE, "traceId"),
+            span_id=_hex_id(sp.get("spanId"), _SPAN_ID, _ZERO_SPAN, "spanId"),
+            parent=_parent_id(sp.get("parentSpanId")),
+            trace_state=_opt_str(sp.get("traceState")),
+            name=_opt_str(sp.get("name")) or "",
+            kind=_enum(sp.get("kind"), _SPAN_KINDS, "kind"),
+            start=_int(sp.get("startTimeUnixNano"), "startTimeUnixNano"),
+            end=_int(sp.get("endTimeUnixNano"), "endTimeUnixNano"),
+            status_code=_enum(status.get("code"), _STATUS_CODES, "status.code"),
+            status_message=_opt_str(status.get("message")),
+            flags=_int(sp.get("flags"), "flags") if sp.get("flags") is not None else None,
+            resource=resource, scope_name=scope_name, scope_version=scope_version,
+            attrs=_json_attrs(sp.get("attributes")),
+            events=[_json_event(e) for e in sp.get("events") or ()],
+            links=[_json_link(li) for li in sp.get("links") or ()],
+            dropped=(_int(sp.get("droppedAttributesCount"), "droppedAttributesCount"),
+                     _int(sp.get("droppedEventsCount"), "droppedEventsCount"),
+                     _int(sp.get("droppedLinksCount"), "droppedLinksCount")),
+        )
+
+    # -- protobuf ------------------------------------------------------------------------
+    def add_protobuf_request(self, payload: bytes, line_no: int | None = None,
+                             *, require_spans: bool = False) -> None:
+        """Append the spans of one serialized ExportTraceServiceRequest.
+
+        Raises OTLPDecodeError when the bytes do not parse (or, with ``require_spans``,
+        parse to a message without resourceSpans: a file that is not OTLP at all)."""
+        from google.protobuf.message import DecodeError
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+        req = ExportTraceServiceRequest()
+        try:
+            req.ParseFromString(payload)
+        except (DecodeError, ValueError) as exc:
+            raise OTLPDecodeError(f"not an OTLP protobuf ExportTraceServiceRequest: {exc}",
+                                  hint="send application/x-protobuf bytes of an ExportTraceServiceRequest") from exc
+        if require_spans and payload and not req.resource_spans:
+            raise OTLPDecodeError("not an OTLP protobuf ExportTraceServiceRequest: no resourceSpans found",
+                                  hint="toolctl reads OTLP/JSON, OTLP protobuf and tool-call JSON lines")
+        for i, rs in enumerate(req.resource_spans):
+            resource = _Resource(_pb_attrs(rs.resource.attributes))
+            for j, ss in enumerate(rs.scope_spans):
+                scope_name, scope_version = ss.scope.name, ss.scope.version
+                for k, sp in enumerate(ss.spans):
+                    try:
+                        self._add_pb_span(sp, resource, scope_name, scope_version)
+                    except (_SpanError, ValueError, TypeError) as exc:
+                        self.reject(line_no, f"resourceSpans[{i}].scopeSpans[{j}].spans[{k}]: {exc}",
+                                    _pb_text(sp))
+
+    def _add_pb_span(self, sp: Any, resource: _Resource, scope_name: str, scope_version: str) -> None:
+        trace_id, span_id = sp.trace_id, sp.span_id
+        if len(trace_id) != 16 or not any(trace_id):
+            raise _SpanError("trace_id is not 16 bytes (or is all zero)")
+        if len(span_id) != 8 or not any(span_id):
+            raise _SpanError("span_id is not 8 bytes (or is all zero)")
+        parent = sp.parent_span_id
+        if parent and len(parent) != 8:
+            raise _SpanError("parent_span_id is not 8 bytes")
+        self._append(
+            trace_id=trace_id.hex(), span_id=span_id.hex(),
+            parent=parent.hex() if parent and any(parent) else None,
+            trace_state=sp.trace_state, name=sp.name, kind=sp.kind,
+            start=sp.start_time_unix_nano, end=sp.end_time_unix_nano,
+            status_code=sp.status.code, status_message=sp.status.message,
+            flags=sp.flags if sp.flags else None,
+            resource=resource, scope_name=scope_name, scope_version=scope_version,
+            attrs=_pb_attrs(sp.attributes),
+            events=[{"time_unix_nano": e.time_unix_nano, "name": e.name,
+                     "attributes": _typed_obj(_pb_attrs(e.attributes)),
+                     "dropped_attributes_count": e.dropped_attributes_count} for e in sp.events],
+            links=[_pb_link(li) for li in sp.links],
+            dropped=(sp.dropped_attributes_count, sp.dropped_events_count, sp.dropped_links_count),
+        )
+
+    # -- to Arrow ------------------------------------------------------------------------
+    def to_arrow(self):
+        """The spans as an Arrow table with COLUMNS (types as in the ``spans`` table)."""
+        import pyarrow as pa
+
+        cols = list(zip(*self.rows)) if self.rows else [()] * len(COLUMNS)
+        arrays = [pa.array(c, type=_arrow_type(name, pa)) for name, c in zip(COLUMNS, cols)]
+        return pa.Table.from_arrays(arrays, names=list(COLUMNS))
+
+    def rejects_arrow(self):
+        import pyarrow as pa
+
+        line_no, reason, raw = (list(c) for c in zip(*self.rejects)) if self.rejects else ([], [], [])
+        return pa.table({
+            "line_no": pa.array(line_no, pa.int64()),
+            "reason": pa.array(reason, pa.string()),
+            "raw": pa.array(raw, pa.string()),
+            "raw_bytes": pa.array([len(r.encode("utf-8", "replace")) for r in raw], pa.int64()),
+        })
+
+
+_INT_COLS = {"kind": "int32", "status_code": "int32", "attempt": "int32", "http_status": "int32",
+             "start_ns": "int64", "end_ns": "int64", "flags": "int64",
+             "dropped_attributes_count": "int64", "dropped_events_count": "int64",
+             "dropped_links_count": "int64"}
+
+
+def _arrow_type(name: str, pa: Any) -> Any:
+    if name in _INT_COLS:
+        return getattr(pa, _INT_COLS[name])()
+    if name == "start_time":
+        return pa.timestamp("ns")
+    if name in ("auth_signal", "retryable"):
+        return pa.bool_()
+    if name in ("latency_ms", "confidence"):
+        return pa.float64()
+    return pa.string()
+
+
+class _Resource:
+    """A resource's attributes, decoded once per resourceSpans entry (not per span)."""
+
+    __slots__ = ("attrs", "json", "service", "version")
+
+    def __init__(self, attrs: dict[str, Any]):
+        self.attrs = attrs
+        self.json = typed_json(attrs)
+        name, version = attrs.get("service.name"), attrs.get("service.version")
+        self.service = name if isinstance(name, str) else None
+        self.version = version if isinstance(version, str) else None
+
+
+# -- OTLP/JSON values ----------------------------------------------------------------------
+def _hex_id(v: Any, pattern: re.Pattern, zero: str, what: str) -> str:
+    if not isinstance(v, str) or not pattern.fullmatch(v):
+        raise _SpanError(f"{what} {v!r} is not {len(zero)} hex digits")
+    v = v.lower()
+    if v == zero:
+        raise _SpanError(f"{what} is all zero (invalid)")
+    return v
+
+
+def _parent_id(v: Any) -> str | None:
+    if v is None or v == "":
+        return None
+    if not isinstance(v, str) or not _SPAN_ID.fullmatch(v):
+        raise _SpanError(f"parentSpanId {v!r} is not 16 hex digits")
+    v = v.lower()
+    return None if v == _ZERO_SPAN else v
+
+
+def _int(v: Any, what: str) -> int:
+    """An int64 field: a JSON number or a decimal string; absent = 0 (proto3 default)."""
+    if v is None:
+        return 0
+    if type(v) is int:
+        return v
+    if type(v) is str:
+        try:
+            return int(v, 10)
+        except ValueError:
+            pass
+    elif type(v) is float and v.is_integer():
+        return int(v)
+    raise _SpanError(f"{what} {v!r} is not an integer")
+
+
+def _enum(v: Any, names: dict[str, int], what: str) -> int:
+    if v is None:
+        return 0
+    if type(v) is int:
+        return v
+    if isinstance(v, str) and v in names:
+        return names[v]
+    raise _SpanError(f"{what} {v!r} is not a known enum value")
+
+
+def _opt_str(v: Any) -> str | None:
+    if v is None or isinstance(v, str):
+        return v
+    raise _SpanError(f"expected a string, got {type(v).__name__}")
+
+
+def _json_any(v: Any) -> Any:
+    """An OTLP/JSON AnyValue → a plain Python value (empty AnyValue → None)."""
+    if not isinstance(v, dict):
+        if v is None:
+            return None
+        raise _SpanError(f"attribute value {v!r} is not an AnyValue object")
+    for key, x in v.items():
+        if key == "stringValue":
+            if isinstance(x, str):
+                return x
+        elif key == "intValue":
+            n = _int(x, "intValue")
+            if not -(2**63) <= n <= _INT64_MAX:
+                raise _SpanError(f"intValue {x!r} is out of the int64 range")
+            return n
+        elif key == "boolValue":
+            if type(x) is bool:
+                return x
+        elif key == "doubleValue":
+            if type(x) in (int, float):
+                return float(x)
+            if isinstance(x, str):
+                return _FLOAT_WORDS[x] if x in _FLOAT_WORDS else float(x)
+        elif key == "bytesValue":
+            if isinstance(x, str):
+                try:
+                    return base64.b64decode(x.replace("-", "+").replace("_", "/")
+                                            + "=" * (-len(x) % 4), validate=True)
+                except binascii.Error as exc:
+                    raise _SpanError(f"bytesValue is not base64: {exc}") from exc
+        elif key == "arrayValue":
+            return [_json_any(e) for e in (x or {}).get("values") or ()]
+        elif key == "kvlistValue":
+            return _json_attrs((x or {}).get("values"))
+        else:
+            continue  # unknown field: ignored, as OTLP/JSON receivers must
+        raise _SpanError(f"{key} has the wrong JSON type ({type(x).__name__})")
+    return None
+
+
+def _json_attrs(kvs: Any) -> dict[str, Any]:
+    if not kvs:
+        return {}
+    if not isinstance(kvs, list):
+        raise _SpanError("attributes is not an array")
+    out = {}
+    for kv in kvs:
+        key = kv.get("key")
+        if not isinstance(key, str):
+            raise _SpanError("attribute without a string key")
+        out[key] = _json_any(kv.get("value"))
+    return out
+
+
+def _typed_obj(attrs: dict[str, Any]) -> Any:
+    return typed_value(attrs)
+
+
+def _json_event(e: Any) -> dict[str, Any]:
+    if not isinstance(e, dict):
+        raise _SpanError("event is not an object")
+    return {"time_unix_nano": _int(e.get("timeUnixNano"), "events.timeUnixNano"),
+            "name": _opt_str(e.get("name")) or "",
+            "attributes": _typed_obj(_json_attrs(e.get("attributes"))),
+            "dropped_attributes_count": _int(e.get("droppedAttributesCount"), "droppedAttributesCount")}
+
+
+def _json_link(li: Any) -> dict[str, Any]:
+    if not isinstance(li, dict):
+        raise _SpanError("link is not an object")
+    return {"trace_id": _hex_id(li.get("traceId"), _TRACE_ID, _ZERO_TRACE, "links.traceId"),
+            "span_id": _hex_id(li.get("spanId"), _SPAN_ID, _ZERO_SPAN, "links.spanId"),
+            "trace_state": _opt_str(li.get("traceState")) or None,
+            "flags": _int(li.get("flags"), "links.flags") if li.get("flags") is not None else None,
+            "attributes": _typed_obj(_json_attrs(li.get("attributes"))),
+            "dropped_attributes_count": _int(li.get("droppedAttributesCount"), "droppedAttributesCount")}
+
+
+# -- protobuf values -----------------------------------------------------------------------
+def _pb_any(v: Any) -> Any:
+    which = v.WhichOneof("value")
+    if which == "string_value":
+        return v.string_value
+    if which == "int_value":
+        return v.int_value
+    if which == "bool_value":
+        return v.bool_value
+    if which == "double_value":
+        return v.double_value
+    if which == "bytes_value":
+        return bytes(v.bytes_value)
+    if which == "array_value":
+        return [_pb_any(e) for e in v.array_value.values]
+    if which == "kvlist_value":
+        return _pb_attrs(v.kvlist_value.values)
+    return None  # empty AnyValue (or a string-table index this receiver has no table for)
+
+
+def _pb_attrs(kvs: Any) -> dict[str, Any]:
+    return {kv.key: _pb_any(kv.value) for kv in kvs}
+
+
+def _pb_link(li: Any) -> dict[str, Any]:
+    if len(li.trace_id) != 16 or len(li.span_id) != 8:
+        raise _SpanError("link ids are not 16/8 bytes")
+    return {"trace_id": li.trace_id.hex(), "span_id": li.span_id.hex(),
+            "trace_state": li.trace_state or None, "flags": li.flags or None,
+            "attributes": _typed_obj(_pb_attrs(li.attributes)),
+            "dropped_attributes_count": li.dropped_attributes_count}
+
+
+def _pb_text(sp: Any) -> str:
+    from google.protobuf import text_format
+
+    return text_format.MessageToString(sp, as_one_line=True)[:_REJECT_RAW_CHARS]
+
+
+def _raw_text(raw: Any) -> str:
+    try:
+        return json.dumps(raw, ensure_ascii=False, default=repr)[:_REJECT_RAW_CHARS]
+    except ValueError:
+        return repr(raw)[:_REJECT_RAW_CHARS]
+
+
+# -- the entry point -----------------------------------------------------------------------
+def decode_request(payload: bytes, encoding: Encoding) -> SpanBatch:
+    """Decode one request body (already gunzipped). Raises OTLPDecodeError if it is not one."""
+    batch = SpanBatch()
+    if encoding == "json":
+        try:
+            doc = json.loads(payload)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise OTLPDecodeError(f"OTLP/JSON payload is not valid JSON: {exc}",
+                                  hint="send an ExportTraceServiceRequest as JSON") from exc
+        batch.add_json_request(doc)
+    elif encoding == "protobuf":
+        batch.add_protobuf_request(payload)
+    else:
+        raise ValueError(f"unknown OTLP encoding {encoding!r}")
+    return batch
+
+
+def ingest_otlp_traces(store: Any, payload: bytes, *, encoding: Encoding, source: str,
+                       kind: str = "http") -> TraceIngestResult:
+    """Decode an ExportTraceServiceRequest and store its spans in one transaction.
+
+    ``payload`` is the request body, already gunzipped; ``source`` names where it came
+    from (kept on every span and reject row). Every span is stored (duplicates by
+    (trace_id, span_id) are skipped); tool spans become tool calls in ``tool_calls``.
+    Spans that cannot be stored are counted in ``rejected_spans``, kept in ``rejects``
+    and summarised in ``error_message`` (OTLP partial_success).
+
+    Raises OTLPDecodeError (nothing stored) when the payload cannot be decoded at all,
+    StoreError when the store refuses the write.
+    """
+    batch = decode_request(payload, encoding)
+    return write_batch(store, batch, source=source, kind=kind)
+
+
+def write_batch(store: Any, batch: SpanBatch, *, source: str, kind: str) -> TraceIngestResult:
+    """Store a decoded batch in one transaction; see ``ingest_otlp_traces``."""
+    from toolctl.store.spans import write_span_batch
+
+    written = write_span_batch(store, batch.to_arrow() if batch.rows else None,
+                               batch.rejects_arrow() if batch.rejects else None,
+                               source=source, kind=kind)
+    message = None
+    if batch.rejects:
+        message = f"{len(batch.rejects)} span(s) rejected; first: {batch.rejects[0][1]}"
+    return TraceIngestResult(spans=written.spans, duplicates=written.duplicates,
+                             tool_calls=written.tool_calls, rejected_spans=len(batch.rejects),
+                             error_message=message)

@@ -1,0 +1,17 @@
+-- insert_spans: store the decoded spans of one batch (`_spans_in`, an Arrow table with the
+-- columns of collector.otlp.COLUMNS); a (trace_id, span_id) already stored is skipped.
+-- Parameters: $batch_id, $source.
+-- Output: one row per newly stored span: is_tool (the span counts as a tool call).
+-- Rows go in sorted by start time so zone maps prune time windows.
+INSERT INTO spans
+SELECT trace_id, span_id, parent_span_id, trace_state, name, kind, start_ns, end_ns,
+       start_time, status_code, status_message, flags, service, service_version,
+       resource::JSON, scope_name, scope_version, attributes::JSON, events::JSON, links::JSON,
+       dropped_attributes_count, dropped_events_count, dropped_links_count, auth_signal,
+       tool_rule, tool, status, latency_ms, call_id, session_id, tenant, user_id, attempt,
+       idempotency_key, retryable, confidence, error_code, http_status, args::JSON,
+       result::JSON, $batch_id, $source
+FROM _spans_in
+ORDER BY start_ns
+ON CONFLICT DO NOTHING
+RETURNING tool_rule IS NOT NULL AS is_tool;
