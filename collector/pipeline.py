@@ -11,7 +11,8 @@ import zlib
 from typing import Callable
 
 from collector.parsers.jsonl import DEFAULT_CHUNK_BYTES, LineBatch, iter_line_batches
-from collector.sources import Source, expand_paths, open_source, total_size
+from collector.sources import (FORMAT_JSONL, OpenedSource, Source, expand_paths, open_source,
+                               sniff_format, total_size)
 from toolctl.models import DEFAULT_MAX_LINE_BYTES, REJECT_RAW_CAP, IngestSummary
 from toolctl.store import Store
 from toolctl.store.writer import record_source, write_line_batch
@@ -51,6 +52,8 @@ def ingest_paths(
         summary.bytes += per["bytes"]
         for key in ("lines", "accepted", "duplicates", "rejected"):
             setattr(summary, key, getattr(summary, key) + per[key])
+        summary.spans += per.get("spans", 0)
+        summary.span_duplicates += per.get("span_duplicates", 0)
         summary.sources.append(per)
     return summary
 
@@ -59,6 +62,9 @@ def ingest_source(store: Store, source: Source, *, max_line_bytes: int, chunk_by
                   on_bytes: Callable[[int], None] | None = None) -> dict:
     """Ingest one source; returns its accounting (source, format, bytes, sha256, lines…)."""
     opened = open_source(source, on_bytes)
+    fmt = sniff_format(opened.head)
+    if fmt != FORMAT_JSONL:
+        return ingest_otlp_source(store, source, opened, fmt)
     counts = {"lines": 0, "accepted": 0, "duplicates": 0, "rejected": 0}
     last_line = 0
 
@@ -84,3 +90,25 @@ def ingest_source(store: Store, source: Source, *, max_line_bytes: int, chunk_by
                   nbytes=opened.counter.nbytes, **counts)
     return {"source": source.name, "format": "jsonl", "bytes": opened.counter.nbytes,
             "sha256": opened.counter.sha256.hexdigest(), "compressed": opened.compressed, **counts}
+
+
+def ingest_otlp_source(store: Store, source: Source, opened: OpenedSource, fmt: str) -> dict:
+    """Ingest one OTLP file (see ``collector.otlp.ingest_otlp_file``).
+
+    Accounting: ``spans`` / ``span_duplicates`` / ``tool_calls`` count spans; a refused
+    span or document counts as one line that is rejected (``lines == rejected`` for an
+    OTLP file), so ``accepted + duplicates + rejected == lines`` and exit code 3 hold
+    across formats.
+    """
+    from collector.otlp import ingest_otlp_file
+
+    try:
+        result = ingest_otlp_file(store, opened.stream, fmt=fmt, source=source.name, kind=source.kind)
+    finally:
+        opened.close()
+    sha256 = opened.counter.sha256.hexdigest()
+    counts = {"lines": result.rejected, "accepted": 0, "duplicates": 0, "rejected": result.rejected}
+    record_source(store, source=source.name, sha256=sha256, nbytes=opened.counter.nbytes, **counts)
+    return {"source": source.name, "format": fmt, "bytes": opened.counter.nbytes, "sha256": sha256,
+            "compressed": opened.compressed, **counts, "spans": result.spans,
+            "span_duplicates": result.duplicates, "tool_calls": result.tool_calls}

@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import io
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,6 +122,42 @@ def open_source(source: Source, on_bytes: Callable[[int], None] | None = None) -
     except (OSError, EOFError) as exc:
         raise InputError(f"cannot read {source.name}: {exc}", hint="is the gzip file complete?") from exc
     return OpenedSource(stream, counter, head, compressed)
+
+
+#: Formats ``sniff_format`` tells apart (the ``format`` of an ingest summary's source).
+FORMAT_JSONL, FORMAT_OTLP_JSON, FORMAT_OTLP_PROTOBUF = "jsonl", "otlp_json", "otlp_protobuf"
+_FIRST_KEY = re.compile(rb'\A(?:\xef\xbb\xbf)?\s*\{\s*"(\w+)"\s*:')
+
+
+def sniff_format(head: bytes) -> str:
+    """Which format a source is, from its first decompressed bytes.
+
+    OTLP/JSON: a JSON object whose first key is ``resourceSpans`` (a pretty-printed
+    document, or the first of one-per-line documents as the Collector's file exporter
+    writes them), or a first line that holds a ``"resourceSpans"`` key and no
+    ``"event_id"``. OTLP protobuf: bytes that start like a serialized
+    ExportTraceServiceRequest (field 1, length-delimited) and are not text. Anything else
+    is tool-call JSON lines (whose own rules then reject what is not).
+    """
+    m = _FIRST_KEY.match(head)
+    if m:
+        return FORMAT_OTLP_JSON if m.group(1) in (b"resourceSpans", b"resource_spans") else FORMAT_JSONL
+    first = head.lstrip(b"\xef\xbb\xbf \t\r\n").split(b"\n", 1)[0]
+    if first.startswith(b"{") and b'"resourceSpans"' in first and b'"event_id"' not in first:
+        return FORMAT_OTLP_JSON
+    if head[:1] == b"\x0a" and _looks_binary(head):
+        return FORMAT_OTLP_PROTOBUF
+    return FORMAT_JSONL
+
+
+def _looks_binary(head: bytes) -> bool:
+    if any(b < 0x20 and b not in (9, 10, 13) for b in head[:64]):
+        return True
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start < len(head) - 3  # a character cut at the end of the head is still text
+    return False
 
 
 def total_size(sources: list[Source]) -> int | None:
