@@ -9,6 +9,7 @@ import typer
 
 from toolctl.cli import db as db_cmd
 from toolctl.cli import ingest as ingest_cmd
+from toolctl.cli import serve as serve_cmd
 from toolctl.cli import stats as stats_cmd
 from toolctl.cli._context import State
 from toolctl.errors import ToolctlError
@@ -38,6 +39,7 @@ def _root(
 
 ingest_cmd.register(app)
 stats_cmd.register(app)
+serve_cmd.register(app)
 app.add_typer(db_cmd.app, name="db")
 
 

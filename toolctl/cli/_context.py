@@ -21,7 +21,19 @@ class State:
 
         return Store.open(self.db_path, write=True)
 
+    def server(self):
+        """The running `toolctl serve` holding this store (toolctl.remote.ServerInfo), or None."""
+        from toolctl.remote import find_server
+
+        return find_server(self.db_path)
+
     def open_read(self):
+        """A Store, or a RemoteStore when `toolctl serve` holds the file (run reads via toolctl.api)."""
+        from toolctl.remote import RemoteStore, discovery_path
         from toolctl.store import Store
 
+        if discovery_path(self.db_path).exists():
+            info = self.server()
+            if info is not None:
+                return RemoteStore(info, self.db_path)
         return Store.open(self.db_path, write=False)

@@ -36,9 +36,16 @@ def ingest(
     """
     from collector.pipeline import ingest_paths
 
-    with ByteProgress("ingesting") as bar, ctx.obj.open_write() as store:
-        summary = ingest_paths(store, paths, max_line_bytes=max_line_bytes,
-                               chunk_bytes=batch_bytes, progress=bar.update)
+    server = ctx.obj.server()
+    if server is not None:  # `toolctl serve` holds the file: send the lines to it instead
+        from collector.forward import forward_paths
+
+        with ByteProgress(f"sending to {server.url}") as bar:
+            summary = forward_paths(server, ctx.obj.db_path, paths, progress=bar.update)
+    else:
+        with ByteProgress("ingesting") as bar, ctx.obj.open_write() as store:
+            summary = ingest_paths(store, paths, max_line_bytes=max_line_bytes,
+                                   chunk_bytes=batch_bytes, progress=bar.update)
     doc = summary.model_dump()
     if fmt is DocFormat.json:
         print_json(doc)
@@ -68,10 +75,10 @@ def rejects(
 
     Example: toolctl rejects --source gateway-eu --format json
     """
-    from toolctl.metrics.rejects import list_rejects
+    from toolctl import api
 
-    with ctx.obj.open_read() as store:
-        result = list_rejects(store, source=source, limit=limit)
+    with ctx.obj.open_read() as store:  # a RemoteStore while `toolctl serve` holds the file
+        result = api.read(store, "rejects", api.RejectsQuery(source=source, limit=limit))
     rows = result["rows"]
     if result["total"] > len(rows):
         warn(f"showing {len(rows):,} of {result['total']:,} rejected lines: raise --limit to see more")

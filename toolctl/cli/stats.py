@@ -35,7 +35,8 @@ def stats(
 
     Example: toolctl stats --by tool --by version --since 2h
     """
-    from toolctl.metrics.stats import FIGURES, StatsQuery, stats as compute
+    from toolctl import api
+    from toolctl.metrics.stats import FIGURES, StatsQuery
     from toolctl.timeutil import parse_duration, parse_time, utcnow
 
     now = utcnow()
@@ -46,9 +47,10 @@ def stats(
         until=parse_time(until, option="--until", now=now),
         tool=tool, tenant=tenant, version=version, service=service, status=status,
     )
-    with ctx.obj.open_read() as store:
-        rows = compute(store, query)
-        total = compute(store, query.model_copy(update={"by": [], "every": None})) if fmt is Format.table else None
+    with ctx.obj.open_read() as store:  # a RemoteStore while `toolctl serve` holds the file
+        rows = api.read(store, "stats", query)
+        total = (api.read(store, "stats", query.model_copy(update={"by": [], "every": None}))
+                 if fmt is Format.table else None)
     keys = list(query.by) + (["bucket"] if query.every else [])
     if fmt is Format.json:
         print_json(rows)

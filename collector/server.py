@@ -1,0 +1,494 @@
+"""The live collector: OTLP/HTTP traces and logs, JSON lines, and remote reads.
+
+Endpoints (see docs/serve.md):
+
+* ``POST /v1/traces``: ExportTraceServiceRequest, protobuf or JSON, optionally gzip.
+* ``POST /v1/logs``: ExportLogsServiceRequest; a log record whose body is a tool-call
+  event object (a kvlist, or a string holding a JSON object) is stored as one event.
+* ``POST /v1/tool-calls``: JSON lines (NDJSON), the same rules as ``toolctl ingest``.
+* ``POST /api/v1/read/{operation}``: a read operation of ``toolctl.api`` (used by the CLI
+  while this server holds the store).
+* ``GET /healthz``: readiness (never needs the token).
+
+A 2xx answer is sent only after the request's transaction committed (``WriteQueue``).
+Bodies are bounded before and while reading and while gunzipping (413); undecodable
+bodies are 400 (final, as OTLP says); unknown media types 415; a full write queue 503
+with ``Retry-After``. Starlette and uvicorn are imported only by ``toolctl serve``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import io
+import json
+import os
+import queue
+import zlib
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from collector.writer_queue import QueueClosedError, QueueFullError, WriteQueue
+from toolctl.errors import ToolctlError
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 4318
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+#: Seconds a client should wait after a 503 (queue full, shutting down).
+RETRY_AFTER_SECONDS = 1
+READ_CURSORS = 4
+#: Largest request body of a read operation (a pydantic request model as JSON).
+MAX_READ_REQUEST_BYTES = 1024 * 1024
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+NDJSON_TYPES = {"application/x-ndjson", "application/ndjson", "application/jsonl",
+                "application/json", "text/plain"}
+
+
+@dataclass
+class ServerConfig:
+    db_path: Path
+    token: str | None = None
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_line_bytes: int = 1024 * 1024
+    queue_max_items: int = 1024
+    queue_max_bytes: int = 256 * 1024 * 1024
+    url: str | None = None  # announced in the discovery file once serving
+
+
+class HTTPProblem(Exception):
+    """A request-level failure: status, message, extra headers."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+
+# -- bodies ---------------------------------------------------------------------------------
+def media_type(request: Any) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def read_body(request: Any, limit: int) -> bytes:
+    """The request body, gunzipped if so encoded, at most ``limit`` bytes either way."""
+    from starlette.concurrency import run_in_threadpool
+
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("identity", "gzip", ""):
+        raise HTTPProblem(415, f"unsupported Content-Encoding {encoding!r}: send identity or gzip")
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            declared_n = int(declared)
+        except ValueError:
+            raise HTTPProblem(400, f"invalid Content-Length {declared!r}") from None
+        if declared_n > limit:
+            raise HTTPProblem(413, f"body of {declared_n} bytes exceeds the limit of {limit} bytes "
+                                   "(--max-body-bytes): split the request")
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPProblem(413, f"body exceeds the limit of {limit} bytes (--max-body-bytes): "
+                                   "split the request")
+        parts.append(chunk)
+    body = b"".join(parts)
+    if encoding == "gzip":
+        body = await run_in_threadpool(gunzip_bounded, body, limit)
+    return body
+
+
+def gunzip_bounded(data: bytes, limit: int) -> bytes:
+    """Gunzip ``data`` (all members) without ever producing more than ``limit`` bytes."""
+    out: list[bytes] = []
+    size = 0
+    while data:
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            chunk = d.decompress(data, limit + 1 - size)
+        except zlib.error as exc:
+            raise HTTPProblem(400, f"body is not valid gzip: {exc}") from None
+        size += len(chunk)
+        if size > limit or d.unconsumed_tail:
+            raise HTTPProblem(413, f"decompressed body exceeds the limit of {limit} bytes "
+                                   "(--max-body-bytes): split the request")
+        if not d.eof:
+            raise HTTPProblem(400, "gzip body is truncated")
+        out.append(chunk)
+        data = d.unused_data
+    return b"".join(out)
+
+
+# -- OTLP responses -------------------------------------------------------------------------
+def otlp_encoding(request: Any) -> str:
+    mt = media_type(request)
+    if mt == PROTOBUF:
+        return "protobuf"
+    if mt == JSON:
+        return "json"
+    raise HTTPProblem(415, f"unsupported Content-Type {mt or '(none)'!r}: OTLP/HTTP takes "
+                           f"{PROTOBUF} or {JSON}")
+
+
+def status_response(status: int, message: str, encoding: str = "json",
+                    headers: dict[str, str] | None = None) -> Any:
+    """An error answer: a google.rpc.Status in the request's encoding (OTLP/HTTP)."""
+    from starlette.responses import Response
+
+    # gRPC code for the body: INVALID_ARGUMENT, UNAUTHENTICATED, RESOURCE_EXHAUSTED, …
+    code = {400: 3, 401: 16, 413: 3, 415: 3, 429: 8, 503: 14, 404: 5}.get(status, 2)
+    if encoding == "protobuf":
+        from google.rpc import status_pb2
+
+        body = status_pb2.Status(code=code, message=message).SerializeToString()
+        return Response(body, status_code=status, media_type=PROTOBUF, headers=headers)
+    return Response(json.dumps({"code": code, "message": message}), status_code=status,
+                    media_type=JSON, headers=headers)
+
+
+def export_response(kind: str, encoding: str, rejected: int, message: str | None) -> Any:
+    """ExportTraceServiceResponse / ExportLogsServiceResponse with partial_success if any."""
+    from starlette.responses import Response
+
+    field = "rejected_spans" if kind == "traces" else "rejected_log_records"
+    if encoding == "protobuf":
+        if kind == "traces":
+            from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as svc
+
+            msg = svc.ExportTraceServiceResponse()
+        else:
+            from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as svc
+
+            msg = svc.ExportLogsServiceResponse()
+        if rejected:
+            setattr(msg.partial_success, field, rejected)
+            msg.partial_success.error_message = message or ""
+        return Response(msg.SerializeToString(), media_type=PROTOBUF)
+    doc: dict[str, Any] = {}
+    if rejected:
+        camel = "rejectedSpans" if kind == "traces" else "rejectedLogRecords"
+        doc["partialSuccess"] = {camel: rejected, "errorMessage": message or ""}
+    return Response(json.dumps(doc), media_type=JSON)
+
+
+# -- OTLP logs → event lines ------------------------------------------------------------------
+def _pb_any(v: Any) -> Any:
+    which = v.WhichOneof("value")
+    if which is None:
+        return None
+    if which == "kvlist_value":
+        return {kv.key: _pb_any(kv.value) for kv in v.kvlist_value.values}
+    if which == "array_value":
+        return [_pb_any(x) for x in v.array_value.values]
+    if which == "bytes_value":
+        return base64.b64encode(v.bytes_value).decode("ascii")
+    return getattr(v, which)
+
+
+def _json_any(v: Any) -> Any:
+    if not isinstance(v, dict):
+        raise ValueError("an AnyValue must be an object")
+    if "kvlistValue" in v:
+        return {kv.get("key"): _json_any(kv.get("value") or {}) for kv in (v["kvlistValue"] or {}).get("values") or []}
+    if "arrayValue" in v:
+        return [_json_any(x) for x in (v["arrayValue"] or {}).get("values") or []]
+    if "stringValue" in v:
+        return v["stringValue"]
+    if "boolValue" in v:
+        return bool(v["boolValue"])
+    if "intValue" in v:
+        return int(v["intValue"])
+    if "doubleValue" in v:
+        return float(v["doubleValue"])
+    if "bytesValue" in v:
+        return v["bytesValue"]
+    return None
+
+
+def log_bodies(payload: bytes, encoding: str) -> list[tuple[str, Any]]:
+    """(locator, body as a Python value) for every log record; 400 if undecodable."""
+    out: list[tuple[str, Any]] = []
+    if encoding == "protobuf":
+        from google.protobuf.message import DecodeError
+        from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+
+        req = logs_service_pb2.ExportLogsServiceRequest()
+        try:
+            req.ParseFromString(payload)
+        except DecodeError as exc:
+            raise HTTPProblem(400, f"body is not an ExportLogsServiceRequest (protobuf): {exc}") from None
+        for i, rl in enumerate(req.resource_logs):
+            for j, sl in enumerate(rl.scope_logs):
+                for k, rec in enumerate(sl.log_records):
+                    body = _pb_any(rec.body) if rec.HasField("body") else None
+                    out.append((f"resourceLogs[{i}].scopeLogs[{j}].logRecords[{k}]", body))
+        return out
+    try:
+        doc = json.loads(payload)
+        if not isinstance(doc, dict):
+            raise ValueError("the top level must be an object")
+        for i, rl in enumerate(doc.get("resourceLogs") or []):
+            for j, sl in enumerate(rl.get("scopeLogs") or []):
+                for k, rec in enumerate(sl.get("logRecords") or []):
+                    body = rec.get("body")
+                    out.append((f"resourceLogs[{i}].scopeLogs[{j}].logRecords[{k}]",
+                                None if body is None else _json_any(body)))
+    except (ValueError, TypeError, AttributeError, UnicodeDecodeError) as exc:
+        raise HTTPProblem(400, f"body is not an ExportLogsServiceRequest (OTLP/JSON): {exc}") from None
+    return out
+
+
+def log_line_batch(bodies: list[tuple[str, Any]]) -> Any:
+    """A LineBatch with one JSON line per record; bodies that are not objects are rejects."""
+    from collector.parsers.jsonl import LineBatch
+
+    lines: list[bytes] = []
+    rejects: dict[int, tuple[str, bytes, int]] = {}
+    for idx, (where, body) in enumerate(bodies):
+        if isinstance(body, str):
+            try:
+                parsed = json.loads(body)
+            except ValueError:
+                parsed = None
+            if isinstance(parsed, dict):
+                body = parsed
+        if isinstance(body, dict):
+            lines.append(json.dumps(body, ensure_ascii=False).encode("utf-8"))
+            continue
+        raw = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        lines.append(b"")
+        rejects[idx] = (f"{where}: body is not a tool-call event object", raw, len(raw))
+    return LineBatch(1, lines, rejects)
+
+
+# -- the app ----------------------------------------------------------------------------------
+class _Readers:
+    """Read cursors on the writer's connection, made up front (cursor() is not called
+    concurrently with the writer), handed out one request at a time."""
+
+    def __init__(self, store: Any, n: int):
+        from toolctl.store import Store
+
+        self._pool: queue.Queue = queue.Queue()
+        self._all = []
+        for _ in range(n):
+            reader = Store(store.conn.cursor(), store.path, read_only=True)
+            reader._configure()
+            self._all.append(reader)
+            self._pool.put(reader)
+
+    def run(self, fn: Any) -> Any:
+        reader = self._pool.get()
+        try:
+            return fn(reader)
+        finally:
+            self._pool.put(reader)
+
+    def close(self) -> None:
+        for reader in self._all:
+            reader.close()
+
+
+def create_app(store: Any, config: ServerConfig) -> Any:
+    """The Starlette app serving ``store`` (opened for writing; the app closes it on shutdown)."""
+    from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    from toolctl import api
+    from toolctl.remote import dumps, remove_discovery, write_discovery
+    from toolctl.store.writer import write_line_batch
+
+    writes = WriteQueue(store, max_items=config.queue_max_items, max_bytes=config.queue_max_bytes)
+    readers = _Readers(store, READ_CURSORS)
+    retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+
+    async def commit(run: Any, nbytes: int) -> Any:
+        import asyncio
+
+        try:
+            future = writes.submit(run, nbytes)
+        except (QueueFullError, QueueClosedError) as exc:
+            raise HTTPProblem(503, exc.message, retry) from None
+        return await asyncio.wrap_future(future)
+
+    def problem_response(exc: HTTPProblem, encoding: str) -> Any:
+        return status_response(exc.status, exc.message, encoding, exc.headers)
+
+    async def traces(request: Request) -> Any:
+        from collector.otlp import OTLPDecodeError, decode_request, write_batch
+
+        encoding = "json"
+        try:
+            encoding = otlp_encoding(request)
+            body = await read_body(request, config.max_body_bytes)
+            try:
+                batch = await run_in_threadpool(decode_request, body, encoding)
+            except OTLPDecodeError as exc:
+                raise HTTPProblem(400, exc.message) from None
+            source = request.headers.get("x-toolctl-source") or "otlp-http:/v1/traces"
+            result = await commit(lambda s: write_batch(s, batch, source=source, kind="http"), len(body))
+        except HTTPProblem as exc:
+            return problem_response(exc, encoding)
+        return export_response("traces", encoding, result.rejected_spans, result.error_message)
+
+    async def logs(request: Request) -> Any:
+        encoding = "json"
+        try:
+            encoding = otlp_encoding(request)
+            body = await read_body(request, config.max_body_bytes)
+            bodies = await run_in_threadpool(log_bodies, body, encoding)
+            batch = log_line_batch(bodies)
+            if not batch.lines:
+                return export_response("logs", encoding, 0, None)
+            from toolctl.models import REJECT_RAW_CAP
+
+            table = await run_in_threadpool(batch.to_arrow, REJECT_RAW_CAP)
+            source = request.headers.get("x-toolctl-source") or "otlp-http:/v1/logs"
+
+            def run(s: Any) -> tuple[int, str | None]:
+                res = write_line_batch(s, table, source=source, kind="http")
+                first = None
+                if res.rejected:
+                    first = s.scalar("SELECT reason FROM rejects WHERE batch_id = ? ORDER BY line_no LIMIT 1",
+                                     [res.batch_id])
+                    if first is None:  # already stored by an earlier identical request
+                        first = next(iter(batch.rejects.values()), ("invalid tool-call event",))[0]
+                return res.rejected, first
+
+            rejected, first = await commit(run, len(body))
+        except HTTPProblem as exc:
+            return problem_response(exc, encoding)
+        message = f"{rejected} log record(s) rejected; first: {first}" if rejected else None
+        return export_response("logs", encoding, rejected, message)
+
+    async def tool_calls(request: Request) -> Any:
+        try:
+            mt = media_type(request)
+            if mt not in NDJSON_TYPES:
+                raise HTTPProblem(415, f"unsupported Content-Type {mt or '(none)'!r}: send JSON lines "
+                                       "as application/x-ndjson")
+            try:
+                first_line = int(request.headers.get("x-toolctl-first-line", "1"))
+                if first_line < 1:
+                    raise ValueError
+            except ValueError:
+                raise HTTPProblem(400, "X-Toolctl-First-Line must be a positive integer") from None
+            kind = request.headers.get("x-toolctl-kind", "http")
+            if kind not in ("http", "file", "stdin"):
+                raise HTTPProblem(400, "X-Toolctl-Kind must be http, file or stdin")
+            source = request.headers.get("x-toolctl-source") or "http:/v1/tool-calls"
+            body = await read_body(request, config.max_body_bytes)
+            table = await run_in_threadpool(ndjson_table, body, first_line, config.max_line_bytes)
+            if table is None:
+                return JSONResponse({"lines": 0, "accepted": 0, "duplicates": 0, "rejected": 0})
+            res = await commit(lambda s: write_line_batch(s, table, source=source, kind=kind), len(body))
+        except HTTPProblem as exc:
+            return JSONResponse({"code": exc.status, "message": exc.message}, status_code=exc.status,
+                                headers=exc.headers)
+        return JSONResponse({"lines": res.lines, "accepted": res.accepted,
+                             "duplicates": res.duplicates, "rejected": res.rejected,
+                             "batch_id": res.batch_id})
+
+    async def read_op(request: Request) -> Any:
+        from pydantic import ValidationError
+
+        name = request.path_params["operation"]
+        if name not in api.READS:
+            return JSONResponse({"message": f"unknown read operation {name!r}"}, status_code=404)
+        try:
+            body = await read_body(request, MAX_READ_REQUEST_BYTES)
+            model = api.request_model(name)
+            req = model.model_validate_json(body or b"{}")
+            result = await run_in_threadpool(readers.run, lambda r: api.run_local(r, name, req))
+        except HTTPProblem as exc:
+            return JSONResponse({"message": exc.message}, status_code=exc.status)
+        except ValidationError as exc:
+            return JSONResponse({"message": f"invalid {name} request: {exc.errors()[0]['msg']}",
+                                 "error_class": "UsageError"}, status_code=400)
+        except ToolctlError as exc:
+            return JSONResponse({"message": exc.message, "hint": exc.hint,
+                                 "error_class": type(exc).__name__}, status_code=400)
+        return Response(b'{"result": ' + dumps(result) + b"}", media_type=JSON)
+
+    async def healthz(request: Request) -> Any:
+        items, nbytes = writes.depth()
+        return JSONResponse({"status": "ok", "pid": os.getpid(), "queue_items": items,
+                             "queue_bytes": nbytes})
+
+    @asynccontextmanager
+    async def lifespan(app: Any):
+        writes.start()
+        if config.url:
+            write_discovery(config.db_path, url=config.url)
+        try:
+            yield
+        finally:
+            # uvicorn has stopped accepting and finished the open requests: drain, close.
+            writes.close()
+            readers.close()
+            store.close()
+            remove_discovery(config.db_path)
+
+    app = Starlette(routes=[
+        Route("/v1/traces", traces, methods=["POST"]),
+        Route("/v1/logs", logs, methods=["POST"]),
+        Route("/v1/tool-calls", tool_calls, methods=["POST"]),
+        Route("/api/v1/read/{operation}", read_op, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+    ], lifespan=lifespan)
+    app.state.writes = writes
+    if config.token:
+        return BearerAuth(app, config.token)
+    return app
+
+
+def ndjson_table(body: bytes, first_line: int, max_line_bytes: int) -> Any:
+    """JSON lines → one Arrow table for ``write_line_batch`` (None if there are no lines)."""
+    import pyarrow as pa
+
+    from collector.parsers.jsonl import iter_line_batches
+    from toolctl.models import REJECT_RAW_CAP
+
+    tables = []
+    for batch in iter_line_batches(io.BytesIO(body), max_line_bytes=max_line_bytes,
+                                   chunk_bytes=max(len(body), 1), raw_cap=REJECT_RAW_CAP):
+        batch.first_line += first_line - 1
+        tables.append(batch.to_arrow(REJECT_RAW_CAP))
+    if not tables:
+        return None
+    return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+
+
+class BearerAuth:
+    """ASGI middleware: every path but /healthz needs ``Authorization: Bearer <token>``."""
+
+    def __init__(self, app: Any, token: str):
+        self.app = app
+        self.state = getattr(app, "state", None)
+        self._token = token.encode("utf-8")
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] != "/healthz":
+            given = b""
+            for key, value in scope.get("headers", []):
+                if key == b"authorization":
+                    given = value
+                    break
+            scheme, _, cred = given.partition(b" ")
+            if scheme.lower() != b"bearer" or not hmac.compare_digest(cred.strip(), self._token):
+                from starlette.responses import JSONResponse
+
+                resp = JSONResponse({"code": 16, "message": "missing or wrong bearer token"},
+                                    status_code=401, headers={"WWW-Authenticate": "Bearer"})
+                await resp(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

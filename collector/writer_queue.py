@@ -1,0 +1,141 @@
+"""One writer thread owns the store's write connection; requests enqueue work and wait.
+
+DuckDB allows one writing connection per file and a connection must not run two
+statements at once, so every write of ``toolctl serve`` goes through ``WriteQueue``: a
+request submits a job (a function of the store) and awaits its future, which resolves
+only after the job's transaction committed. A 2xx answer therefore always means "on
+disk": ``kill -9`` after it loses nothing.
+
+The queue is bounded by items and by bytes (the bodies a job holds). ``submit`` refuses
+work past either bound with ``QueueFullError`` instead of growing memory; the server
+answers 503 with ``Retry-After``. A job counts against the bounds until it finished,
+because its memory is held until then.
+
+Bursts: the writer wakes once per burst and runs everything queued back to back. Each
+job is still its own transaction: the writers it calls (``write_line_batch``,
+``write_span_batch``) own their transactions and return per-request accounting, which a
+merged transaction could not give exactly.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from toolctl.errors import ToolctlError
+
+
+class QueueFullError(ToolctlError):
+    """The write queue is at its item or byte bound; the caller should retry later."""
+
+    code = "queue_full"
+
+
+class QueueClosedError(ToolctlError):
+    """The collector is shutting down and takes no more writes."""
+
+    code = "queue_closed"
+
+
+@dataclass
+class Job:
+    """Work for the writer: ``run(store)`` returns the request's result."""
+
+    run: Callable[[Any], Any]
+    nbytes: int
+    future: Future = field(default_factory=Future)
+
+
+class WriteQueue:
+    """A bounded queue in front of one writer thread that owns ``store``."""
+
+    def __init__(self, store: Any, *, max_items: int = 1024, max_bytes: int = 256 * 1024 * 1024):
+        if max_items < 1 or max_bytes < 1:
+            raise ValueError("queue bounds must be positive")
+        self.store = store
+        self.max_items = max_items
+        self.max_bytes = max_bytes
+        self._jobs: deque[Job] = deque()
+        self._cond = threading.Condition()
+        self._items = 0  # queued + running
+        self._bytes = 0
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name="toolctl-writer", daemon=True)
+        self.committed_jobs = 0
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self, timeout: float | None = None) -> None:
+        """Refuse new work, finish everything queued, and stop the writer thread."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    # -- use -------------------------------------------------------------------------------
+    def depth(self) -> tuple[int, int]:
+        """(items, bytes) queued or being written."""
+        with self._cond:
+            return self._items, self._bytes
+
+    def submit(self, run: Callable[[Any], Any], nbytes: int) -> Future:
+        """Enqueue ``run(store)``; the future resolves after it committed (or raised).
+
+        Raises QueueFullError when the queue is at a bound (nothing was enqueued),
+        QueueClosedError after ``close``. A single job larger than ``max_bytes`` is
+        admitted only into an empty queue, so it can never be starved forever.
+        """
+        job = Job(run, nbytes)
+        with self._cond:
+            if self._closed:
+                raise QueueClosedError("the collector is shutting down", hint="retry against the next instance")
+            over_items = self._items + 1 > self.max_items
+            over_bytes = self._items > 0 and self._bytes + nbytes > self.max_bytes
+            if over_items or over_bytes:
+                raise QueueFullError(
+                    f"write queue is full ({self._items} requests, {self._bytes} bytes pending)",
+                    hint="retry after the Retry-After delay",
+                )
+            self._items += 1
+            self._bytes += nbytes
+            self._jobs.append(job)
+            self._cond.notify()
+        return job.future
+
+    # -- the writer thread -----------------------------------------------------------------
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._jobs and not self._closed:
+                    self._cond.wait()
+                if not self._jobs and self._closed:
+                    return
+                burst = list(self._jobs)
+                self._jobs.clear()
+            for job in burst:
+                self._run(job)
+
+    def _run(self, job: Job) -> None:
+        if not job.future.set_running_or_notify_cancel():
+            self._release(job)
+            return
+        try:
+            result = job.run(self.store)
+        except BaseException as exc:  # the caller gets the error; the writer keeps going
+            self._release(job)
+            job.future.set_exception(exc)
+        else:
+            self._release(job)
+            self.committed_jobs += 1
+            job.future.set_result(result)
+
+    def _release(self, job: Job) -> None:
+        with self._cond:
+            self._items -= 1
+            self._bytes -= job.nbytes

@@ -1,0 +1,94 @@
+"""`toolctl serve`: the live OTLP/HTTP collector for this store."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+DEFAULT_HOST = "127.0.0.1"  # mirrors collector.server (not imported: it pulls in the stack)
+DEFAULT_PORT = 4318
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to bind. Non-loopback needs a token.")] = DEFAULT_HOST,
+    port: Annotated[int, typer.Option(help="Port (4318 is OTLP/HTTP's; 0 picks a free one).", min=0, max=65535)] = DEFAULT_PORT,
+    token_file: Annotated[Optional[str], typer.Option(help="File holding the bearer token (else $TOOLCTL_TOKEN).")] = None,
+    max_body_bytes: Annotated[int, typer.Option(help="Largest request body, compressed and decompressed (413 above).", min=1024)] = 16 * 1024 * 1024,
+    max_line_bytes: Annotated[int, typer.Option(help="Longest accepted JSON line in bytes.", min=1)] = 1024 * 1024,
+    queue_max_items: Annotated[int, typer.Option(help="Requests waiting for the writer before 503.", min=1)] = 1024,
+    queue_max_bytes: Annotated[int, typer.Option(help="Bytes of bodies waiting for the writer before 503.", min=1)] = 256 * 1024 * 1024,
+) -> None:
+    """Receive OTLP/HTTP traces and logs and JSON lines into the store; serve reads while running.
+
+    Example: TOOLCTL_TOKEN=s3cret toolctl serve --host 0.0.0.0 --port 4318
+    """
+    import os
+    import signal
+    import socket
+    import sys
+
+    from toolctl.errors import StoreBusyError, ToolctlError, UsageError
+    from toolctl.remote import find_server, load_token
+
+    token = load_token(token_file)
+    if not _is_loopback(host) and not token:
+        raise UsageError(f"refusing to bind {host} without a token: anyone who can reach it could write to the store",
+                         hint="set TOOLCTL_TOKEN or pass --token-file, or bind 127.0.0.1")
+    db_path = ctx.obj.db_path
+    running = find_server(db_path)
+    if running:
+        raise StoreBusyError(f"store {db_path} is already served by pid {running.pid} at {running.url}",
+                             hint="send data to that collector, or stop it first")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError as exc:
+        sock.close()
+        raise ToolctlError(f"cannot listen on {host}:{port}: {exc.strerror}",
+                           hint="pick another --port, or stop what is using it") from exc
+    sock.listen(2048)
+    bound_port = sock.getsockname()[1]
+    shown_host = f"[{host.strip('[]')}]" if family == socket.AF_INET6 else host
+
+    import uvicorn
+
+    from collector.server import ServerConfig, create_app
+
+    store = ctx.obj.open_write()
+    url = f"http://{shown_host}:{bound_port}"
+    config = ServerConfig(db_path=db_path, token=token, max_body_bytes=max_body_bytes,
+                          max_line_bytes=max_line_bytes, queue_max_items=queue_max_items,
+                          queue_max_bytes=queue_max_bytes, url=url)
+    app = create_app(store, config)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on",
+                                           timeout_graceful_shutdown=30, access_log=False))
+    # uvicorn re-raises the signal it stopped on after restoring the previous handlers;
+    # handlers that do nothing make SIGTERM/SIGINT a clean exit 0 after the drain.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
+    sys.stderr.write(f"toolctl serve: {url} → {db_path} (pid {os.getpid()}"
+                     f"{', token required' if token else ''})\n")
+    sys.stderr.flush()
+    server.run(sockets=[sock])
+    if not server.started:
+        raise ToolctlError(f"the collector on {url} failed to start", hint="see the messages above")
+    sys.stderr.write("toolctl serve: stopped; every acknowledged request is stored\n")

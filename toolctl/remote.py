@@ -1,0 +1,243 @@
+"""Reaching a running ``toolctl serve``: its discovery file and an HTTP client.
+
+DuckDB lets one process hold a store file. While ``toolctl serve`` holds it, the server
+writes ``<store>.serve.json`` (pid, url) next to the store, atomically, and removes it on
+exit. Read commands look for that file first: if its pid is alive and ``/healthz``
+answers, the read operation is sent to the server (``POST /api/v1/read/{operation}``),
+which runs the same library function on its connection. A stale file (dead pid, no
+answer) is ignored.
+
+The token for a protected collector comes from ``TOOLCTL_TOKEN`` (or the file named by
+``TOOLCTL_TOKEN_FILE``); it is never written to the discovery file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from toolctl.errors import RemoteError, UsageError
+
+TOKEN_ENV = "TOOLCTL_TOKEN"
+TOKEN_FILE_ENV = "TOOLCTL_TOKEN_FILE"
+#: Bytes of JSON lines sent per forwarded request (below the server's default body limit).
+FORWARD_CHUNK_BYTES = 4 * 1024 * 1024
+
+
+def discovery_path(db_path: Path) -> Path:
+    """Where the server serving ``db_path`` announces itself."""
+    return db_path.with_name(db_path.name + ".serve.json")
+
+
+def write_discovery(db_path: Path, *, url: str, pid: int | None = None) -> Path:
+    """Announce a server for ``db_path`` (write to a temp file, then rename: atomic)."""
+    path = discovery_path(db_path)
+    doc = {"pid": pid or os.getpid(), "url": url, "db": str(db_path)}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(doc, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def remove_discovery(db_path: Path, *, pid: int | None = None) -> None:
+    """Remove the discovery file if it is ours (another server may have replaced it)."""
+    path = discovery_path(db_path)
+    try:
+        doc = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return
+    if doc.get("pid") == (pid or os.getpid()):
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def load_token(token_file: str | os.PathLike | None = None) -> str | None:
+    """The bearer token: ``token_file`` if given, else $TOOLCTL_TOKEN, else $TOOLCTL_TOKEN_FILE."""
+    if token_file is None and os.environ.get(TOKEN_ENV):
+        return os.environ[TOKEN_ENV].strip() or None
+    token_file = token_file or os.environ.get(TOKEN_FILE_ENV)
+    if not token_file:
+        return None
+    try:
+        token = Path(token_file).expanduser().read_text("utf-8").strip()
+    except OSError as exc:
+        raise UsageError(f"cannot read token file {token_file}: {exc.strerror}",
+                         hint="pass a readable file containing the token") from exc
+    if not token:
+        raise UsageError(f"token file {token_file} is empty", hint="put the bearer token in the file")
+    return token
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+@dataclass
+class ServerInfo:
+    url: str
+    pid: int
+
+
+def find_server(db_path: Path, *, timeout: float = 2.0) -> ServerInfo | None:
+    """The live server serving ``db_path``, or None (no file, dead pid, no /healthz answer)."""
+    path = discovery_path(db_path)
+    try:
+        doc = json.loads(path.read_text("utf-8"))
+        info = ServerInfo(url=str(doc["url"]).rstrip("/"), pid=int(doc["pid"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not _pid_alive(info.pid):
+        return None
+    import httpx
+
+    try:
+        resp = httpx.get(info.url + "/healthz", timeout=timeout)
+    except httpx.HTTPError:
+        return None
+    if resp.status_code != 200:
+        return None
+    try:
+        same = resp.json().get("pid") == info.pid  # not another process reusing the port
+    except ValueError:
+        return None
+    return info if same else None
+
+
+def _json_default(value: Any) -> Any:
+    from datetime import date, datetime, timedelta
+
+    if isinstance(value, datetime):  # same rendering as the CLI's print_json
+        return value.isoformat() + ("Z" if value.tzinfo is None else "")
+    if isinstance(value, (date, timedelta)):
+        return str(value)
+    from decimal import Decimal
+
+    if isinstance(value, Decimal):
+        return float(value)
+    return str(value)
+
+
+def dumps(doc: Any) -> bytes:
+    """JSON for the wire, rendering values as ``toolctl ... --format json`` does."""
+    return json.dumps(doc, ensure_ascii=False, default=_json_default).encode("utf-8")
+
+
+class RemoteStore:
+    """Stands in for a read-only Store while a server holds the file.
+
+    Only operations registered in ``toolctl.api`` can run through it; SQL cannot.
+    """
+
+    read_only = True
+
+    def __init__(self, info: ServerInfo, db_path: Path, *, timeout: float = 300.0):
+        import httpx
+
+        self.info = info
+        self.path = db_path
+        token = load_token()
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._client = httpx.Client(base_url=info.url, headers=headers, timeout=timeout)
+
+    def __enter__(self) -> "RemoteStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _fail(self, what: str, resp: Any) -> RemoteError:
+        try:
+            detail = resp.json().get("message") or resp.text
+        except ValueError:
+            detail = resp.text
+        hint = ("set TOOLCTL_TOKEN to the collector's token" if resp.status_code == 401
+                else "check the collector's log")
+        return RemoteError(f"collector at {self.info.url} (pid {self.info.pid}) refused {what}: "
+                           f"HTTP {resp.status_code}: {detail.strip()[:300]}", hint=hint)
+
+    def _post(self, path: str, **kwargs: Any) -> Any:
+        import httpx
+
+        try:
+            return self._client.post(path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise RemoteError(
+                f"collector at {self.info.url} (pid {self.info.pid}) serving {self.path} "
+                f"did not answer: {exc}",
+                hint="check that `toolctl serve` is still running, or stop it to read the file directly",
+            ) from exc
+
+    def read(self, operation: str, request: Any) -> Any:
+        """Run a registered read operation on the server; returns its JSON result."""
+        body = request.model_dump_json().encode("utf-8")
+        resp = self._post(f"/api/v1/read/{operation}", content=body,
+                          headers={"Content-Type": "application/json"})
+        if resp.status_code == 400:
+            doc = resp.json()
+            from toolctl import errors
+
+            cls = getattr(errors, doc.get("error_class", ""), None)
+            if isinstance(cls, type) and issubclass(cls, errors.ToolctlError):
+                raise cls(doc.get("message", ""), hint=doc.get("hint"))
+        if resp.status_code != 200:
+            raise self._fail(f"read operation {operation!r}", resp)
+        return resp.json()["result"]
+
+    def send_lines(self, data: bytes, *, source: str, first_line: int, kind: str) -> dict:
+        """POST JSON lines to ``/v1/tool-calls``; returns lines/accepted/duplicates/rejected."""
+        headers = {"Content-Type": "application/x-ndjson", "X-Toolctl-Source": _header_safe(source),
+                   "X-Toolctl-First-Line": str(first_line), "X-Toolctl-Kind": kind}
+        resp = self._post("/v1/tool-calls", content=data, headers=headers)
+        if resp.status_code != 200:
+            raise self._fail(f"lines {first_line}+ of {source}", resp)
+        return resp.json()
+
+    # Anything that would run SQL here means a command is not routed through toolctl.api.
+    def _not_remote(self, *args: Any, **kwargs: Any) -> Any:
+        raise RemoteError(
+            f"this command cannot run while `toolctl serve` (pid {self.info.pid}) holds {self.path}",
+            hint="stop the collector (SIGTERM) and run it again",
+        )
+
+    fetch_dicts = row = scalar = execute = _not_remote
+
+
+def _header_safe(text: str) -> str:
+    return text.encode("ascii", "backslashreplace").decode("ascii").replace("\r", " ").replace("\n", " ")
+
+
+def chunk_lines(stream: Any, chunk_bytes: int = FORWARD_CHUNK_BYTES) -> Iterator[tuple[int, bytes]]:
+    """Split a byte stream into (first line number, bytes) chunks that end at a newline."""
+    line = 1
+    carry = b""
+    while True:
+        data = stream.read(chunk_bytes)
+        if not data:
+            break
+        buf = carry + data
+        cut = buf.rfind(b"\n")
+        if cut < 0:
+            carry = buf  # one line longer than a chunk: keep reading until it ends
+            continue
+        chunk, carry = buf[:cut + 1], buf[cut + 1:]
+        yield line, chunk
+        line += chunk.count(b"\n")
+    if carry:
+        yield line, carry
