@@ -1,0 +1,376 @@
+"""`toolctl serve` as operators run it: a real subprocess on an ephemeral port, real HTTP."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import duckdb
+import httpx
+import pytest
+
+from tests.conftest import REPO, run_toolctl
+
+TOKEN = "t0ps3cret-token"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Served:
+    """A running `toolctl serve` subprocess for one store."""
+
+    def __init__(self, db: Path, *args: str, env: dict | None = None):
+        self.db = db
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "toolctl", "--db", str(db), "serve", "--port", str(self.port), *args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=full_env, cwd=REPO,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"serve exited {self.proc.returncode}: {self.proc.stderr.read().decode()}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200 and self.discovery.exists():
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                self.kill()
+                raise AssertionError("serve did not become ready")
+            time.sleep(0.05)
+
+    @property
+    def discovery(self) -> Path:
+        return self.db.with_name(self.db.name + ".serve.json")
+
+    def post(self, path: str, content: bytes, headers: dict | None = None, token: str | None = None):
+        headers = dict(headers or {})
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return httpx.post(self.url + path, content=content, headers=headers, timeout=60)
+
+    def stop(self) -> int:
+        """SIGTERM and wait: the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=60)
+        finally:
+            self.proc.stdout.close()
+            self.proc.stderr.close()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=30)
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+
+
+@pytest.fixture
+def serve(tmp_path):
+    started: list[Served] = []
+
+    def start(*args: str, db: Path | None = None, env: dict | None = None) -> Served:
+        s = Served(db or tmp_path / "store.duckdb", *args, env=env)
+        started.append(s)
+        return s
+
+    yield start
+    for s in started:
+        if s.proc.poll() is None:
+            s.kill()
+
+
+def table_counts(db: Path) -> dict[str, int]:
+    """Rows per table, read straight from the file (the server must be stopped)."""
+    conn = duckdb.connect(str(db), read_only=True)
+    try:
+        return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]  # fixed names
+                for t in ("events", "spans", "rejects", "batches")}
+    finally:
+        conn.close()
+
+
+NOTHING = {"events": 0, "spans": 0, "rejects": 0, "batches": 0}
+
+
+def ev(i: int, **kw) -> dict:
+    doc = {"event_id": f"e{i}", "ts": "2026-11-24T06:00:00Z", "tool": "search", "status": "ok",
+           "latency_ms": float(i)}
+    doc.update(kw)
+    return doc
+
+
+def ndjson(docs) -> bytes:
+    return "".join((d if isinstance(d, str) else json.dumps(d)) + "\n" for d in docs).encode()
+
+
+NDJSON = {"Content-Type": "application/x-ndjson"}
+
+
+# -- JSON lines ---------------------------------------------------------------------------------
+def test_tool_calls_endpoint_counts_each_line_once_plain_and_gzip(serve, tmp_path):
+    s = serve()
+    body = ndjson([ev(1), ev(2), "{not json", ev(3, status="maybe"), ev(1)])
+    r = s.post("/v1/tool-calls", body, NDJSON)
+    assert r.status_code == 200
+    assert {k: r.json()[k] for k in ("lines", "accepted", "duplicates", "rejected")} == \
+        {"lines": 5, "accepted": 2, "duplicates": 1, "rejected": 2}
+    r = s.post("/v1/tool-calls", gzip.compress(ndjson([ev(2), ev(4)])), {**NDJSON, "Content-Encoding": "gzip"})
+    assert r.status_code == 200 and r.json()["accepted"] == 1 and r.json()["duplicates"] == 1
+    assert s.stop() == 0
+    counts = table_counts(s.db)
+    assert counts["events"] == 3 and counts["rejects"] == 2
+
+
+# -- OTLP logs ----------------------------------------------------------------------------------
+def _kv(d: dict) -> dict:
+    def val(v):
+        if isinstance(v, bool):
+            return {"boolValue": v}
+        if isinstance(v, int):
+            return {"intValue": str(v)}
+        if isinstance(v, float):
+            return {"doubleValue": v}
+        return {"stringValue": v}
+    return {"kvlistValue": {"values": [{"key": k, "value": val(v)} for k, v in d.items()]}}
+
+
+def test_logs_with_event_bodies_are_stored_and_other_bodies_are_partial_success(serve):
+    s = serve()
+    records = [{"body": _kv(ev(1, latency_ms=12.5))},
+               {"body": {"stringValue": json.dumps(ev(2))}},
+               {"body": {"stringValue": "just a message"}},
+               {"body": _kv({"event_id": "e3", "tool": "x"})}]  # an object, but not a valid event
+    doc = {"resourceLogs": [{"scopeLogs": [{"logRecords": records}]}]}
+    r = s.post("/v1/logs", json.dumps(doc).encode(), {"Content-Type": "application/json"})
+    assert r.status_code == 200
+    assert r.json()["partialSuccess"]["rejectedLogRecords"] == 2
+    assert "logRecords[2]" in r.json()["partialSuccess"]["errorMessage"]
+
+    from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+    from opentelemetry.proto.common.v1 import common_pb2
+
+    req = logs_service_pb2.ExportLogsServiceRequest()
+    rec = req.resource_logs.add().scope_logs.add().log_records.add()
+    for k, v in ev(4).items():
+        kv = rec.body.kvlist_value.values.add(key=k)
+        if isinstance(v, float):
+            kv.value.double_value = v
+        else:
+            kv.value.string_value = v
+    r = s.post("/v1/logs", gzip.compress(req.SerializeToString()),
+               {"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"})
+    assert r.status_code == 200 and r.headers["content-type"] == "application/x-protobuf"
+    resp = logs_service_pb2.ExportLogsServiceResponse.FromString(r.content)
+    assert resp.partial_success.rejected_log_records == 0
+    assert common_pb2  # the AnyValue module the body came from
+    assert s.stop() == 0
+    conn = duckdb.connect(str(s.db), read_only=True)
+    rows = conn.execute("SELECT event_id, latency_ms FROM events ORDER BY event_id").fetchall()
+    conn.close()
+    assert rows == [("e1", 12.5), ("e2", 2.0), ("e4", 4.0)]
+
+
+# -- OTLP traces --------------------------------------------------------------------------------
+def _otlp_json_span(trace: str, span: str, start: int, end: int, **attrs) -> dict:
+    return {"traceId": trace, "spanId": span, "name": "execute_tool", "kind": 1,
+            "startTimeUnixNano": str(start), "endTimeUnixNano": str(end),
+            "attributes": [{"key": k, "value": {"stringValue": v}} for k, v in attrs.items()]}
+
+
+def test_traces_json_gzip_stores_spans_and_reports_rejected_ones(serve):
+    s = serve()
+    t0 = 1_764_000_000_000_000_000
+    good = _otlp_json_span("ab" * 16, "cd" * 8, t0, t0 + 7_000_000,
+                           **{"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "lookup",
+                              "gen_ai.tool.call.id": "call-1"})
+    bad = _otlp_json_span("zz", "cd" * 8, t0, t0 + 1, **{"gen_ai.tool.name": "x"})
+    doc = {"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "svc"}}]},
+                              "scopeSpans": [{"spans": [good, bad]}]}]}
+    r = s.post("/v1/traces", gzip.compress(json.dumps(doc).encode()),
+               {"Content-Type": "application/json", "Content-Encoding": "gzip"})
+    assert r.status_code == 200, r.text
+    assert r.json()["partialSuccess"]["rejectedSpans"] == 1
+    assert r.json()["partialSuccess"]["errorMessage"]
+    # The same span again: stored once.
+    r = s.post("/v1/traces", json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [good]}]}]}).encode(),
+               {"Content-Type": "application/json"})
+    assert r.status_code == 200 and r.json() == {}
+    stats = run_toolctl("--db", s.db, "stats", "--format", "json")
+    assert stats.returncode == 0, stats.stderr
+    assert json.loads(stats.stdout)[0]["calls"] == 1 and json.loads(stats.stdout)[0]["p50_ms"] == 7.0
+    assert s.stop() == 0
+    assert table_counts(s.db)["spans"] == 1
+
+
+# -- refusals: status code, clear message, nothing stored ----------------------------------------
+def test_requests_without_the_token_get_401_and_store_nothing(serve):
+    s = serve(env={"TOOLCTL_TOKEN": TOKEN})
+    body = ndjson([ev(1)])
+    assert s.post("/v1/tool-calls", body, NDJSON).status_code == 401
+    assert s.post("/v1/tool-calls", body, NDJSON, token="wrong").status_code == 401
+    assert s.post("/v1/traces", b"{}", {"Content-Type": "application/json"}).status_code == 401
+    assert s.post("/v1/logs", b"{}", {"Content-Type": "application/json"}).status_code == 401
+    assert s.post("/api/v1/read/stats", b"{}", {"Content-Type": "application/json"}).status_code == 401
+    assert httpx.get(s.url + "/healthz").status_code == 200  # readiness needs no token
+    # The CLI without the token is refused with a clear message, not a lock error.
+    res = run_toolctl("--db", s.db, "stats", "--format", "json")
+    assert res.returncode == 1 and "401" in res.stderr and "TOOLCTL_TOKEN" in res.stderr
+    assert s.stop() == 0
+    assert table_counts(s.db) == NOTHING
+
+
+def test_token_file_is_accepted_and_cli_reads_with_the_same_token(serve, tmp_path):
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    s = serve("--token-file", str(token_file))
+    assert s.post("/v1/tool-calls", ndjson([ev(5)]), NDJSON, token=TOKEN).status_code == 200
+    res = run_toolctl("--db", s.db, "stats", "--format", "json", env={"TOOLCTL_TOKEN": TOKEN})
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)[0]["calls"] == 1
+    assert s.stop() == 0
+
+
+def test_oversize_bodies_and_gzip_bombs_get_413_and_store_nothing(serve):
+    limit = 64 * 1024
+    s = serve("--max-body-bytes", str(limit))
+    big = ndjson([ev(i, message="x" * 100) for i in range(1000)])  # ~150 KB
+    assert len(big) > limit
+    r = s.post("/v1/tool-calls", big, NDJSON)
+    assert r.status_code == 413 and "--max-body-bytes" in r.json()["message"]
+    bomb = gzip.compress(b"\n" * (50 * 1024 * 1024))  # 50 MiB of newlines in ~50 KB
+    assert len(bomb) < limit
+    r = s.post("/v1/tool-calls", bomb, {**NDJSON, "Content-Encoding": "gzip"})
+    assert r.status_code == 413
+    r = s.post("/v1/traces", bomb, {"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"})
+    assert r.status_code == 413
+    from google.rpc import status_pb2
+
+    assert "limit" in status_pb2.Status.FromString(r.content).message
+    # Chunked upload (no Content-Length) is bounded while reading too.
+    r = httpx.post(s.url + "/v1/tool-calls", content=iter([big[:40_000], big[40_000:]]), headers=NDJSON)
+    assert r.status_code == 413
+    assert httpx.get(s.url + "/healthz").status_code == 200  # still serving
+    assert s.stop() == 0
+    assert table_counts(s.db) == NOTHING
+
+
+def test_malformed_payloads_get_400_with_a_clear_message_and_store_nothing(serve):
+    s = serve()
+    r = s.post("/v1/traces", b"\xff\xfe not protobuf", {"Content-Type": "application/x-protobuf"})
+    assert r.status_code == 400 and r.headers["content-type"] == "application/x-protobuf"
+    from google.rpc import status_pb2
+
+    assert status_pb2.Status.FromString(r.content).message
+    r = s.post("/v1/traces", b"{not json", {"Content-Type": "application/json"})
+    assert r.status_code == 400 and "JSON" in r.json()["message"]
+    r = s.post("/v1/logs", b"[1, 2]", {"Content-Type": "application/json"})
+    assert r.status_code == 400 and "ExportLogsServiceRequest" in r.json()["message"]
+    r = s.post("/v1/tool-calls", b"\x1f\x8b\x08 truncated", {**NDJSON, "Content-Encoding": "gzip"})
+    assert r.status_code == 400 and "gzip" in r.json()["message"]
+    assert s.stop() == 0
+    assert table_counts(s.db) == NOTHING
+
+
+def test_wrong_content_type_gets_415_and_stores_nothing(serve):
+    s = serve()
+    assert s.post("/v1/traces", b"{}", {"Content-Type": "text/html"}).status_code == 415
+    assert s.post("/v1/logs", b"{}", {"Content-Type": "application/xml"}).status_code == 415
+    assert s.post("/v1/tool-calls", ndjson([ev(1)]), {"Content-Type": "image/png"}).status_code == 415
+    r = s.post("/v1/tool-calls", ndjson([ev(1)]), {**NDJSON, "Content-Encoding": "br"})
+    assert r.status_code == 415 and "Content-Encoding" in r.json()["message"]
+    assert s.stop() == 0
+    assert table_counts(s.db) == NOTHING
+
+
+def test_binding_a_non_loopback_address_without_a_token_exits_2(tmp_path):
+    res = run_toolctl("--db", tmp_path / "s.duckdb", "serve", "--host", "0.0.0.0", "--port", free_port())
+    assert res.returncode == 2
+    assert "refusing to bind 0.0.0.0 without a token" in res.stderr
+    assert not (tmp_path / "s.duckdb").exists()
+
+
+# -- durability and lifecycle -------------------------------------------------------------------
+@pytest.mark.slow
+def test_kill_9_after_2xx_loses_nothing(serve, tmp_path):
+    s = serve()
+    acked = set()
+    for n in range(5):
+        docs = [ev(n * 100 + i) for i in range(100)]
+        r = s.post("/v1/tool-calls", ndjson(docs), NDJSON)
+        assert r.status_code == 200 and r.json()["accepted"] == 100
+        acked.update(d["event_id"] for d in docs)
+    s.kill()  # SIGKILL: no shutdown, no flush
+    assert s.proc.returncode == -signal.SIGKILL
+    assert s.discovery.exists()  # left behind, and must be ignored from now on
+    res = run_toolctl("--db", s.db, "stats", "--format", "json")  # stale file → local read
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)[0]["calls"] == len(acked)
+    s2 = serve()  # restart on the same store
+    r = s2.post("/v1/tool-calls", ndjson([ev(1), ev(10_000)]), NDJSON)
+    assert r.json()["duplicates"] == 1 and r.json()["accepted"] == 1
+    assert s2.stop() == 0
+    conn = duckdb.connect(str(s.db), read_only=True)
+    ids = {r[0] for r in conn.execute("SELECT event_id FROM events").fetchall()}
+    conn.close()
+    assert ids == acked | {"e10000"}
+
+
+def test_sigterm_exits_0_and_removes_the_discovery_file(serve):
+    s = serve()
+    doc = json.loads(s.discovery.read_text())
+    assert doc["pid"] == s.proc.pid and doc["url"] == s.url
+    assert s.post("/v1/tool-calls", ndjson([ev(1)]), NDJSON).status_code == 200
+    assert s.stop() == 0
+    assert not s.discovery.exists()
+    assert table_counts(s.db)["events"] == 1
+
+
+def test_a_second_serve_on_the_same_store_is_refused(serve):
+    s = serve()
+    res = run_toolctl("--db", s.db, "serve", "--port", free_port())
+    assert res.returncode == 4 and f"already served by pid {s.proc.pid}" in res.stderr
+    assert s.stop() == 0
+
+
+def test_full_queue_answers_503_with_retry_after_and_stores_that_request_nothing(serve):
+    s = serve("--queue-max-items", "1", "--max-body-bytes", str(128 * 1024 * 1024))
+    big = ndjson([ev(i, args={"q": "x" * 200}) for i in range(60_000)])
+    results = {}
+
+    def send_big():
+        results["big"] = s.post("/v1/tool-calls", big, NDJSON)
+
+    t = threading.Thread(target=send_big)
+    t.start()
+    deadline = time.monotonic() + 60
+    while httpx.get(s.url + "/healthz").json()["queue_items"] < 1:  # the big one is being written
+        assert time.monotonic() < deadline and t.is_alive()
+        time.sleep(0.005)
+    r = s.post("/v1/tool-calls", ndjson([ev(999_999)]), NDJSON)
+    t.join()
+    assert r.status_code == 503 and r.headers["retry-after"] == "1"
+    assert results["big"].status_code == 200 and results["big"].json()["accepted"] == 60_000
+    assert s.stop() == 0
+    conn = duckdb.connect(str(s.db), read_only=True)
+    assert conn.execute("SELECT count(*) FROM events WHERE event_id = 'e999999'").fetchall() == [(0,)]
+    assert conn.execute("SELECT count(*) FROM events").fetchall() == [(60_000,)]
+    conn.close()
