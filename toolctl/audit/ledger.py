@@ -1,0 +1,297 @@
+"""The append-only, hash-chained ledger: what was written, when, from where.
+
+Every ingest batch (JSON lines or spans) gets an entry holding the batch id, its source,
+the number of rows it stored and ``rows_digest``: sha256 over the ordered per-row sha256s
+of the stored rows' canonical JSON, computed in DuckDB inside the batch's transaction
+(``queries/row_hashes.sql``). A fully read source gets an ``ingest_source`` entry with its
+content hash. Control-plane mutations (gate decisions, baseline saves, runbook runs,
+prunes, configuration changes) are entries too: ``record_event(store, kind, payload)``.
+
+Each entry's ``entry_hash`` is sha256 of its canonical JSON, which includes the previous
+entry's hash: altering, inserting or deleting an entry breaks the chain after it. With
+``TOOLCTL_LEDGER_KEY`` set, ``hmac`` = HMAC-SHA256(key, entry_hash), so someone holding
+only the database file cannot rewrite the chain consistently.
+
+``verify`` recomputes every batch digest from the stored rows and walks the chain.
+
+Pruning (a later ``toolctl db prune``) records a ``prune`` entry with
+``record_prune(store, batch_ids, payload)``: it re-digests the batches it touched and the
+entry's ``payload.batch_digests`` become the expected digests for those batches from then on,
+so verify keeps passing while a row removed outside a prune is still caught.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac as hmac_mod
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from typing import Any, Iterable
+
+from toolctl.audit import load_query
+from toolctl.errors import ToolctlError
+
+LEDGER_KEY_ENV = "TOOLCTL_LEDGER_KEY"
+EXIT_TAMPERED = 5
+
+#: Entry kinds toolctl writes itself; record_event accepts any snake_case kind.
+BATCH_KINDS = ("ingest_batch", "span_batch", "adopt")
+
+_ENTRY_FIELDS = ("seq", "kind", "created_at", "batch_id", "source", "source_sha256", "row_count",
+                 "rows_digest", "payload", "prev_hash")
+
+
+class LedgerTamperedError(ToolctlError):
+    """``audit verify`` found stored rows or ledger entries that toolctl did not write."""
+
+    exit_code = EXIT_TAMPERED
+    code = "ledger_tampered"
+
+
+# -- canonical forms -----------------------------------------------------------------------
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value.isoformat(timespec="microseconds") + "Z"
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    return str(value)
+
+
+def canonical_json(value: Any) -> str:
+    """Sorted keys, no whitespace, UTF-8 text: the form every hash is taken over."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      default=_json_default, allow_nan=False)
+
+
+def _normalise_payload(payload: dict) -> dict:
+    return json.loads(canonical_json(payload))
+
+
+def _ts_text(value: datetime) -> str:
+    return value.isoformat(timespec="microseconds")
+
+
+def entry_hash(entry: dict) -> str:
+    """sha256 of the entry's canonical JSON (the fields in ``_ENTRY_FIELDS``)."""
+    doc = {k: entry.get(k) for k in _ENTRY_FIELDS}
+    doc["created_at"] = _ts_text(entry["created_at"])
+    return hashlib.sha256(canonical_json(doc).encode("utf-8")).hexdigest()
+
+
+def ledger_key() -> bytes | None:
+    key = os.environ.get(LEDGER_KEY_ENV)
+    return key.encode("utf-8") if key else None
+
+
+def sign(entry_hash_hex: str, key: bytes) -> str:
+    return hmac_mod.new(key, entry_hash_hex.encode("ascii"), hashlib.sha256).hexdigest()
+
+
+# -- writing -------------------------------------------------------------------------------
+def batch_digest(store: Any, batch_id: int) -> tuple[int, str]:
+    """(row_count, rows_digest) of the rows stored under ``batch_id`` (events, rejects, spans)."""
+    count, digest = store.row(load_query("row_hashes") + load_query("batch_digest"),
+                              {"batch_id": batch_id})
+    return int(count), digest
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _append(store: Any, *, kind: str, payload: dict, batch_id: int | None = None,
+            source: str | None = None, source_sha256: str | None = None,
+            row_count: int | None = None, rows_digest: str | None = None) -> dict:
+    last = store.row("SELECT entry_hash FROM ledger ORDER BY seq DESC LIMIT 1")
+    if last is None and kind != "adopt":
+        _adopt_existing(store, exclude=batch_id)
+        last = store.row("SELECT entry_hash FROM ledger ORDER BY seq DESC LIMIT 1")
+    entry = {
+        "seq": int(store.scalar("SELECT nextval('ledger_seq')")),
+        "kind": kind,
+        "created_at": _now(),
+        "batch_id": batch_id,
+        "source": source,
+        "source_sha256": source_sha256,
+        "row_count": row_count,
+        "rows_digest": rows_digest,
+        "payload": _normalise_payload(payload),
+        "prev_hash": last[0] if last else "",
+    }
+    entry["entry_hash"] = entry_hash(entry)
+    key = ledger_key()
+    entry["hmac"] = sign(entry["entry_hash"], key) if key else None
+    store.execute(
+        "INSERT INTO ledger (seq, kind, created_at, batch_id, source, source_sha256, row_count,"
+        " rows_digest, payload, prev_hash, entry_hash, hmac)"
+        " VALUES ($seq, $kind, $created_at, $batch_id, $source, $source_sha256, $row_count,"
+        " $rows_digest, $payload, $prev_hash, $entry_hash, $hmac)",
+        {**entry, "payload": canonical_json(entry["payload"])},
+    ).fetchall()
+    return entry
+
+
+def _adopt_existing(store: Any, exclude: int | None) -> None:
+    """First entry of a store that held rows before the ledger existed: digest them all."""
+    rows = [r for r in store.fetch_dicts(load_query("row_hashes") + load_query("all_batch_digests"))
+            if r["batch_id"] != exclude]
+    if not rows:
+        return
+    digests = {str(r["batch_id"]): {"row_count": int(r["row_count"]), "rows_digest": r["rows_digest"]}
+               for r in rows}
+    _append(store, kind="adopt", payload={"batch_digests": digests,
+                                          "note": "rows stored before the ledger existed"})
+
+
+def record_batch(store: Any, batch_id: int, *, kind: str, source: str, batch_kind: str = "ingest_batch",
+                 extra: dict | None = None) -> dict:
+    """Ledger entry for one ingest batch; call inside the batch's transaction, after its inserts."""
+    count, digest = batch_digest(store, batch_id)
+    payload = {"transport": kind, **(extra or {})}
+    return _append(store, kind=batch_kind, payload=payload, batch_id=batch_id, source=source,
+                   row_count=count, rows_digest=digest)
+
+
+def record_source(store: Any, *, source: str, sha256: str, payload: dict) -> dict:
+    """Ledger entry for a source read to the end (file or stdin) with its content hash."""
+    return _append(store, kind="ingest_source", payload=payload, source=source, source_sha256=sha256)
+
+
+def record_event(store: Any, kind: str, payload: dict) -> dict:
+    """Append a control-plane entry (gate decision, baseline save, runbook run, config change).
+
+    ``payload`` must be JSON-serialisable (datetimes become ISO-8601 UTC strings). Returns
+    the entry as a dict (seq, kind, created_at, payload, prev_hash, entry_hash, hmac, ...).
+    Runs in the caller's transaction if one is open.
+    """
+    return _append(store, kind=kind, payload=payload)
+
+
+def record_prune(store: Any, batch_ids: Iterable[int], payload: dict) -> dict:
+    """Record a retention purge: call after deleting rows, in the same transaction.
+
+    The batches' digests are recomputed from what remains and stored in
+    ``payload['batch_digests']``; verify expects those from this entry on.
+    """
+    digests = {}
+    for bid in sorted(set(int(b) for b in batch_ids)):
+        count, digest = batch_digest(store, bid)
+        digests[str(bid)] = {"row_count": count, "rows_digest": digest}
+    return _append(store, kind="prune", payload={**payload, "batch_digests": digests})
+
+
+# -- reading -------------------------------------------------------------------------------
+def list_entries(store: Any, *, kind: str | None = None, limit: int = 100) -> list[dict]:
+    """Ledger entries, newest first."""
+    rows = store.fetch_dicts(
+        "SELECT seq, kind, created_at, batch_id, source, source_sha256, row_count, rows_digest,"
+        " payload, prev_hash, entry_hash, hmac FROM ledger"
+        " WHERE ($kind IS NULL OR kind = $kind) ORDER BY seq DESC LIMIT $limit",
+        {"kind": kind, "limit": limit},
+    )
+    for r in rows:
+        r["payload"] = json.loads(r["payload"]) if r["payload"] is not None else None
+    return rows
+
+
+@dataclass
+class Problem:
+    seq: int | None  # the ledger entry concerned (None: rows no entry accounts for)
+    what: str
+
+    def to_dict(self) -> dict:
+        return {"seq": self.seq, "problem": self.what}
+
+
+@dataclass
+class VerifyReport:
+    entries: int = 0
+    signed: int = 0
+    signatures_checked: bool = False
+    batches: int = 0
+    rows: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def intact(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict:
+        return {"intact": self.intact, "entries": self.entries, "signed": self.signed,
+                "signatures_checked": self.signatures_checked, "batches": self.batches,
+                "rows": self.rows, "problems": [p.to_dict() for p in self.problems]}
+
+
+def verify(store: Any) -> VerifyReport:
+    """Walk the chain and recompute every batch digest from the stored rows.
+
+    Returns a VerifyReport; ``problems`` is ordered by ledger entry, the first one being
+    the first broken entry. Rows under a batch id no entry accounts for are reported last.
+    """
+    report = VerifyReport()
+    key = ledger_key()
+    report.signatures_checked = key is not None
+    entries = store.fetch_dicts(
+        "SELECT seq, kind, created_at, batch_id, source, source_sha256, row_count, rows_digest,"
+        " payload, prev_hash, entry_hash, hmac FROM ledger ORDER BY seq")
+    report.entries = len(entries)
+    expected: dict[int, tuple[int, str, int]] = {}  # batch_id -> (count, digest, seq)
+    prev = ""
+    seen_signed = False
+    for e in entries:
+        seq = e["seq"]
+        try:
+            e["payload"] = json.loads(e["payload"])
+        except (TypeError, ValueError):
+            report.problems.append(Problem(seq, "payload is not valid JSON: the entry was altered"))
+            prev = e["entry_hash"]
+            continue
+        if e["prev_hash"] != prev:
+            report.problems.append(Problem(
+                seq, "prev_hash does not match the previous entry's hash: an entry before it "
+                     "was deleted, inserted or altered"))
+        recomputed = entry_hash(e)
+        if recomputed != e["entry_hash"]:
+            report.problems.append(Problem(
+                seq, f"entry contents do not match its entry_hash: the entry was altered "
+                     f"(stored {e['entry_hash'][:12]}…, recomputed {recomputed[:12]}…)"))
+        if e["hmac"]:
+            report.signed += 1
+            seen_signed = True
+            if key is not None and not hmac_mod.compare_digest(e["hmac"], sign(e["entry_hash"], key)):
+                report.problems.append(Problem(seq, "HMAC does not match TOOLCTL_LEDGER_KEY: the entry "
+                                                    "was re-hashed without the key (or the key differs)"))
+        elif seen_signed and key is not None:
+            report.problems.append(Problem(seq, "entry is unsigned although earlier entries are signed"))
+        prev = e["entry_hash"]
+        if e["kind"] in BATCH_KINDS and e["batch_id"] is not None:
+            expected[int(e["batch_id"])] = (int(e["row_count"]), e["rows_digest"], seq)
+        for bid, d in (e["payload"].get("batch_digests") or {}).items():
+            expected[int(bid)] = (int(d["row_count"]), d["rows_digest"], seq)
+
+    actual = {int(r["batch_id"]): (int(r["row_count"]), r["rows_digest"])
+              for r in store.fetch_dicts(load_query("row_hashes") + load_query("all_batch_digests"))}
+    report.batches = len(actual)
+    report.rows = sum(c for c, _ in actual.values())
+    for bid, (count, digest, seq) in expected.items():
+        got_count, got_digest = actual.get(bid, (0, hashlib.sha256(b"").hexdigest()))
+        if got_count < count:
+            report.problems.append(Problem(seq, f"batch {bid}: {count - got_count} stored row(s) "
+                                                f"deleted (ledger {count}, found {got_count})"))
+        elif got_count > count:
+            report.problems.append(Problem(seq, f"batch {bid}: {got_count - count} row(s) inserted "
+                                                f"outside toolctl (ledger {count}, found {got_count})"))
+        elif got_digest != digest:
+            report.problems.append(Problem(seq, f"batch {bid}: stored rows were edited "
+                                                f"({count} rows, digest differs)"))
+    for bid in sorted(set(actual) - set(expected)):
+        report.problems.append(Problem(None, f"batch {bid}: {actual[bid][0]} row(s) that no ledger "
+                                             f"entry records (inserted outside toolctl)"))
+    report.problems.sort(key=lambda p: (p.seq is None, p.seq or 0))
+    return report
