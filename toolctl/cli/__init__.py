@@ -11,6 +11,9 @@ from toolctl.cli import db as db_cmd
 from toolctl.cli import ingest as ingest_cmd
 from toolctl.cli import serve as serve_cmd
 from toolctl.cli import stats as stats_cmd
+from toolctl.cli import baseline as baseline_cmd
+from toolctl.cli import gate as gate_cmd
+from toolctl.cli import runbook as runbook_cmd
 from toolctl.cli._context import State
 from toolctl.errors import ToolctlError
 
@@ -41,6 +44,9 @@ ingest_cmd.register(app)
 stats_cmd.register(app)
 serve_cmd.register(app)
 app.add_typer(db_cmd.app, name="db")
+gate_cmd.register(app)
+runbook_cmd.register(app)
+baseline_cmd.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,117 @@
+"""The gate's statistics layer, run directly (no store, no CLI): known answers and the
+A/A false-rollback rate over 200 seeds."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from toolctl.gate import evaluate_checks
+from toolctl.gate import statistics as st
+from toolctl.gate.data import ArmData, EvalContext
+from toolctl.gate.runbook import load_runbook, min_samples_default
+from toolctl.gate.verdict import decide
+
+#: Documented bound (docs/gate.md): A/A rolls back in under 2% of repeated-look runs.
+AA_FALSE_ROLLBACK_BOUND = 0.02
+
+
+def test_min_samples_to_bound_p95_and_p99_are_59_and_299():
+    # 1 - q^n >= 0.95, solved by hand: 0.95^58 = 0.0510 > 0.05, 0.95^59 = 0.0485.
+    assert st.min_samples_for_quantile(0.95) == 59
+    assert st.min_samples_for_quantile(0.99) == 299
+    assert 0.95 ** 58 > 0.05 > 0.95 ** 59
+
+
+def test_runbook_default_min_samples_follow_the_quantile():
+    rb = load_runbook("canary-promotion")
+    by_name = {c.name: c for c in rb.checks}
+    assert min_samples_default(by_name["p95-latency"]) == 59
+    assert min_samples_default(by_name["p99-latency"]) == 299
+
+
+def test_wilson_interval_matches_the_textbook_value():
+    # Wilson 95% for 0/100: upper = z^2/(n+z^2) = 3.8415/103.8415 = 0.03699.
+    iv = st.wilson(0, 100, 0.95)
+    assert iv.lower == pytest.approx(0.0, abs=1e-12)
+    assert iv.upper == pytest.approx(3.841459 / 103.841459, rel=1e-4)
+
+
+def test_newcombe_difference_is_not_degenerate_with_zero_errors():
+    iv = st.newcombe_diff(0, 200, 0, 200)
+    assert iv.estimate == 0 and iv.lower < 0 < iv.upper
+
+
+def test_order_statistic_interval_covers_the_true_quantile_at_its_level():
+    rng = np.random.default_rng(1)
+    true_p95 = math.exp(0.5 * 1.6448536)  # lognormal(0, 0.5)
+    hits = 0
+    for _ in range(400):
+        x = np.sort(rng.lognormal(0, 0.5, 500))
+        iv = st.quantile_interval(x, 0.95, 0.90)
+        hits += iv.lower <= true_p95 <= iv.upper
+    assert hits / 400 >= 0.86  # nominal 0.90, binomial slack
+
+
+def test_quantile_estimate_is_numpy_linear_interpolation():
+    x = np.sort(np.arange(1.0, 101.0))
+    assert st.quantile_interval(x, 0.95, 0.95).estimate == pytest.approx(95.05)
+
+
+def _arm(rng, n, err=0.003, lat_scale=1.0, sigma=0.5, tail=None):
+    lat = rng.lognormal(math.log(100), sigma, n) * lat_scale
+    if tail is not None:
+        idx = rng.random(n) < tail
+        lat[idx] *= 4.0
+    errors = int((rng.random(n) < err).sum())
+    counts = {"attempts": n, "calls": n, "errors": errors, "auth_failures": 0, "retries": 0,
+              "abandoned": 0, "validation_errors": 0, "conf_n": n, "conf_mean": 0.9,
+              "conf_var": 0.01, "conf_low": 0}
+    return ArmData(counts, lambda: np.sort(lat))
+
+
+def _ctx(base, cand):
+    return EvalContext(base=base, cand=cand, until=None, window_counts=None)
+
+
+def test_aa_false_rollback_rate_over_200_seeds_is_below_the_documented_bound():
+    rb = load_runbook("canary-promotion")
+    rollbacks = 0
+    for seed in range(200):
+        rng = np.random.default_rng(seed)
+        streaks: dict[str, int] = {}
+        verdict = None
+        # Two looks (evaluations) per seed, as a CI job would make.
+        for seq in (1, 2):
+            results = evaluate_checks(rb, _ctx(_arm(rng, 3000), _arm(rng, 3000)))
+            verdict, _ = decide(results, prior_streaks=streaks, consecutive=rb.consecutive_failures,
+                                seq=seq, max_evaluations=rb.max_evaluations)
+            streaks = {r.name: (streaks.get(r.name, 0) + 1 if r.outcome == "fail" else 0) for r in results}
+            if verdict == "rollback":
+                break
+        rollbacks += verdict == "rollback"
+    rate = rollbacks / 200
+    print(f"A/A false-rollback rate over 200 seeds: {rate:.3f}")
+    assert rate <= AA_FALSE_ROLLBACK_BOUND
+
+
+def test_variance_only_regression_is_caught_by_the_quantile_check():
+    rng = np.random.default_rng(7)
+    rb = load_runbook("canary-promotion")
+    # Same median: 5% of candidate calls get a 4× tail; the median moves by < 2%.
+    base, cand = _arm(rng, 20000), _arm(rng, 20000, tail=0.05)
+    assert abs(np.median(cand.latencies) / np.median(base.latencies) - 1) < 0.05
+    results = {r.name: r for r in evaluate_checks(rb, _ctx(base, cand))}
+    assert results["p99-latency"].outcome == "fail"
+    assert results["latency-shift"].outcome != "fail"  # what Kayenta's MWU alone would miss
+
+
+def test_hodges_lehmann_shift_recovers_a_known_shift():
+    rng = np.random.default_rng(3)
+    b = np.sort(rng.normal(100, 10, 5000))
+    c = np.sort(rng.normal(112, 10, 5000))
+    mw = st.mann_whitney_shift(c, b, 0.98)
+    assert mw["hl_lower"] <= 12 <= mw["hl_upper"]
+    assert mw["p_value"] < 1e-6

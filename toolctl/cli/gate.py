@@ -1,0 +1,181 @@
+"""`toolctl gate`: the canary gate (promote / hold / rollback) and its history."""
+
+from __future__ import annotations
+
+from typing import Annotated, List, Optional
+
+import typer
+
+from toolctl.cli._output import DocFormat, print_json, stdout, table
+
+FormatOpt = Annotated[DocFormat, typer.Option("--format", "-f", help="Output format.")]
+
+#: Exit codes of `toolctl gate` (contract for scripts; also in toolctl.gate.verdict).
+GATE_EXIT = {"promote": 0, "hold": 10, "rollback": 20, "inconclusive": 30, "error": 40}
+
+app = typer.Typer(help="Canary gate: compare a candidate version with a baseline. "
+                  "Exit 0 promote, 10 hold, 20 rollback, 30 inconclusive, 40 error, 2 usage.",
+                  invoke_without_command=True, no_args_is_help=False)
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="gate")
+
+
+@app.callback(invoke_without_command=True)
+def gate(
+    ctx: typer.Context,
+    baseline: Annotated[Optional[str], typer.Option("--baseline", help="Baseline version (events' `version`).")] = None,
+    candidate: Annotated[Optional[str], typer.Option("--candidate", help="Candidate version.")] = None,
+    runbook: Annotated[Optional[str], typer.Option("--runbook", help="Runbook file or built-in name (default: canary-promotion).")] = None,
+    since: Annotated[Optional[str], typer.Option(help="Window start (default: the candidate's first event).")] = None,
+    until: Annotated[Optional[str], typer.Option(help="Window end, exclusive (default: now); burn-rate windows end here.")] = None,
+    tool: Annotated[Optional[List[str]], typer.Option("--tool", help="Only these tools (repeatable).")] = None,
+    fmt: FormatOpt = DocFormat.table,
+    junit: Annotated[Optional[str], typer.Option("--junit", metavar="FILE", help="Also write a JUnit XML report (one test case per check).")] = None,
+) -> None:
+    """Gate a canary: exit 0 promote, 10 hold, 20 rollback, 30 inconclusive, 40 error, 2 usage.
+
+    Example: toolctl gate --baseline v1.8.2 --candidate v1.9.0-rc1 --until 2026-11-24T12:00:00Z
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from toolctl.errors import StoreError, UsageError
+
+    if not baseline or not candidate:
+        raise UsageError("toolctl gate needs --baseline and --candidate",
+                         hint="e.g. toolctl gate --baseline v1.8.2 --candidate v1.9.0-rc1")
+    from toolctl.gate import GateRequest, run_gate
+    from toolctl.gate.runbook import load_runbook
+    from toolctl.timeutil import parse_time, utcnow
+
+    now = utcnow()
+    rb = load_runbook(runbook)
+    req = GateRequest(baseline=baseline, candidate=candidate, runbook=rb, now=now,
+                      since=parse_time(since, option="--since", now=now),
+                      until=parse_time(until, option="--until", now=now), tools=tool or None)
+    try:
+        with ctx.obj.open_write() as store:
+            report = run_gate(store, req)
+    except StoreError as exc:
+        # The store unreadable → verdict `error` (exit 40), still one JSON document.
+        from toolctl.cli._output import error_lines
+
+        report = {"verdict": "error", "exit_code": GATE_EXIT["error"], "reason": exc.message,
+                  "baseline": baseline, "candidate": candidate, "runbook": rb.name, "checks": []}
+        for line in error_lines(exc):
+            typer.echo(line, err=True)
+    if junit:
+        write_junit(report, junit)
+    if fmt is DocFormat.json:
+        print_json(report)
+    else:
+        render_report(report)
+    raise typer.Exit(GATE_EXIT[report["verdict"]])
+
+
+_STYLE = {"promote": "bold green", "hold": "bold yellow", "rollback": "bold red",
+          "inconclusive": "bold yellow", "error": "bold red",
+          "pass": "green", "fail": "red", "warn": "yellow"}
+
+
+def _num(x, pct: bool) -> str:
+    if x is None:
+        return "–"
+    return f"{x * 100:.3g}%" if pct else f"{x:.4g}"
+
+
+def check_rows(checks: list[dict]) -> list[list]:
+    from rich.text import Text
+
+    rows = []
+    for c in checks:
+        pct = c["kind"] in ("ratio_compare", "abandoned", "retry_budget") or (
+            c["kind"] == "threshold" and not str(c.get("metric", "")).endswith("_ms"))
+        pct = pct and c["kind"] != "burn_rate"
+        interval = "–" if c["lower"] is None and c["upper"] is None else \
+            f"[{_num(c['lower'], pct)}, {_num(c['upper'], pct)}]"
+        outcome = c["outcome"] + (" (dry run)" if c["dry_run"] else "")
+        rows.append([c["name"], c["severity"], _num(c["estimate"], pct), interval, _num(c["margin"], pct),
+                     f"{c['n_baseline'] if c['n_baseline'] is not None else '–'}/"
+                     f"{c['n_candidate'] if c['n_candidate'] is not None else '–'}",
+                     Text(outcome, style=_STYLE.get(c["outcome"], "")), c["reason"]])
+    return rows
+
+
+CHECK_COLUMNS = [("check", "left"), ("severity", "left"), ("estimate", "right"), ("interval", "right"),
+                 ("margin", "right"), ("n base/cand", "right"), ("outcome", "left"), ("reason", "left")]
+
+
+def render_report(report: dict) -> None:
+    from rich.text import Text
+
+    console = stdout()
+    v = report["verdict"]
+    console.print(Text(f"VERDICT: {v.upper()}", style=_STYLE[v]) +
+                  Text(f"  {report.get('candidate')} vs {report.get('baseline')}"
+                       f"  runbook {report.get('runbook')}"
+                       + (f"  evaluation {report['evaluation']}/{report['max_evaluations']}" if "evaluation" in report else "")
+                       + (f"  window {report['since']} .. {report['until']}" if report.get("since") else "")))
+    if report["checks"]:
+        console.print(table("Checks", CHECK_COLUMNS, check_rows(report["checks"])))
+    console.print(f"Reason: {report['reason']}.")
+
+
+def write_junit(report: dict, path: str) -> None:
+    """One <testcase> per check: fail → <failure>, inconclusive/dry-run → <skipped>, error → <error>."""
+    import xml.etree.ElementTree as ET
+
+    checks = report["checks"]
+    suite = ET.Element("testsuite", name=f"toolctl gate {report.get('runbook')}",
+                       tests=str(len(checks)),
+                       failures=str(sum(c["outcome"] == "fail" and not c["dry_run"] for c in checks)),
+                       errors=str(sum(c["outcome"] == "error" for c in checks)),
+                       skipped=str(sum(c["outcome"] == "inconclusive" or c["dry_run"] for c in checks)))
+    props = ET.SubElement(suite, "properties")
+    for k in ("verdict", "reason", "baseline", "candidate", "since", "until"):
+        ET.SubElement(props, "property", name=k, value=str(report.get(k)))
+    for c in checks:
+        case = ET.SubElement(suite, "testcase", classname=f"gate.{c['kind']}", name=c["name"])
+        if c["dry_run"]:
+            ET.SubElement(case, "skipped", message=f"dry run: {c['outcome']}: {c['reason']}")
+        elif c["outcome"] == "fail":
+            ET.SubElement(case, "failure", message=c["reason"], type=c["severity"])
+        elif c["outcome"] == "error":
+            ET.SubElement(case, "error", message=c["reason"])
+        elif c["outcome"] == "inconclusive":
+            ET.SubElement(case, "skipped", message=c["reason"])
+    ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
+
+
+@app.command("history")
+def history_cmd(
+    ctx: typer.Context,
+    baseline: Annotated[Optional[str], typer.Option("--baseline", help="Only runs with this baseline.")] = None,
+    candidate: Annotated[Optional[str], typer.Option("--candidate", help="Only runs with this candidate.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many evaluations.", min=1)] = 50,
+    fmt: FormatOpt = DocFormat.table,
+) -> None:
+    """Past gate evaluations, newest first.
+
+    Example: toolctl gate history --candidate v1.9.0-rc1
+    """
+    from toolctl.gate.history import history
+    from toolctl.timeutil import iso_utc
+
+    with ctx.obj.open_read() as store:
+        rows = history(store, baseline=baseline, candidate=candidate, limit=limit)
+    for r in rows:
+        for k in ("evaluated_at", "since", "until"):
+            r[k] = iso_utc(r[k])
+    if fmt is DocFormat.json:
+        print_json(rows)
+        return
+    from rich.text import Text
+
+    body = [[r["evaluated_at"], r["candidate"], r["baseline"], r["runbook_name"], str(r["seq"]),
+             Text(r["verdict"], style=_STYLE.get(r["verdict"], "")), r["reason"]] for r in rows]
+    cols = [("evaluated at", "left"), ("candidate", "left"), ("baseline", "left"), ("runbook", "left"),
+            ("eval", "right"), ("verdict", "left"), ("reason", "left")]
+    stdout().print(table("Gate history", cols, body,
+                         caption=None if rows else "No gate evaluations yet. Run `toolctl gate --baseline V1 --candidate V2`."))

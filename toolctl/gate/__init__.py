@@ -1,0 +1,137 @@
+"""The canary gate: runbooks of statistical checks, a verdict, and its history.
+
+Library entry points (the CLI is a thin layer over these):
+
+* ``run_gate(store, GateRequest)`` → report dict with ``verdict`` and every check's evidence;
+  the evaluation is persisted (history) and recorded as a decision.
+* ``run_runbook(store, runbook, since, until, tools)`` → single-window health report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from toolctl.errors import UsageError
+from toolctl.gate.verdict import EXIT_CODES, RUNBOOK_EXIT_CODES
+from toolctl.store import Store
+from toolctl.timeutil import iso_utc
+
+__all__ = ["GateRequest", "run_gate", "run_runbook", "EXIT_CODES", "RUNBOOK_EXIT_CODES"]
+
+
+@dataclass
+class GateRequest:
+    baseline: str
+    candidate: str
+    runbook: object  # toolctl.gate.runbook.Runbook
+    since: datetime | None = None
+    until: datetime | None = None
+    tools: list[str] | None = None
+    now: datetime | None = None
+    record: bool = True
+
+
+def _low_conf(runbook) -> float:
+    return next((c.low_threshold for c in runbook.checks if c.kind == "quality_compare"), 0.5)
+
+
+def evaluate_checks(runbook, ctx) -> list:
+    from toolctl.gate.checks import evaluate
+
+    return [evaluate(c, ctx, runbook.confidence) for c in runbook.checks]
+
+
+def run_gate(store: Store, req: GateRequest) -> dict:
+    """Evaluate the runbook's checks for candidate vs baseline over one shared window.
+
+    Window: [since, until); since defaults to the candidate's first event, until to now.
+    Raises UsageError for an empty window; StoreError propagates (the CLI maps it to 40).
+    """
+    from toolctl.gate import data, history
+    from toolctl.timeutil import utcnow
+
+    rb = req.runbook
+    if rb.mode != "compare":
+        raise UsageError(f"runbook {rb.name!r} is a single-window runbook",
+                         hint=f"run it with `toolctl runbook run {rb.name}`, or pass a compare runbook to --runbook")
+    if req.baseline == req.candidate:
+        raise UsageError("--baseline and --candidate are the same version",
+                         hint="compare two different values of the events' `version`")
+    now = req.now or utcnow()
+    until = req.until or now
+    since = req.since or data.first_seen(store, req.candidate)
+    if since is None:
+        since = until  # no candidate traffic at all: every check reports no data
+    if since > until:
+        raise UsageError(f"empty window: --since {iso_utc(since)} is after --until {iso_utc(until)}",
+                         hint="--since must be earlier than --until (the window is [since, until))")
+    ctx = data.build_context(store, since=since, until=until, baseline=req.baseline,
+                             candidate=req.candidate, tools=req.tools, low_conf=_low_conf(rb))
+    results = evaluate_checks(rb, ctx)
+    key = history.run_key(rb.content_hash, req.baseline, req.candidate)
+    done, streaks = history.previous(store, key) if req.record else (0, {})
+    seq = done + 1
+    from toolctl.gate.verdict import decide
+
+    verdict, reason = decide(results, prior_streaks=streaks, consecutive=rb.consecutive_failures,
+                             seq=seq, max_evaluations=rb.max_evaluations)
+    report = {
+        "verdict": verdict, "exit_code": EXIT_CODES[verdict], "reason": reason,
+        "runbook": rb.name, "runbook_hash": rb.content_hash, "baseline": req.baseline,
+        "candidate": req.candidate, "since": iso_utc(since), "until": iso_utc(until),
+        "tools": req.tools or [], "evaluation": seq, "max_evaluations": rb.max_evaluations,
+        "consecutive_failures": rb.consecutive_failures, "confidence": rb.confidence,
+        "arms": {"baseline": ctx.base.counts, "candidate": ctx.cand.counts},
+        "checks": [r.to_dict() for r in results],
+    }
+    if req.record and not store.read_only:
+        eid = history.record(store, key=key, runbook=rb, baseline=req.baseline, candidate=req.candidate,
+                             seq=seq, since=since, until=until, verdict=verdict, reason=reason,
+                             results=results, report=report, now=now)
+        report["evaluation_id"] = eid
+        _record_decision(store, report)
+    return report
+
+
+def _record_decision(store: Store, report: dict) -> None:
+    """Every gate decision is a ledger entry when the audit ledger exists.
+
+    The one hook the ledger needs: ``toolctl.audit.ledger.record_event(store, kind, payload)``.
+    """
+    try:
+        from toolctl.audit.ledger import record_event
+    except ImportError:
+        return
+    payload = {k: report[k] for k in ("verdict", "reason", "runbook", "runbook_hash", "baseline",
+                                       "candidate", "since", "until", "evaluation")}
+    payload["evaluation_id"] = report.get("evaluation_id")
+    payload["checks"] = {c["name"]: c["outcome"] for c in report["checks"]}
+    record_event(store, "gate_decision", payload)
+
+
+def run_runbook(store: Store, runbook, *, since: datetime | None, until: datetime | None,
+                tools: list[str] | None = None, now: datetime | None = None) -> dict:
+    """Single-window health over [since, until) (default: the last hour up to now)."""
+    from datetime import timedelta
+
+    from toolctl.gate import data
+    from toolctl.gate.verdict import runbook_status
+    from toolctl.timeutil import utcnow
+
+    if runbook.mode != "single":
+        raise UsageError(f"runbook {runbook.name!r} compares two versions",
+                         hint="run it with `toolctl gate --baseline V1 --candidate V2 --runbook ...`")
+    now = now or utcnow()
+    until = until or now
+    since = since or until - timedelta(hours=1)
+    if since >= until:
+        raise UsageError(f"empty window: --since {iso_utc(since)} is not before --until {iso_utc(until)}",
+                         hint="--since must be earlier than --until (the window is [since, until))")
+    ctx = data.build_context(store, since=since, until=until, baseline=None, candidate=None,
+                             tools=tools, low_conf=_low_conf(runbook))
+    results = evaluate_checks(runbook, ctx)
+    status, reason = runbook_status(results)
+    return {"status": status, "exit_code": RUNBOOK_EXIT_CODES[status], "reason": reason,
+            "runbook": runbook.name, "since": iso_utc(since), "until": iso_utc(until),
+            "counts": ctx.cand.counts, "checks": [r.to_dict() for r in results]}

@@ -1,0 +1,132 @@
+"""What the checks read: per-arm counts (SQL aggregates) and, only when needed, latencies.
+
+Counts are pushed into DuckDB (one grouped query for both arms); latency arrays are fetched
+once per arm and only when a quantile, threshold-on-quantile or Mann-Whitney check asks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import lru_cache
+from importlib import resources
+from typing import Any, Callable
+
+from toolctl.store import Store
+
+#: How an attempt counts as an auth failure. Until the ``tool_calls.auth_failure`` column
+#: exists (migration 0002), the same expression as toolctl/metrics/queries/stats.sql.
+AUTH_FROM_COLUMN = "coalesce(auth_failure, false)"
+AUTH_DERIVED = ("(coalesce(http_status IN (401, 403), false)"
+                " OR coalesce(error_code IN ('UNAUTHENTICATED', 'PERMISSION_DENIED'), false))")
+
+EMPTY_COUNTS = {"attempts": 0, "calls": 0, "errors": 0, "auth_failures": 0, "retries": 0,
+                "abandoned": 0, "validation_errors": 0, "conf_n": 0, "conf_mean": None,
+                "conf_var": None, "conf_low": 0}
+
+
+@lru_cache(maxsize=None)
+def load_query(name: str) -> str:
+    return resources.files("toolctl.gate").joinpath("queries", f"{name}.sql").read_text("utf-8")
+
+
+def auth_expr(store: Store) -> str:
+    has_col = store.scalar(
+        "SELECT count(*) FROM information_schema.columns "
+        "WHERE table_name = 'tool_calls' AND column_name = 'auth_failure'")
+    return AUTH_FROM_COLUMN if has_col else AUTH_DERIVED
+
+
+def render(store: Store, name: str) -> str:
+    return load_query(name).replace("{auth_expr}", auth_expr(store))
+
+
+@dataclass
+class ArmData:
+    """One arm: its count figures and (lazily) its sorted attempt latencies."""
+
+    counts: dict
+    fetch_latencies: Callable[[], Any] | None = None
+    _lat: Any = field(default=None, repr=False)
+
+    @property
+    def latencies(self):
+        if self._lat is None:
+            import numpy as np
+
+            self._lat = self.fetch_latencies() if self.fetch_latencies else np.array([])
+        return self._lat
+
+    def rate(self, metric: str) -> tuple[int, int]:
+        """(numerator, denominator) of a rate metric."""
+        c = self.counts
+        return {
+            "error_rate": (c["errors"], c["calls"]),
+            "auth_failure_rate": (c["auth_failures"], c["attempts"]),
+            "abandoned_rate": (c["abandoned"], c["calls"]),
+            "retry_ratio": (c["retries"], c["attempts"]),
+            "validation_error_rate": (c["validation_errors"], c["attempts"]),
+            "reject_rate": (c.get("rejects", 0), c["attempts"] + c.get("rejects", 0)),
+        }[metric]
+
+
+@dataclass
+class EvalContext:
+    """Everything one evaluation's checks read."""
+
+    base: ArmData | None
+    cand: ArmData
+    until: datetime
+    window_counts: Callable[[timedelta], dict] | None = None  # candidate arm over [until-d, until)
+
+
+def arm_counts(store: Store, *, since: datetime, until: datetime, baseline: str | None,
+               candidate: str | None, tools: list[str] | None, low_conf: float = 0.5) -> dict[str, dict]:
+    """Count figures per arm ('*' when neither version is given)."""
+    rows = store.fetch_dicts(render(store, "arm_counts"), {
+        "since": since, "until": until, "all": baseline is None and candidate is None,
+        "baseline": baseline, "candidate": candidate, "tools": tools or None, "low_conf": low_conf,
+    })
+    return {r.pop("arm"): r for r in rows}
+
+
+def fetch_latencies(store: Store, *, since: datetime, until: datetime, version: str | None,
+                    tools: list[str] | None):
+    import numpy as np
+
+    cur = store.execute(load_query("arm_latencies"), {
+        "since": since, "until": until, "version": version, "tools": tools or None})
+    out = cur.fetchnumpy()["latency_ms"]  # drains the result
+    return np.asarray(out, dtype=float)
+
+
+def window_rejects(store: Store, since: datetime, until: datetime) -> int:
+    return int(store.scalar(load_query("window_rejects"), {"since": since, "until": until}) or 0)
+
+
+def first_seen(store: Store, version: str) -> datetime | None:
+    return store.scalar(load_query("first_seen"), {"version": version})
+
+
+def build_context(store: Store, *, since: datetime, until: datetime, baseline: str | None,
+                  candidate: str | None, tools: list[str] | None, low_conf: float = 0.5) -> EvalContext:
+    """Compare mode with both versions; single-window mode (baseline=candidate=None) otherwise."""
+    counts = arm_counts(store, since=since, until=until, baseline=baseline, candidate=candidate,
+                        tools=tools, low_conf=low_conf)
+    single = baseline is None and candidate is None
+
+    def arm(key: str | None, version: str | None) -> ArmData:
+        c = dict(counts.get(key, EMPTY_COUNTS))
+        if single:
+            c["rejects"] = window_rejects(store, since, until)
+        return ArmData(c, lambda: fetch_latencies(store, since=since, until=until, version=version, tools=tools))
+
+    cand = arm("*" if single else candidate, candidate)
+    base = None if single else arm(baseline, baseline)
+
+    def window_counts(duration: timedelta) -> dict:
+        got = arm_counts(store, since=until - duration, until=until, baseline=None if single else candidate,
+                         candidate=None if single else candidate, tools=tools, low_conf=low_conf)
+        return got.get("*" if single else candidate, dict(EMPTY_COUNTS))
+
+    return EvalContext(base=base, cand=cand, until=until, window_counts=window_counts)

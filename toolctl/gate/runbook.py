@@ -1,0 +1,219 @@
+"""Runbooks: YAML files of machine checks plus a human description and remediation steps.
+
+``load_runbook(name_or_path)`` validates a file with pydantic; anything wrong is a
+``RunbookError`` (exit 2) naming the file and the field. Built-in runbooks ship inside the
+package (``toolctl/gate/runbooks/``, copies of the repo's ``runbooks/``), so
+``toolctl gate`` finds ``canary-promotion`` from a checkout and from a pip install.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from toolctl.errors import UsageError
+
+DEFAULT_RUNBOOK = "canary-promotion"
+
+#: Figures a check can read; each is computed in SQL (counts) or from latencies.
+RATE_METRICS = ("error_rate", "auth_failure_rate", "abandoned_rate", "retry_ratio",
+                "validation_error_rate", "reject_rate")
+QUANTILE_METRICS = {"p50_ms": 0.5, "p90_ms": 0.9, "p95_ms": 0.95, "p99_ms": 0.99}
+
+
+class RunbookError(UsageError):
+    """A runbook that cannot be read or does not validate (exit 2)."""
+
+    code = "runbook"
+
+
+class _Check(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    severity: Literal["critical", "major"] = "major"
+    dry_run: bool = False
+    min_samples: int | None = Field(default=None, ge=1)
+    on_no_data: Literal["inconclusive", "fail", "pass"] = "inconclusive"
+    description: str | None = None
+
+
+class RatioCompare(_Check):
+    kind: Literal["ratio_compare"]
+    metric: Literal["error_rate", "auth_failure_rate", "abandoned_rate", "retry_ratio",
+                    "validation_error_rate"]
+    margin_abs: float | None = Field(default=None, ge=0)
+    margin_rel: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _some_margin(self):
+        if self.margin_abs is None and self.margin_rel is None:
+            raise ValueError("ratio_compare needs margin_abs and/or margin_rel")
+        return self
+
+
+class QuantileCompare(_Check):
+    kind: Literal["quantile_compare"]
+    quantile: float = Field(gt=0, lt=1)
+    max_ratio: float = Field(gt=1)  # candidate/baseline quantile ratio allowed
+
+
+class DistributionShift(_Check):
+    kind: Literal["distribution_shift"]
+    max_shift_rel: float = Field(default=0.1, gt=0)  # HL shift / baseline median
+    confidence: float = Field(default=0.98, gt=0.5, lt=1)  # Kayenta's default
+
+
+class Threshold(_Check):
+    kind: Literal["threshold"]
+    metric: Literal["error_rate", "auth_failure_rate", "abandoned_rate", "retry_ratio",
+                    "validation_error_rate", "reject_rate", "p50_ms", "p90_ms", "p95_ms", "p99_ms"]
+    max: float = Field(ge=0)
+
+
+class BurnWindow(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    long: str
+    short: str
+    factor: float = Field(gt=0)
+
+
+SRE_WORKBOOK_WINDOWS = [
+    BurnWindow(long="1h", short="5m", factor=14.4),
+    BurnWindow(long="6h", short="30m", factor=6.0),
+    BurnWindow(long="3d", short="6h", factor=1.0),
+]
+
+
+class BurnRate(_Check):
+    kind: Literal["burn_rate"]
+    objective: float = Field(gt=0, lt=1)  # e.g. 0.999 of calls succeed
+    period: str = "30d"
+    windows: list[BurnWindow] = Field(default_factory=lambda: list(SRE_WORKBOOK_WINDOWS))
+
+
+class RetryBudget(_Check):
+    kind: Literal["retry_budget"]
+    max_retry_ratio: float = Field(ge=0, le=1)       # retries / attempts
+    max_attempts_per_call: float = Field(ge=1)
+
+
+class QualityCompare(_Check):
+    kind: Literal["quality_compare"]
+    max_mean_drop: float = Field(default=0.05, ge=0)    # absolute drop of mean confidence
+    low_threshold: float = Field(default=0.5, gt=0, le=1)
+    max_low_share_increase: float = Field(default=0.05, ge=0)
+
+
+class Abandoned(_Check):
+    kind: Literal["abandoned"]
+    max_rate: float | None = Field(default=None, ge=0)      # single window
+    margin_abs: float | None = Field(default=None, ge=0)    # compare: candidate − baseline
+
+    @model_validator(mode="after")
+    def _some_bound(self):
+        if self.max_rate is None and self.margin_abs is None:
+            raise ValueError("abandoned needs max_rate (single window) and/or margin_abs (compare)")
+        return self
+
+
+Check = Annotated[Union[RatioCompare, QuantileCompare, DistributionShift, Threshold, BurnRate,
+                        RetryBudget, QualityCompare, Abandoned], Field(discriminator="kind")]
+COMPARE_KINDS = {"ratio_compare", "quantile_compare", "distribution_shift", "quality_compare"}
+
+
+class Runbook(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    title: str
+    description: str
+    remediation: list[str] = Field(min_length=1)
+    mode: Literal["compare", "single"] = "compare"
+    confidence: float = Field(default=0.95, gt=0.5, lt=1)
+    consecutive_failures: int = Field(default=2, ge=1)
+    max_evaluations: int = Field(default=6, ge=1)
+    checks: list[Check] = Field(min_length=1)
+    content_hash: str = ""
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        names = [c.name for c in self.checks]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"check names must be unique: {dup[0]!r} repeats")
+        if self.mode == "single":
+            bad = [c.name for c in self.checks if c.kind in COMPARE_KINDS]
+            if bad:
+                raise ValueError(f"single-window runbook cannot hold comparison check {bad[0]!r}")
+        return self
+
+
+def builtin_dir():
+    return resources.files("toolctl.gate").joinpath("runbooks")
+
+
+def list_builtin() -> list[str]:
+    return sorted(e.name[:-5] for e in builtin_dir().iterdir() if e.name.endswith(".yaml"))
+
+
+def _resolve(name_or_path: str) -> tuple[str, str]:
+    """(label, text) of a runbook given as a path or a built-in name."""
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        try:
+            return str(p), p.read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RunbookError(f"cannot read runbook {p}: {exc}",
+                               hint="pass an existing YAML file or a built-in name (`toolctl runbook list`)") from None
+    entry = builtin_dir().joinpath(f"{name_or_path}.yaml")
+    if not entry.is_file():
+        raise RunbookError(f"no runbook named {name_or_path!r}",
+                           hint="built-in runbooks: " + ", ".join(list_builtin()))
+    return f"{name_or_path} (built-in)", entry.read_text("utf-8")
+
+
+def load_runbook(name_or_path: str | None = None) -> Runbook:
+    """Load and validate a runbook (a file path or a built-in name; None = canary-promotion)."""
+    import yaml
+
+    label, text = _resolve(name_or_path or DEFAULT_RUNBOOK)
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise RunbookError(f"runbook {label} is not valid YAML{where}",
+                           hint="fix the YAML syntax (indentation, colons, quotes)") from None
+    if not isinstance(doc, dict):
+        raise RunbookError(f"runbook {label} must be a YAML mapping",
+                           hint="start from `toolctl runbook show canary-promotion`")
+    try:
+        runbook = Runbook.model_validate(doc)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"])
+        raise RunbookError(f"runbook {label}: {loc or 'runbook'}: {err['msg']}",
+                           hint="see docs/gate.md for the check kinds and their fields") from None
+    runbook.content_hash = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return runbook
+
+
+def min_samples_default(check) -> int:
+    """Fewest samples per arm before a check can conclude (a p95 bound needs 59, p99 299)."""
+    from toolctl.gate.statistics import min_samples_for_quantile
+
+    if check.min_samples is not None:
+        return check.min_samples
+    q = getattr(check, "quantile", None)
+    if q is None and getattr(check, "metric", None) in QUANTILE_METRICS:
+        q = QUANTILE_METRICS[check.metric]
+    if q is not None:
+        return min_samples_for_quantile(q)
+    if check.kind == "distribution_shift":
+        return 20
+    return 30

@@ -1,0 +1,204 @@
+"""The statistics of the gate: intervals and tests, free of any store or CLI.
+
+Every function takes plain numbers or numpy arrays and returns plain numbers, so the A/A
+false-alarm simulation (tests/test_gate_statistics.py) runs them directly on 200 seeds.
+scipy/numpy are imported lazily: ``toolctl --help`` must not load them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+
+@dataclass
+class Interval:
+    estimate: float | None
+    lower: float | None
+    upper: float | None
+
+
+def _z(confidence: float) -> float:
+    from scipy.stats import norm
+
+    return float(norm.ppf(1 - (1 - confidence) / 2))
+
+
+def wilson(k: int, n: int, confidence: float = 0.95) -> Interval:
+    """Wilson score interval of a proportion (sound for 0 or n successes, unlike Wald)."""
+    if n <= 0:
+        return Interval(None, None, None)
+    z = _z(confidence)
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return Interval(p, max(0.0, centre - half), min(1.0, centre + half))
+
+
+def newcombe_diff(k_c: int, n_c: int, k_b: int, n_b: int, confidence: float = 0.95) -> Interval:
+    """Interval of p_candidate − p_baseline: Newcombe's hybrid score method (method 10).
+
+    Built from the two Wilson intervals, it keeps its coverage for sparse counts (0 errors
+    in one arm), where the Wald difference collapses to a zero-width interval.
+    """
+    if n_c <= 0 or n_b <= 0:
+        return Interval(None, None, None)
+    c, b = wilson(k_c, n_c, confidence), wilson(k_b, n_b, confidence)
+    d = c.estimate - b.estimate
+    lower = d - math.sqrt((c.estimate - c.lower) ** 2 + (b.upper - b.estimate) ** 2)
+    upper = d + math.sqrt((c.upper - c.estimate) ** 2 + (b.estimate - b.lower) ** 2)
+    return Interval(d, lower, upper)
+
+
+def min_samples_for_quantile(q: float, confidence: float = 0.95) -> int:
+    """Fewest observations whose maximum bounds the q-quantile (one-sided): p95 → 59, p99 → 299."""
+    return math.ceil(math.log(1 - confidence) / math.log(q))
+
+
+def quantile_ranks(n: int, q: float, confidence: float) -> tuple[int | None, int | None]:
+    """1-based order-statistic ranks (l, u) with P(X(l) ≤ ξq ≤ X(u)) ≥ confidence.
+
+    Distribution-free (binomial). A side that would fall outside 1..n is None: the sample
+    cannot bound the quantile on that side.
+    """
+    from scipy.stats import binom
+
+    a = (1 - confidence) / 2
+    lo = int(binom.ppf(a, n, q))            # P(B ≤ lo-1) < a  → X(lo) ≤ ξq w.p. ≥ 1-a
+    hi = int(binom.ppf(1 - a, n, q)) + 1    # P(B ≥ hi)   ≤ a  → X(hi) ≥ ξq w.p. ≥ 1-a
+    return (lo if lo >= 1 else None, hi if hi <= n else None)
+
+
+def quantile_interval(sorted_values: Any, q: float, confidence: float) -> Interval:
+    """Point estimate (linear interpolation, as DuckDB quantile_cont) and order-statistic CI."""
+    import numpy as np
+
+    n = len(sorted_values)
+    if n == 0:
+        return Interval(None, None, None)
+    est = float(np.quantile(sorted_values, q))
+    lo, hi = quantile_ranks(n, q, confidence)
+    return Interval(est, float(sorted_values[lo - 1]) if lo else None,
+                    float(sorted_values[hi - 1]) if hi else None)
+
+
+def sketch_quantile_interval(n: int, fracs: Sequence[float], values: Sequence[float], q: float,
+                             confidence: float) -> Interval:
+    """The same interval from a saved sketch (quantiles at fixed fractions), interpolated."""
+    import numpy as np
+
+    if n == 0 or not fracs:
+        return Interval(None, None, None)
+    lo, hi = quantile_ranks(n, q, confidence)
+
+    def at(rank: int) -> float:
+        frac = (rank - 1) / (n - 1) if n > 1 else 0.0
+        return float(np.interp(frac, fracs, values))
+
+    return Interval(float(np.interp(q, fracs, values)), at(lo) if lo else None, at(hi) if hi else None)
+
+
+def ratio_interval(cand: Interval, base: Interval, confidence_each: float | None = None) -> Interval:
+    """candidate / baseline with the conservative product of two intervals (both positive)."""
+    if cand.estimate is None or base.estimate is None or base.estimate <= 0:
+        return Interval(None, None, None)
+    est = cand.estimate / base.estimate
+    lower = cand.lower / base.upper if cand.lower is not None and base.upper else None
+    upper = cand.upper / base.lower if cand.upper is not None and base.lower else None
+    return Interval(est, lower, upper)
+
+
+#: Mann-Whitney and Hodges-Lehmann work on at most this many values per arm (evenly spaced
+#: order statistics of the sorted arm: deterministic and quantile-preserving).
+MWU_MAX_PER_ARM = 200_000
+HL_MAX_PER_ARM = 1_000
+
+
+def thin_sorted(values: Any, limit: int) -> Any:
+    """Every k-th value of a sorted array (evenly spaced ranks), at most ``limit`` of them."""
+    import numpy as np
+
+    n = len(values)
+    if n <= limit:
+        return np.asarray(values)
+    idx = np.round(np.linspace(0, n - 1, limit)).astype(int)
+    return np.asarray(values)[idx]
+
+
+def mann_whitney_shift(cand_sorted: Any, base_sorted: Any, confidence: float = 0.98) -> dict:
+    """Mann-Whitney U test with the Hodges-Lehmann shift and its (Moses) interval.
+
+    Returns p_value, u, hl_shift, hl_lower, hl_upper (candidate − baseline, ms),
+    effect_size (mean ratio, as Kayenta reports) and rank_biserial.
+    """
+    import numpy as np
+    from scipy.stats import mannwhitneyu
+
+    c = thin_sorted(cand_sorted, MWU_MAX_PER_ARM)
+    b = thin_sorted(base_sorted, MWU_MAX_PER_ARM)
+    res = mannwhitneyu(c, b, alternative="two-sided")
+    u = float(res.statistic)
+    hc, hb = thin_sorted(c, HL_MAX_PER_ARM), thin_sorted(b, HL_MAX_PER_ARM)
+    diffs = np.subtract.outer(hc, hb).ravel()
+    m, n = len(hc), len(hb)
+    z = _z(confidence)
+    k = int(math.floor(m * n / 2 - z * math.sqrt(m * n * (m + n + 1) / 12)))
+    k = min(max(k, 0), len(diffs) - 1)
+    # Only three order statistics of the m·n differences are needed: partition, not sort.
+    diffs = np.partition(diffs, sorted({k, len(diffs) // 2, len(diffs) - 1 - k}))
+    mean_b = float(np.mean(b))
+    return {
+        "p_value": float(res.pvalue), "u": u,
+        "hl_shift": float(diffs[len(diffs) // 2]),
+        "hl_lower": float(diffs[k]), "hl_upper": float(diffs[len(diffs) - 1 - k]),
+        "effect_size": float(np.mean(c)) / mean_b if mean_b > 0 else None,
+        "rank_biserial": 1 - 2 * u / (len(c) * len(b)),
+        "n_used_candidate": len(c), "n_used_baseline": len(b),
+    }
+
+
+def welch_diff(mean_c: float, var_c: float, n_c: int, mean_b: float, var_b: float, n_b: int,
+               confidence: float = 0.95) -> Interval:
+    """Interval of mean_c − mean_b (Welch's t)."""
+    from scipy.stats import t
+
+    if n_c < 2 or n_b < 2:
+        return Interval(None, None, None)
+    se2c, se2b = (var_c or 0.0) / n_c, (var_b or 0.0) / n_b
+    se = math.sqrt(se2c + se2b)
+    d = mean_c - mean_b
+    if se == 0:
+        return Interval(d, d, d)
+    df = (se2c + se2b) ** 2 / ((se2c ** 2 / (n_c - 1) if se2c else 0) + (se2b ** 2 / (n_b - 1) if se2b else 0))
+    half = float(t.ppf(1 - (1 - confidence) / 2, df)) * se
+    return Interval(d, d - half, d + half)
+
+
+def classify(lower: float | None, upper: float | None, limit: float, higher_is_worse: bool = True) -> str:
+    """pass when the whole interval is on the good side of ``limit``, fail when wholly on the bad
+    side, inconclusive when it straddles (or a side is unbounded)."""
+    if higher_is_worse:
+        if upper is not None and upper <= limit:
+            return "pass"
+        if lower is not None and lower > limit:
+            return "fail"
+        return "inconclusive"
+    if lower is not None and lower >= limit:
+        return "pass"
+    if upper is not None and upper < limit:
+        return "fail"
+    return "inconclusive"
+
+
+def calls_needed_for_proportion(p_b: float, p_c: float, margin: float, n_now: int,
+                                confidence: float = 0.95) -> int | None:
+    """Rough per-arm sample size at which the difference interval would clear ``margin``."""
+    gap = abs(margin - (p_c - p_b))
+    if gap <= 0:
+        return None
+    z = _z(confidence)
+    var = max(p_b * (1 - p_b) + p_c * (1 - p_c), 1e-6)
+    need = math.ceil(z * z * var / (gap * gap))
+    return max(need - n_now, 0) or None
