@@ -374,3 +374,10 @@ def test_full_queue_answers_503_with_retry_after_and_stores_that_request_nothing
     assert conn.execute("SELECT count(*) FROM events WHERE event_id = 'e999999'").fetchall() == [(0,)]
     assert conn.execute("SELECT count(*) FROM events").fetchall() == [(60_000,)]
     conn.close()
+
+
+def test_cli_start_up_does_not_import_the_server_stack():
+    code = ("import sys; from toolctl.cli import app; "
+            "print(','.join(m for m in ('uvicorn', 'starlette', 'httpx', 'collector.server') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.strip() == ""

@@ -1,0 +1,156 @@
+"""Read commands and ingest keep working while `toolctl serve` holds the store."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import duckdb
+import numpy as np
+import pytest
+
+from tests.conftest import run_toolctl, write_jsonl
+from tests.test_collector_server import NDJSON, Served, ev, free_port, ndjson
+
+T0 = 1_764_000_000_000_000_000  # 2025-11-24T16:00:00Z in ns
+
+
+@pytest.fixture
+def serve(tmp_path):
+    started: list[Served] = []
+
+    def start(*args, db=None, env=None):
+        s = Served(db or tmp_path / "store.duckdb", *args, env=env)
+        started.append(s)
+        return s
+
+    yield start
+    for s in started:
+        if s.proc.poll() is None:
+            s.kill()
+
+
+def export_spans(url: str):
+    """Export GenAI and OpenInference tool spans with the real SDK and OTLP/HTTP exporter.
+
+    Returns the known answer: per-tool-span (duration ms, error?, auth failure?).
+    """
+    from opentelemetry.exporter.otlp.proto.http import Compression
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
+
+    exporter = OTLPSpanExporter(endpoint=url + "/v1/traces", compression=Compression.Gzip, timeout=30)
+    provider = TracerProvider(resource=Resource.create({"service.name": "agent", "service.version": "1.2.3"}))
+    provider.add_span_processor(BatchSpanProcessor(exporter, max_export_batch_size=16))
+    tracer = provider.get_tracer("toolctl-test")
+    rng = np.random.default_rng(7)
+    known = []
+    for i in range(40):
+        start = T0 + i * 1_000_000_000
+        dur_ns = int(rng.integers(1_000_000, 3_000_000_000))  # 1 ms … 3 s
+        genai = i % 2 == 0
+        attrs = ({"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "search",
+                  "gen_ai.tool.call.id": f"call-{i}"} if genai else
+                 {"openinference.span.kind": "TOOL", "tool.name": "search", "tool.id": f"call-{i}"})
+        span = tracer.start_span(f"execute_tool search" if genai else "search", kind=SpanKind.INTERNAL,
+                                 attributes=attrs, start_time=start)
+        auth = i % 7 == 3
+        error = auth or i % 5 == 0
+        if auth:  # the tool's HTTP call was refused: 401 or 403 on the child span
+            child = tracer.start_span("POST", context=set_span_in_context(span), kind=SpanKind.CLIENT,
+                                      attributes={"http.response.status_code": 401 if i % 2 else 403},
+                                      start_time=start + 1000)
+            child.set_status(Status(StatusCode.ERROR))
+            child.end(end_time=start + 2000)
+        if error:
+            span.set_status(Status(StatusCode.ERROR, "tool failed"))
+        span.end(end_time=start + dur_ns)
+        known.append((dur_ns / 1e6, error, auth))
+    assert provider.force_flush(30_000)
+    provider.shutdown()
+    return known
+
+
+def test_stats_while_serving_equal_figures_from_the_spans_known_durations(serve):
+    s = serve()
+    known = export_spans(s.url)
+    res = run_toolctl("--db", s.db, "stats", "--format", "json")
+    assert res.returncode == 0, res.stderr
+    assert s.proc.poll() is None  # the server held the file the whole time
+    [row] = json.loads(res.stdout)
+    durations = np.array([d for d, _, _ in known])
+    errors = sum(e for _, e, _ in known)
+    assert row["calls"] == row["attempts"] == len(known)
+    assert row["errors"] == errors
+    assert row["error_rate"] == pytest.approx(errors / len(known))
+    assert row["auth_failures"] == sum(a for _, _, a in known)
+    for q, key in ((50, "p50_ms"), (95, "p95_ms"), (99, "p99_ms")):
+        assert row[key] == pytest.approx(float(np.percentile(durations, q)), rel=1e-9)
+    # Grouping and filters go through the same operation.
+    res = run_toolctl("--db", s.db, "stats", "--by", "service", "--status", "error", "--format", "json")
+    assert res.returncode == 0, res.stderr
+    [row] = json.loads(res.stdout)
+    assert row["service"] == "agent" and row["attempts"] == errors
+    # Human table too (it makes two reads).
+    res = run_toolctl("--db", s.db, "stats")
+    assert res.returncode == 0 and "Total: 40 calls" in res.stdout
+    assert s.stop() == 0
+
+
+def test_remote_reads_equal_local_reads_of_the_same_store(serve, tmp_path):
+    s = serve()
+    docs = [ev(i, tool=f"t{i % 3}", status="error" if i % 4 == 0 else "ok",
+               ts=f"2026-11-24T06:{i % 60:02d}:00Z") for i in range(200)]
+    body = ndjson(docs + ["{broken", '{"event_id": "x"}'])
+    assert s.post("/v1/tool-calls", body, NDJSON).status_code == 200
+    queries = [("stats", "--format", "json"), ("stats", "--by", "tool", "--every", "15m", "--format", "json"),
+               ("stats", "--format", "csv"), ("rejects", "--format", "json"), ("rejects", "--limit", "1"),
+               ("stats", "--by", "nonsense")]
+    remote = [run_toolctl("--db", s.db, *q) for q in queries]
+    assert s.stop() == 0
+    local = [run_toolctl("--db", s.db, *q) for q in queries]
+    for q, r, l in zip(queries, remote, local):
+        assert (r.returncode, r.stdout, r.stderr) == (l.returncode, l.stdout, l.stderr), q
+    assert remote[-1].returncode == 2 and "cannot group by 'nonsense'" in remote[-1].stderr
+
+
+def test_ingest_while_serving_forwards_lines_and_stores_what_a_local_ingest_stores(serve, tmp_path):
+    src = write_jsonl(tmp_path / "in.jsonl", [ev(i) for i in range(50)] + ["not json", ev(3)])
+    s = serve()
+    res = run_toolctl("--db", s.db, "ingest", src, "--format", "json")
+    assert res.returncode == 3, res.stderr  # one rejected line, like a local ingest
+    summary = json.loads(res.stdout)
+    assert (summary["lines"], summary["accepted"], summary["duplicates"], summary["rejected"]) == (52, 50, 1, 1)
+    assert s.stop() == 0
+    local_db = tmp_path / "local.duckdb"
+    assert run_toolctl("--db", local_db, "ingest", src).returncode == 3
+
+    def rows(db):
+        conn = duckdb.connect(str(db), read_only=True)
+        try:
+            return (conn.execute("SELECT event_id, source, line_no, latency_ms FROM events ORDER BY event_id").fetchall(),
+                    conn.execute("SELECT source, line_no, reason, raw FROM rejects").fetchall())
+        finally:
+            conn.close()
+
+    assert rows(s.db) == rows(local_db)
+
+
+def test_a_stale_discovery_file_is_ignored(tmp_path):
+    db = tmp_path / "s.duckdb"
+    src = write_jsonl(tmp_path / "in.jsonl", [ev(1), ev(2)])
+    assert run_toolctl("--db", db, "ingest", src).returncode == 0
+    # A server that died without cleaning up: its pid no longer exists.
+    dead = os.fork() if hasattr(os, "fork") else None
+    if dead == 0:
+        os._exit(0)
+    os.waitpid(dead, 0)
+    (tmp_path / "s.duckdb.serve.json").write_text(json.dumps({"pid": dead, "url": f"http://127.0.0.1:{free_port()}"}))
+    res = run_toolctl("--db", db, "stats", "--format", "json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)[0]["calls"] == 2
+    res = run_toolctl("--db", db, "ingest", src, "--format", "json")
+    assert res.returncode == 0 and json.loads(res.stdout)["duplicates"] == 2
