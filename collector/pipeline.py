@@ -52,6 +52,7 @@ def ingest_paths(
         summary.bytes += per["bytes"]
         for key in ("lines", "accepted", "duplicates", "rejected"):
             setattr(summary, key, getattr(summary, key) + per[key])
+        summary.redacted += per.get("redacted", 0)
         summary.spans += per.get("spans", 0)
         summary.span_duplicates += per.get("span_duplicates", 0)
         summary.sources.append(per)
@@ -65,7 +66,7 @@ def ingest_source(store: Store, source: Source, *, max_line_bytes: int, chunk_by
     fmt = sniff_format(opened.head)
     if fmt != FORMAT_JSONL:
         return ingest_otlp_source(store, source, opened, fmt)
-    counts = {"lines": 0, "accepted": 0, "duplicates": 0, "rejected": 0}
+    counts = {"lines": 0, "accepted": 0, "duplicates": 0, "rejected": 0, "redacted": 0}
     last_line = 0
 
     def write(batch: LineBatch) -> None:

@@ -1,0 +1,104 @@
+"""Forensic lookups over stored events: search, export, duplicate side effects.
+
+Id lookups (event, call, trace, idempotency key) go through an ART index (event_id's
+primary key, the 0004 indexes): ``search_events.sql`` isolates the id equality in a
+MATERIALIZED CTE, the only shape DuckDB answers with an index scan.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from toolctl.audit import load_query
+from toolctl.errors import ToolctlError, UsageError
+
+#: Id filters with an ART index, in the order the lookup prefers them.
+ID_COLUMNS = ("event_id", "call_id", "trace_id", "idempotency_key")
+EXPORT_FORMATS = {"jsonl": "(FORMAT json)", "csv": "(FORMAT csv, HEADER true)",
+                  "parquet": "(FORMAT parquet)"}
+JSON_COLUMNS = ("args", "data", "extra")
+
+
+@dataclass
+class EventFilter:
+    """Filters of ``audit search`` / ``audit export``; None means "any"."""
+
+    event_id: str | None = None
+    call_id: str | None = None
+    trace_id: str | None = None
+    idempotency_key: str | None = None
+    user: str | None = None
+    tenant: str | None = None
+    tool: str | None = None
+    version: str | None = None
+    status: str | None = None
+    error_code: str | None = None
+    http_status: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def params(self) -> dict[str, Any]:
+        p = {f.name: getattr(self, f.name) for f in fields(self)}
+        if p["trace_id"]:
+            p["trace_id"] = p["trace_id"].lower()  # stored lower-case; accepted in any case
+        if p["status"] is not None and p["status"] not in ("ok", "error"):
+            raise UsageError(f"--status must be ok or error, got {p['status']!r}")
+        return p
+
+
+def _search_sql(flt: EventFilter) -> tuple[str, dict[str, Any]]:
+    params = flt.params()
+    column = next((c for c in ID_COLUMNS if params[c] is not None), None)
+    if column is None:
+        id_filter, params["id"] = "$id IS NULL", None  # binds $id; always true
+    else:
+        # The identifier comes from ID_COLUMNS (a fixed allowlist), never from input.
+        id_filter, params["id"] = f'"{column}" = $id', params[column]
+    return load_query("search_events").replace("{id_filter}", id_filter), params
+
+
+def search_events(store: Any, flt: EventFilter, *, limit: int = 100) -> list[dict]:
+    """Stored events matching every filter, newest first, with args/data/extra decoded."""
+    sql, params = _search_sql(flt)
+    rows = store.fetch_dicts(sql, {**params, "limit": limit})
+    for r in rows:
+        for c in JSON_COLUMNS:
+            if r[c] is not None:
+                r[c] = json.loads(r[c])
+    return rows
+
+
+def export_events(store: Any, flt: EventFilter, *, fmt: str, path: str | Path,
+                  limit: int | None = None) -> int:
+    """Write matching events to ``path`` with DuckDB's COPY (streamed, no Python per row).
+
+    ``fmt`` is jsonl, csv or parquet. Returns the number of rows written.
+    """
+    if fmt not in EXPORT_FORMATS:
+        raise UsageError(f"unknown export format {fmt!r}", hint="use jsonl, csv or parquet")
+    sql, params = _search_sql(flt)
+    params["limit"] = limit  # LIMIT NULL = no limit
+    out = Path(path)
+    if not out.parent.exists():
+        raise UsageError(f"cannot write {out}: directory {out.parent} does not exist",
+                         hint="create the directory or choose another -o path")
+    copy = f"COPY ({sql}) TO $out_path {EXPORT_FORMATS[fmt]}"  # options from a fixed table
+    try:
+        rows = store.execute(copy, {**params, "out_path": str(out)}).fetchall()
+    except Exception as exc:  # duckdb.IOException: permission denied, disk full
+        if type(exc).__module__.startswith("duckdb") and "IO" in type(exc).__name__:
+            raise ToolctlError(f"cannot write {out}: {str(exc).splitlines()[0]}",
+                               hint="check the path and free space") from exc
+        raise
+    return int(rows[0][0]) if rows else 0
+
+
+def duplicate_executions(store: Any, *, tool: str | None = None, since: datetime | None = None,
+                         until: datetime | None = None, limit: int = 100) -> list[dict]:
+    """Idempotency keys whose execution succeeded more than once, most repeated first."""
+    return store.fetch_dicts(load_query("duplicates"),
+                             {"tool": tool, "since": since, "until": until, "limit": limit})

@@ -1,0 +1,24 @@
+-- duplicates: idempotency keys executed successfully more than once (duplicate side
+-- effects). A success is an event with status 'ok' at the execute stage (or no stage);
+-- distinct calls / attempts are counted separately.
+-- Parameters: $tool, $since, $until (NULL = no filter), $limit.
+-- Output: idempotency_key, tool, successes, calls (distinct call ids), call_ids, event_ids,
+--         first_ts, last_ts.
+SELECT idempotency_key,
+       string_agg(DISTINCT tool, ',' ORDER BY tool) AS tool,
+       count(*) AS successes,
+       count(DISTINCT call_id) AS calls,
+       list(DISTINCT call_id ORDER BY call_id) FILTER (WHERE call_id IS NOT NULL) AS call_ids,
+       list(event_id ORDER BY ts, event_id) AS event_ids,
+       min(ts) AS first_ts, max(ts) AS last_ts
+FROM events
+WHERE idempotency_key IS NOT NULL
+  AND status = 'ok'
+  AND coalesce(stage, 'execute') = 'execute'
+  AND ($tool IS NULL OR tool = $tool)
+  AND ($since IS NULL OR ts >= $since)
+  AND ($until IS NULL OR ts < $until)
+GROUP BY idempotency_key
+HAVING count(*) > 1
+ORDER BY successes DESC, idempotency_key
+LIMIT $limit

@@ -1,0 +1,342 @@
+"""Redaction at ingest: secrets never reach the store.
+
+Ingest runs in DuckDB, so redaction does not touch every row in Python. ``candidate_pattern``
+is one RE2 expression (sensitive key names followed by ``:`` and the secret patterns); the
+writer runs it with ``regexp_matches`` over the JSON text of args, data, message and
+unknown fields (and the raw text of rejects), fetches only matching rows, redacts them here
+and updates them before the insert.
+
+What is redacted (the default set, extended or narrowed by a rules file):
+
+* the value of any key whose normalised name (lower case, camelCase split, non-alphanumerics
+  as ``_``) is, or ends with ``_`` + one of ``DEFAULT_KEYS`` (``password``, ``client_secret``,
+  ``x-api-key``, ``accessToken`` … but not ``max_tokens``), whatever the value's type;
+* in any string: bearer tokens, JWTs, API keys with well-known prefixes (``sk-``, ``ghp_`` …,
+  ``AKIA``/``ASIA``, ``xox?-``, ``AIza``, Stripe ``sk_live_``), PEM private keys, card numbers
+  (13–19 digits, first digit 2–6, passing Luhn) and e-mail addresses (``emails = false`` to keep).
+
+A redacted value becomes ``[REDACTED:<kind>:<fp>]``: ``fp`` is the first 4 hex digits of
+HMAC-SHA256(store salt, secret). The salt is random per store (``audit_settings``), so equal
+secrets correlate within a store but a fingerprint cannot be checked against guesses
+without the store, nor matched across stores.
+
+Rules file (TOML), from ``TOOLCTL_REDACTION_RULES`` or ``store.redaction_rules``::
+
+    [redaction]
+    emails = true                      # mask e-mail addresses
+    extra_keys = ["ssn", "pin_code"]   # more sensitive key names
+    allow_keys = ["csrf_token"]        # key names never redacted by key
+    allow_values = ["sk-test-0000000000000000"]  # exact strings never redacted
+    [[redaction.patterns]]
+    name = "employee_id"
+    regex = "EMP-[0-9]{6}"             # must be valid RE2 and Python re
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from toolctl.errors import UsageError
+
+RULES_ENV = "TOOLCTL_REDACTION_RULES"
+
+DEFAULT_KEYS = ("password", "passwd", "pwd", "passphrase", "secret", "token", "api_key", "apikey",
+                "authorization", "cookie", "private_key", "access_key", "secret_key",
+                "credential", "credentials", "session_key")
+
+#: (name, regex) valid in both RE2 (DuckDB) and Python ``re``; order matters (first wins).
+DEFAULT_PATTERNS: tuple[tuple[str, str], ...] = (
+    ("private_key", r"-----BEGIN [A-Z ]*PRIVATE KEY-----(?:[^-]|-[^-])*(?:-----END [A-Z ]*PRIVATE KEY-----)?"),
+    ("jwt", r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}"),
+    ("bearer", r"(?i:bearer)\s+[A-Za-z0-9._~+/=-]{8,}"),
+    ("api_key", r"sk-[A-Za-z0-9_-]{16,}"),
+    ("api_key", r"(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{20,})"),
+    ("api_key", r"(?:AKIA|ASIA)[0-9A-Z]{16}"),
+    ("api_key", r"xox[abposr]-[A-Za-z0-9-]{10,}"),
+    ("api_key", r"AIza[0-9A-Za-z_-]{35}"),
+    ("api_key", r"[rs]k_(?:live|test)_[0-9A-Za-z]{16,}"),
+)
+CARD_PATTERN = r"[2-6]\d(?:[ -]?\d){11,17}"
+EMAIL_PATTERN = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
+
+
+@dataclass(frozen=True)
+class Rules:
+    keys: tuple[str, ...] = DEFAULT_KEYS
+    allow_keys: frozenset[str] = frozenset()
+    allow_values: frozenset[str] = frozenset()
+    patterns: tuple[tuple[str, str], ...] = DEFAULT_PATTERNS
+    emails: bool = True
+    source: str = "default"
+
+    @property
+    def all_patterns(self) -> tuple[tuple[str, str], ...]:
+        extra = (("card", CARD_PATTERN),) + ((("email", EMAIL_PATTERN),) if self.emails else ())
+        return self.patterns + extra
+
+    def candidate_pattern(self) -> str:
+        """One RE2 pattern over JSON text: a row that can need redaction matches it."""
+        return _candidate_pattern(self)
+
+    def compiled(self) -> "re.Pattern[str]":
+        return _compiled(self)
+
+
+@lru_cache(maxsize=16)
+def _candidate_pattern(rules: Rules) -> str:
+    # A key *ending* in a sensitive word (JSON text: "...word": ), case-insensitive; camelCase
+    # and separators are handled exactly in Python, this only has to be a superset.
+    words = sorted({re.escape(k).replace("_", "[^\"]?") for k in rules.keys})
+    keys = '(?i:"[^"]*(?:' + "|".join(words) + ')"\\s*:)'
+    return "|".join([keys] + [f"(?:{p})" for _, p in rules.all_patterns])
+
+
+@lru_cache(maxsize=16)
+def _compiled(rules: Rules) -> "re.Pattern[str]":
+    return re.compile("|".join(f"(?P<p{i}>{p})" for i, (_, p) in enumerate(rules.all_patterns)))
+
+
+def load_rules(path: str | Path | None) -> Rules:
+    """Rules from a TOML file (see module docs); ``None`` gives the default set."""
+    if path is None:
+        return Rules()
+    import tomllib
+
+    p = Path(path)
+    try:
+        doc = tomllib.loads(p.read_text("utf-8"))
+    except OSError as exc:
+        raise UsageError(f"cannot read redaction rules {p}: {exc.strerror}",
+                         hint=f"check the path given in --redaction-rules or ${RULES_ENV}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"redaction rules {p} are not valid TOML: {exc}",
+                         hint="see docs/audit.md for the format") from exc
+    sec = doc.get("redaction", doc)
+    patterns = list(DEFAULT_PATTERNS)
+    for i, item in enumerate(sec.get("patterns", [])):
+        if not isinstance(item, dict) or not isinstance(item.get("regex"), str):
+            raise UsageError(f"redaction rules {p}: patterns[{i}] needs a `regex` string",
+                             hint='write [[redaction.patterns]] name = "x" regex = "..."')
+        _check_regex(p, item["regex"])
+        patterns.append((str(item.get("name", "custom")), item["regex"]))
+    def strs(name: str) -> list[str]:
+        v = sec.get(name, [])
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+            raise UsageError(f"redaction rules {p}: `{name}` must be a list of strings")
+        return v
+    allow = frozenset(normalise_key(k) for k in strs("allow_keys"))
+    keys = tuple(dict.fromkeys(list(DEFAULT_KEYS) + [normalise_key(k) for k in strs("extra_keys")]))
+    emails = sec.get("emails", True)
+    if not isinstance(emails, bool):
+        raise UsageError(f"redaction rules {p}: `emails` must be true or false")
+    return Rules(keys=keys, allow_keys=allow, allow_values=frozenset(strs("allow_values")),
+                 patterns=tuple(patterns), emails=emails, source=str(p))
+
+
+def _check_regex(path: Path, regex: str) -> None:
+    try:
+        re.compile(regex)
+        import duckdb
+
+        duckdb.sql("SELECT regexp_matches('', $1)", params=[regex]).fetchall()  # RE2 syntax
+    except Exception as exc:  # re.error or duckdb's InvalidInputException
+        raise UsageError(f"redaction rules {path}: pattern {regex!r} is not valid in both RE2 and Python: "
+                         f"{str(exc).splitlines()[0]}", hint="avoid look-arounds and back-references") from exc
+
+
+def rules_for(store: Any) -> Rules:
+    """The store's rules: ``store.redaction_rules`` if set, else ``$TOOLCTL_REDACTION_RULES``."""
+    rules = getattr(store, "redaction_rules", None)
+    if rules is not None:
+        return rules
+    path = os.environ.get(RULES_ENV)
+    return _rules_cached(path, Path(path).stat().st_mtime if path and Path(path).exists() else 0.0)
+
+
+@lru_cache(maxsize=8)
+def _rules_cached(path: str | None, _mtime: float) -> Rules:
+    return load_rules(path or None)
+
+
+def store_salt(store: Any) -> bytes:
+    salt = store.scalar("SELECT value FROM audit_settings WHERE key = 'redaction_salt'")
+    return (salt or "").encode("ascii")
+
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+def normalise_key(key: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", _CAMEL.sub("_", key).lower()).strip("_")
+
+
+def luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+@dataclass
+class Redactor:
+    """Redacts JSON values and text with one store's salt; counts what it replaced."""
+
+    rules: Rules
+    salt: bytes
+    count: int = 0
+    kinds: dict[str, int] = field(default_factory=dict)
+
+    def marker(self, kind: str, secret: str) -> str:
+        self.count += 1
+        self.kinds[kind] = self.kinds.get(kind, 0) + 1
+        fp = hmac.new(self.salt, secret.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:4]
+        return f"[REDACTED:{kind}:{fp}]"
+
+    def key_kind(self, key: str) -> str | None:
+        k = normalise_key(key)
+        if k in self.rules.allow_keys:
+            return None
+        for word in self.rules.keys:
+            if k == word or k.endswith("_" + word):
+                return word
+        return None
+
+    def text(self, s: str) -> str:
+        """Mask every secret pattern in a string."""
+        if s in self.rules.allow_values:
+            return s
+        names = self.rules.all_patterns
+
+        def sub(m: "re.Match[str]") -> str:
+            secret = m.group(0)
+            if secret in self.rules.allow_values:
+                return secret
+            kind = names[int(m.lastgroup[1:])][0]
+            if kind == "card":
+                digits = re.sub(r"\D", "", secret)
+                if not (13 <= len(digits) <= 19 and luhn_ok(digits)):
+                    return secret
+            return self.marker(kind, secret)
+
+        return self.rules.compiled().sub(sub, s)
+
+    def value(self, v: Any) -> Any:
+        """Walk a decoded JSON value: sensitive keys replaced whole, strings pattern-masked."""
+        if isinstance(v, dict):
+            out = {}
+            for k, x in v.items():
+                kind = self.key_kind(k)
+                if kind is not None and x is not None and not (isinstance(x, str) and
+                                                               (x == "" or x.startswith("[REDACTED:"))):
+                    secret = x if isinstance(x, str) else json.dumps(x, sort_keys=True)
+                    out[k] = x if secret in self.rules.allow_values else self.marker(kind, secret)
+                else:
+                    out[k] = self.value(x)
+            return out
+        if isinstance(v, list):
+            return [self.value(x) for x in v]
+        if isinstance(v, str):
+            return self.text(v)
+        return v
+
+    def json_text(self, text: str | None) -> str | None:
+        """Redact a JSON document given as text (None stays None)."""
+        if text is None:
+            return None
+        return json.dumps(self.value(json.loads(text)), ensure_ascii=False, separators=(",", ":"))
+
+    def raw_line(self, line: str) -> str:
+        """Redact a line that may not be valid JSON (a reject): try JSON, else text rules."""
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            doc = None
+        if isinstance(doc, (dict, list)):
+            return json.dumps(self.value(doc), ensure_ascii=False, separators=(",", ":"))
+        # Not JSON (or a bare scalar): sensitive "key": value pairs by regex, then patterns.
+        return self.loose_text(line)
+
+    def loose_text(self, line: str) -> str:
+        """Free text (a message, a broken line): ``"key": value`` pairs by regex, then patterns."""
+        def key_sub(m: "re.Match[str]") -> str:
+            kind = self.key_kind(m.group("key"))
+            if kind is None:
+                return m.group(0)
+            val = m.group("val")
+            if val.startswith("[REDACTED:") or val.startswith('"[REDACTED:'):
+                return m.group(0)
+            return m.group("pre") + json.dumps(self.marker(kind, val))
+
+        return self.text(_RAW_KEY_VALUE.sub(key_sub, line))
+
+
+_RAW_KEY_VALUE = re.compile(
+    r'(?P<pre>"(?P<key>[^"\\]{1,100})"\s*:\s*)(?P<val>"(?:[^"\\]|\\.)*"?|[^,}\]\s]+)')
+
+
+#: Rows of ``_parsed`` (the batch being written) that may hold a secret.
+_CANDIDATES = """
+SELECT line_no, reason, raw, args::VARCHAR AS args, data::VARCHAR AS data, message,
+       extra::VARCHAR AS extra
+FROM _parsed
+WHERE CASE WHEN reason IS NULL
+           THEN regexp_matches(concat_ws(chr(10), args, data, message, extra), $pattern)
+           ELSE regexp_matches(raw, $pattern) END
+"""
+
+_UPDATE = """
+UPDATE _parsed SET args = r.args::JSON, data = r.data::JSON, message = r.message,
+       extra = r.extra::JSON, raw = r.raw
+FROM _redacted r
+WHERE _parsed.line_no = r.line_no
+"""
+
+
+def redact_parsed(store: Any) -> int:
+    """Redact the candidate rows of the temp table ``_parsed`` in place; returns values redacted.
+
+    Called by ``toolctl.store.writer.write_line_batch`` inside the batch's transaction,
+    before anything is inserted. Valid rows: args, data, message, unknown fields. Rejects:
+    the raw text.
+    """
+    rules = rules_for(store)
+    rows = store.fetch_dicts(_CANDIDATES, {"pattern": rules.candidate_pattern()})
+    if not rows:
+        return 0
+    import pyarrow as pa
+
+    red = Redactor(rules, store_salt(store))
+    out = {"line_no": [], "raw": [], "args": [], "data": [], "message": [], "extra": []}
+    for r in rows:
+        if r["reason"] is None:
+            r["args"] = red.json_text(r["args"])
+            r["data"] = red.json_text(r["data"])
+            r["extra"] = red.json_text(r["extra"])
+            r["message"] = None if r["message"] is None else red.loose_text(r["message"])
+            r["raw"] = None  # the raw text of a valid line is not stored
+        else:
+            r["raw"] = red.raw_line(r["raw"])
+        for k in out:
+            out[k].append(r[k])
+    if red.count:
+        table = pa.table({"line_no": pa.array(out["line_no"], pa.int64()),
+                          **{k: pa.array(out[k], pa.string()) for k in out if k != "line_no"}})
+        store.conn.register("_redacted", table)
+        try:
+            store.execute(_UPDATE).fetchall()
+        finally:
+            store.conn.unregister("_redacted")
+    return red.count

@@ -1,0 +1,117 @@
+"""Timelines: one tool call's attempts, one trace's spans, calls and events as a tree."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from toolctl.audit import load_query
+from toolctl.errors import ToolctlError
+
+STATUS_NAMES = {0: "unset", 1: "ok", 2: "error"}
+
+
+class NotFoundError(ToolctlError):
+    """The id names nothing stored."""
+
+    code = "not_found"
+
+
+def _decode(rows: list[dict], *cols: str) -> list[dict]:
+    for r in rows:
+        for c in cols:
+            if r.get(c) is not None:
+                r[c] = json.loads(r[c])
+    return rows
+
+
+def summarise_call(call_id: str | None, events: list[dict]) -> dict:
+    """Group one call's events into attempts; the final envelope is the last event."""
+    attempts: dict[int, dict] = {}
+    for e in events:
+        a = attempts.setdefault(e["attempt"], {"attempt": e["attempt"], "stages": [],
+                                               "latency_ms": 0.0, "status": None})
+        a["stages"].append({k: e[k] for k in ("event_id", "ts", "stage", "status", "latency_ms",
+                                             "error_code", "http_status", "retryable", "message")})
+        a["latency_ms"] += e["latency_ms"]
+        a["status"] = e["status"]
+    ordered = [attempts[k] for k in sorted(attempts)]
+    final = events[-1] if events else None
+    used = sum(e["latency_ms"] for e in events)
+    timeouts = [e["timeout_ms"] for e in events if e["timeout_ms"] is not None]
+    budget = max(timeouts) if timeouts else None
+    return {
+        "call_id": call_id,
+        "tool": final["tool"] if final else None,
+        "idempotency_key": next((e["idempotency_key"] for e in events if e["idempotency_key"]), None),
+        "attempts": ordered,
+        "attempt_count": len(ordered),
+        "final": None if final is None else {
+            "status": final["status"], "error_code": final["error_code"],
+            "http_status": final["http_status"], "message": final["message"], "data": final["data"]},
+        "latency_used_ms": used,
+        "timeout_budget_ms": budget,
+        "budget_used_ratio": (used / budget) if budget else None,
+    }
+
+
+def call_timeline(store: Any, call_id: str) -> dict:
+    """All attempts of one call: stages, latencies, the final envelope and timeout budget used.
+
+    The budget is the largest ``timeout_ms`` seen on the call; used = the sum of the
+    latencies of all its events. Raises NotFoundError when no event has this call id.
+    """
+    events = _decode(store.fetch_dicts(load_query("call_events"), {"call_id": call_id}), "data")
+    if not events:
+        raise NotFoundError(f"no stored event has call_id {call_id!r}",
+                            hint="check the id with `toolctl audit search --call-id ...`")
+    return summarise_call(call_id, events)
+
+
+def trace_timeline(store: Any, trace_id: str) -> dict:
+    """The lifecycle of one trace as a tree.
+
+    Returns {trace_id, spans: [root span nodes], calls: [calls not under a span], events,
+    counts}. A span node has its children under ``children`` and the tool calls whose
+    events carry its span id under ``calls``; a span whose parent has not been received is
+    a root with ``orphan: true``. Ids are accepted in any case. Raises NotFoundError when
+    nothing has this trace id.
+    """
+    tid = trace_id.strip().lower()
+    spans = _decode(store.fetch_dicts(load_query("trace_spans"), {"trace_id": tid}), "attributes", "events")
+    events = _decode(store.fetch_dicts(load_query("trace_events"), {"trace_id": tid}), "data")
+    if not spans and not events:
+        raise NotFoundError(f"nothing stored has trace id {trace_id!r}",
+                            hint="ids are hex; check with `toolctl audit search --trace-id ...`")
+    nodes = {}
+    for s in spans:
+        s["status_name"] = STATUS_NAMES.get(s["status_code"], str(s["status_code"]))
+        s["children"], s["calls"], s["orphan"] = [], [], False
+        nodes[s["span_id"]] = s
+    roots = []
+    for s in spans:
+        parent = s["parent_span_id"]
+        if parent and parent in nodes:
+            nodes[parent]["children"].append(s)
+        else:
+            s["orphan"] = bool(parent)
+            roots.append(s)
+    by_call: dict[Any, list[dict]] = {}
+    for e in events:
+        by_call.setdefault(e["call_id"] or f"event:{e['event_id']}", []).append(e)
+    loose = []
+    for key, evs in by_call.items():
+        evs.sort(key=lambda e: (e["attempt"], _stage_rank(e["stage"]), e["ts"], e["event_id"]))
+        call = summarise_call(evs[0]["call_id"], evs)
+        span_ids = [e["span_id"] for e in evs if e["span_id"] in nodes]
+        if span_ids:
+            nodes[span_ids[0]]["calls"].append(call)
+        else:
+            loose.append(call)
+    return {"trace_id": tid, "spans": roots, "calls": loose, "events": events,
+            "counts": {"spans": len(spans), "orphans": sum(1 for r in roots if r["orphan"]),
+                       "events": len(events), "calls": len(by_call)}}
+
+
+def _stage_rank(stage: str | None) -> int:
+    return {"validate": 1, "authorize": 2, "execute": 3}.get(stage or "", 4)
