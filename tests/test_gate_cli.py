@@ -137,6 +137,11 @@ def test_403_burst_on_3pct_of_candidate_calls_rolls_back_at_once(tmp_path):
     assert (doc["verdict"], proc.returncode, doc["evaluation"]) == ("rollback", 20, 1)
     auth = next(c for c in doc["checks"] if c["name"] == "auth-failures")
     assert auth["outcome"] == "fail" and auth["severity"] == "critical"
+    # The decision is persisted once in the history and once in the audit ledger.
+    with Store.open(db, write=False) as store:
+        assert store.scalar("SELECT count(*) FROM gate_evaluations") == 1
+        payload = json.loads(store.scalar("SELECT payload FROM ledger WHERE kind = 'gate_decision'"))
+    assert payload["verdict"] == "rollback" and payload["checks"]["auth-failures"] == "fail"
 
 
 def test_40_candidate_calls_hold_or_inconclusive_never_decide(tmp_path):

@@ -86,18 +86,21 @@ def run_gate(store: Store, req: GateRequest) -> dict:
         "checks": [r.to_dict() for r in results],
     }
     if req.record and not store.read_only:
-        eid = history.record(store, key=key, runbook=rb, baseline=req.baseline, candidate=req.candidate,
-                             seq=seq, since=since, until=until, verdict=verdict, reason=reason,
-                             results=results, report=report, now=now)
-        report["evaluation_id"] = eid
-        _record_decision(store, report)
+        def ledger(eid: int) -> None:
+            report["evaluation_id"] = eid
+            _record_decision(store, report)
+
+        history.record(store, key=key, runbook=rb, baseline=req.baseline, candidate=req.candidate,
+                       seq=seq, since=since, until=until, verdict=verdict, reason=reason,
+                       results=results, report=report, now=now, before_commit=ledger)
     return report
 
 
 def _record_decision(store: Store, report: dict) -> None:
-    """Every gate decision is a ledger entry when the audit ledger exists.
+    """Every gate decision is a ledger entry (``toolctl.audit.ledger.record_event``).
 
-    The one hook the ledger needs: ``toolctl.audit.ledger.record_event(store, kind, payload)``.
+    Called inside the transaction that stores the evaluation; a toolctl without the audit
+    package simply skips it.
     """
     try:
         from toolctl.audit.ledger import record_event

@@ -75,11 +75,23 @@ def save_baseline(store: Store, name: str, *, version: str | None, since: dateti
                 {"n": name, "tool": r["tool"], "attempts": r["attempts"], "calls": r["calls"],
                  "errors": r["errors"], "auth": r["auth_failures"], "p50": r["p50_ms"], "p95": r["p95_ms"],
                  "p99": r["p99_ms"], "fracs": fracs, "vals": r["sketch_values"]})
+        _record_ledger(store, "baseline_save", {
+            "name": name, "version": version, "since": iso_utc(since), "until": iso_utc(until),
+            "tools": len(rows), "calls": sum(r["calls"] for r in rows)})
         store.execute("COMMIT")
     except Exception:
         store.execute("ROLLBACK")
         raise
     return show_baseline(store, name)
+
+
+def _record_ledger(store: Store, kind: str, payload: dict) -> None:
+    """A ledger entry in the caller's transaction, when the audit ledger is installed."""
+    try:
+        from toolctl.audit.ledger import record_event
+    except ImportError:
+        return
+    record_event(store, kind, payload)
 
 
 def list_baselines(store: Store) -> list[dict]:
@@ -108,9 +120,14 @@ def show_baseline(store: Store, name: str) -> dict:
 def delete_baseline(store: Store, name: str) -> None:
     _get(store, name)
     store.execute("BEGIN TRANSACTION")
-    store.execute("DELETE FROM baseline_tools WHERE name = $n", {"n": name})
-    store.execute("DELETE FROM baselines WHERE name = $n", {"n": name})
-    store.execute("COMMIT")
+    try:
+        store.execute("DELETE FROM baseline_tools WHERE name = $n", {"n": name})
+        store.execute("DELETE FROM baselines WHERE name = $n", {"n": name})
+        _record_ledger(store, "baseline_delete", {"name": name})
+        store.execute("COMMIT")
+    except Exception:
+        store.execute("ROLLBACK")
+        raise
 
 
 def regress(store: Store, name: str, *, since: datetime, until: datetime, confidence: float = 0.95) -> dict:

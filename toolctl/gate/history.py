@@ -56,8 +56,12 @@ def previous(store: Store, key: str) -> tuple[int, dict[str, int]]:
 
 def record(store: Store, *, key: str, runbook, baseline: str, candidate: str, seq: int,
            since: datetime, until: datetime, verdict: str, reason: str, results: list, report: dict,
-           now: datetime) -> int:
-    """Persist one evaluation and its check results in one transaction; returns its id."""
+           now: datetime, before_commit=None) -> int:
+    """Persist one evaluation and its check results in one transaction; returns its id.
+
+    ``before_commit(evaluation_id)`` runs inside that transaction (the ledger entry of the
+    decision), so a decision is never stored without its ledger entry or the reverse.
+    """
     store.execute("BEGIN TRANSACTION")
     try:
         store.execute(
@@ -75,6 +79,8 @@ def record(store: Store, *, key: str, runbook, baseline: str, candidate: str, se
                 {"id": eid, "name": r.name, "kind": r.kind, "sev": r.severity, "dry": r.dry_run,
                  "out": r.outcome, "est": r.estimate, "lo": r.lower, "hi": r.upper, "margin": r.margin,
                  "nb": r.n_baseline, "nc": r.n_candidate, "reason": r.reason})
+        if before_commit is not None:
+            before_commit(eid)
         store.execute("COMMIT")
     except Exception:
         store.execute("ROLLBACK")
