@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from toolctl.cli import audit as audit_cmd
 from toolctl.cli import db as db_cmd
 from toolctl.cli import ingest as ingest_cmd
 from toolctl.cli import serve as serve_cmd
@@ -44,6 +45,7 @@ ingest_cmd.register(app)
 stats_cmd.register(app)
 serve_cmd.register(app)
 app.add_typer(db_cmd.app, name="db")
+app.add_typer(audit_cmd.app, name="audit")
 gate_cmd.register(app)
 runbook_cmd.register(app)
 baseline_cmd.register(app)

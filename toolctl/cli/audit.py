@@ -1,0 +1,306 @@
+"""`toolctl audit …`: forensic lookups, trace and call timelines, the tamper-evident ledger."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from enum import Enum
+from typing import Annotated, Optional
+
+import typer
+
+from toolctl.cli._output import DocFormat, fmt_ms, print_json, stdout, table
+
+app = typer.Typer(help="Forensics: find events, follow a trace or call, verify the ledger.",
+                  no_args_is_help=True)
+
+
+class SearchFormat(str, Enum):
+    table = "table"
+    json = "json"
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+class ExportFormat(str, Enum):
+    jsonl = "jsonl"
+    csv = "csv"
+    parquet = "parquet"
+
+
+def _when(value: str | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    from toolctl.errors import UsageError
+
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"{name} {value!r} is not an ISO-8601 time",
+                         hint="e.g. 2026-11-24T06:00:00Z") from None
+    if dt.tzinfo is not None:
+        from datetime import timezone
+
+        dt = dt.astimezone(timezone.utc).replace(tzinfo=None)
+    return dt
+
+
+EventId = Annotated[Optional[str], typer.Option("--event-id", help="Exact event id.")]
+CallId = Annotated[Optional[str], typer.Option("--call-id", help="Exact call id.")]
+TraceId = Annotated[Optional[str], typer.Option("--trace-id", help="Trace id (any case).")]
+IdemKey = Annotated[Optional[str], typer.Option("--idempotency-key", help="Exact idempotency key.")]
+User = Annotated[Optional[str], typer.Option("--user", help="Events of this user.")]
+Tenant = Annotated[Optional[str], typer.Option("--tenant", help="Events of this tenant.")]
+Tool = Annotated[Optional[str], typer.Option("--tool", help="Events of this tool.")]
+Version = Annotated[Optional[str], typer.Option("--version", help="Events of this tool version.")]
+Status = Annotated[Optional[str], typer.Option("--status", help="ok or error.")]
+ErrorCode = Annotated[Optional[str], typer.Option("--error-code", help="Events with this error code.")]
+HttpStatus = Annotated[Optional[int], typer.Option("--http-status", help="Events with this HTTP status.")]
+Since = Annotated[Optional[str], typer.Option("--since", help="From this time (ISO-8601, inclusive).")]
+Until = Annotated[Optional[str], typer.Option("--until", help="Up to this time (exclusive).")]
+
+
+def _filter(event_id, call_id, trace_id, idempotency_key, user, tenant, tool, version, status,
+            error_code, http_status, since, until):
+    from toolctl.audit.lookups import EventFilter
+
+    return EventFilter(event_id=event_id, call_id=call_id, trace_id=trace_id,
+                       idempotency_key=idempotency_key, user=user, tenant=tenant, tool=tool,
+                       version=version, status=status, error_code=error_code,
+                       http_status=http_status, since=_when(since, "--since"),
+                       until=_when(until, "--until"))
+
+
+def _open(ctx: typer.Context):
+    from toolctl.store import Store
+
+    return Store.open(ctx.obj.db_path, write=False)
+
+
+def _jsonable(row: dict) -> dict:
+    out = {}
+    for k, v in row.items():
+        out[k] = v.isoformat() + "Z" if isinstance(v, datetime) else v
+    return out
+
+
+@app.command("search")
+def search(ctx: typer.Context, event_id: EventId = None, call_id: CallId = None,
+           trace_id: TraceId = None, idempotency_key: IdemKey = None, user: User = None,
+           tenant: Tenant = None, tool: Tool = None, version: Version = None,
+           status: Status = None, error_code: ErrorCode = None, http_status: HttpStatus = None,
+           since: Since = None, until: Until = None,
+           limit: Annotated[int, typer.Option(help="At most this many events.", min=1)] = 100,
+           fmt: Annotated[SearchFormat, typer.Option("--format", "-f", help="Output format.")] = SearchFormat.table) -> None:
+    """Find stored events by id or attributes, newest first, with every stored field.
+
+    Example: toolctl audit search --call-id call-42 --format json
+    """
+    from toolctl.audit.lookups import search_events
+
+    flt = _filter(event_id, call_id, trace_id, idempotency_key, user, tenant, tool, version,
+                  status, error_code, http_status, since, until)
+    with _open(ctx) as store:
+        rows = [_jsonable(r) for r in search_events(store, flt, limit=limit)]
+    if fmt is SearchFormat.json:
+        print_json(rows)
+    elif fmt is SearchFormat.jsonl:
+        import sys
+
+        for r in rows:
+            sys.stdout.write(json.dumps(r, ensure_ascii=False) + "\n")
+    elif fmt is SearchFormat.csv:
+        from toolctl.cli._output import print_csv
+
+        cols = list(rows[0]) if rows else ["event_id"]
+        print_csv([{k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in r.items()}
+                   for r in rows], cols)
+    else:
+        body = [(r["ts"], r["event_id"], r["tool"], r["status"], fmt_ms(r["latency_ms"]),
+                 r["call_id"] or "–", str(r["attempt"]), r["stage"] or "–", r["error_code"] or "–")
+                for r in rows]
+        cols = [("ts", "left"), ("event_id", "left"), ("tool", "left"), ("status", "left"),
+                ("latency_ms", "right"), ("call_id", "left"), ("attempt", "right"),
+                ("stage", "left"), ("error_code", "left")]
+        stdout().print(table("Events", cols, body, caption=f"{len(rows)} event(s), newest first"))
+
+
+@app.command("export")
+def export(ctx: typer.Context,
+           output: Annotated[str, typer.Option("--output", "-o", help="File to write.")],
+           fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="File format.")] = ExportFormat.jsonl,
+           event_id: EventId = None, call_id: CallId = None, trace_id: TraceId = None,
+           idempotency_key: IdemKey = None, user: User = None, tenant: Tenant = None,
+           tool: Tool = None, version: Version = None, status: Status = None,
+           error_code: ErrorCode = None, http_status: HttpStatus = None, since: Since = None,
+           until: Until = None) -> None:
+    """Export matching events to a file, streamed by DuckDB (jsonl, csv or parquet).
+
+    Example: toolctl audit export --tenant acme --format parquet -o acme.parquet
+    """
+    import sys
+
+    from toolctl.audit.lookups import export_events
+
+    flt = _filter(event_id, call_id, trace_id, idempotency_key, user, tenant, tool, version,
+                  status, error_code, http_status, since, until)
+    with _open(ctx) as store:
+        n = export_events(store, flt, fmt=fmt.value, path=output)
+    sys.stderr.write(f"wrote {n:,} event(s) to {output}\n")
+
+
+@app.command("duplicates")
+def duplicates(ctx: typer.Context, tool: Tool = None, since: Since = None, until: Until = None,
+               limit: Annotated[int, typer.Option(help="At most this many keys.", min=1)] = 100,
+               fmt: Annotated[DocFormat, typer.Option("--format", "-f", help="Output format.")] = DocFormat.table) -> None:
+    """Idempotency keys executed successfully more than once (duplicate side effects).
+
+    Example: toolctl audit duplicates --tool payments.charge
+    """
+    from toolctl.audit.lookups import duplicate_executions
+
+    with _open(ctx) as store:
+        rows = [_jsonable(r) for r in duplicate_executions(
+            store, tool=tool, since=_when(since, "--since"), until=_when(until, "--until"), limit=limit)]
+    if fmt is DocFormat.json:
+        print_json(rows)
+        return
+    body = [(r["idempotency_key"], r["tool"], str(r["successes"]), str(r["calls"]),
+             ", ".join(r["call_ids"] or [])) for r in rows]
+    stdout().print(table("Duplicate executions", [("idempotency_key", "left"), ("tool", "left"),
+                                                  ("successes", "right"), ("calls", "right"),
+                                                  ("call_ids", "left")], body,
+                         caption=f"{len(rows)} key(s) executed successfully more than once"))
+
+
+def _call_lines(call: dict) -> list[str]:
+    lines = []
+    for a in call["attempts"]:
+        stages = " → ".join(f"{s['stage'] or 'event'} {s['status']} {fmt_ms(s['latency_ms'])} ms"
+                            + (f" [{s['error_code']}]" if s["error_code"] else "") for s in a["stages"])
+        lines.append(f"attempt {a['attempt']}: {stages}")
+    final = call["final"] or {}
+    budget = call["timeout_budget_ms"]
+    used = f"{fmt_ms(call['latency_used_ms'])} ms" + (
+        f" of {fmt_ms(budget)} ms budget ({call['budget_used_ratio'] * 100:.0f}%)" if budget else "")
+    lines.append(f"final: {final.get('status')}" + (f" {final['error_code']}" if final.get("error_code") else "")
+                 + f"; time used {used}")
+    return lines
+
+
+@app.command("call")
+def call(ctx: typer.Context, call_id: Annotated[str, typer.Argument(help="The call id.")],
+         fmt: Annotated[DocFormat, typer.Option("--format", "-f", help="Output format.")] = DocFormat.table) -> None:
+    """All attempts of one tool call (validate → authorize → execute) and the timeout budget used.
+
+    Example: toolctl audit call call-42
+    """
+    from toolctl.audit.timeline import call_timeline
+
+    with _open(ctx) as store:
+        doc = call_timeline(store, call_id)
+    if fmt is DocFormat.json:
+        print_json(doc)
+        return
+    from rich.tree import Tree
+
+    tree = Tree(f"call {call_id} ({doc['tool']}, {doc['attempt_count']} attempt(s))")
+    for line in _call_lines(doc):
+        tree.add(line, highlight=False)
+    stdout().print(tree)
+
+
+@app.command("trace")
+def trace(ctx: typer.Context, trace_id: Annotated[str, typer.Argument(help="The trace id (any case).")],
+          fmt: Annotated[DocFormat, typer.Option("--format", "-f", help="Output format.")] = DocFormat.table) -> None:
+    """The lifecycle of one trace: spans as a tree, tool calls with each attempt, events.
+
+    Example: toolctl audit trace 4BF92F3577B34DA6A3CE929D0E0E4736 --format json
+    """
+    from toolctl.audit.timeline import trace_timeline
+
+    with _open(ctx) as store:
+        doc = trace_timeline(store, trace_id)
+    if fmt is DocFormat.json:
+        print_json(doc)
+        return
+    from rich.markup import escape
+    from rich.tree import Tree
+
+    def add_calls(node, calls):
+        for c in calls:
+            sub = node.add(escape(f"call {c['call_id']} {c['tool']}"))
+            for line in _call_lines(c):
+                sub.add(escape(line))
+
+    def add_span(node, s):
+        mark = " [orphan: parent not received]" if s["orphan"] else ""
+        label = f"{s['name']} {s['span_id']} {fmt_ms(s['duration_ms'])} ms {s['status_name']}{mark}"
+        child = node.add(escape(label))
+        add_calls(child, s["calls"])
+        for c in s["children"]:
+            add_span(child, c)
+
+    c = doc["counts"]
+    root = Tree(escape(f"trace {doc['trace_id']}: {c['spans']} span(s), {c['calls']} call(s), "
+                       f"{c['events']} event(s)"))
+    for s in doc["spans"]:
+        add_span(root, s)
+    add_calls(root, doc["calls"])
+    stdout().print(root)
+
+
+@app.command("log")
+def log(ctx: typer.Context,
+        kind: Annotated[Optional[str], typer.Option(help="Only entries of this kind.")] = None,
+        limit: Annotated[int, typer.Option(help="At most this many entries.", min=1)] = 100,
+        fmt: Annotated[DocFormat, typer.Option("--format", "-f", help="Output format.")] = DocFormat.table) -> None:
+    """List the ledger, newest first: batches, sources, gate decisions, baseline saves…
+
+    Example: toolctl audit log --kind gate_decision
+    """
+    from toolctl.audit.ledger import list_entries
+
+    with _open(ctx) as store:
+        rows = [_jsonable(r) for r in list_entries(store, kind=kind, limit=limit)]
+    if fmt is DocFormat.json:
+        print_json(rows)
+        return
+    body = [(str(r["seq"]), r["created_at"], r["kind"], "–" if r["batch_id"] is None else str(r["batch_id"]),
+             r["source"] or "–", "–" if r["row_count"] is None else str(r["row_count"]),
+             r["entry_hash"][:16], "yes" if r["hmac"] else "no") for r in rows]
+    stdout().print(table("Ledger", [("seq", "right"), ("created_at", "left"), ("kind", "left"),
+                                    ("batch", "right"), ("source", "left"), ("rows", "right"),
+                                    ("entry_hash", "left"), ("signed", "left")], body))
+
+
+@app.command("verify")
+def verify(ctx: typer.Context,
+           fmt: Annotated[DocFormat, typer.Option("--format", "-f", help="Output format.")] = DocFormat.table) -> None:
+    """Recompute every batch digest and walk the hash chain. Exit 0 intact, 5 tampered.
+
+    Example: TOOLCTL_LEDGER_KEY=... toolctl audit verify
+    """
+    from toolctl.audit.ledger import EXIT_TAMPERED, verify as verify_ledger
+
+    with _open(ctx) as store:
+        report = verify_ledger(store)
+    doc = report.to_dict()
+    if fmt is DocFormat.json:
+        print_json(doc)
+    elif report.intact:
+        signed = (f"; {report.signed} signed entries checked" if report.signatures_checked
+                  else f"; {report.signed} signed entries (set TOOLCTL_LEDGER_KEY to check them)")
+        stdout().print(f"ledger intact: {report.entries} entries, {report.batches} batches, "
+                       f"{report.rows:,} rows{signed}", highlight=False)
+    if not report.intact:
+        import sys
+
+        first = report.problems[0]
+        where = f"entry {first.seq}" if first.seq is not None else "rows outside the ledger"
+        sys.stderr.write(f"Error: ledger broken at {where}: {first.what}\n")
+        for p in report.problems[1:]:
+            sys.stderr.write(f"  also: entry {p.seq}: {p.what}\n")
+        sys.stderr.write("Hint: the store was changed outside toolctl; restore it from a backup "
+                         "and compare with `toolctl audit log`\n")
+        raise typer.Exit(EXIT_TAMPERED)
