@@ -20,7 +20,7 @@ from toolctl.errors import InputError
 
 
 def forward_paths(server: ServerInfo, db_path: Path, paths: list[str], *,
-                  chunk_bytes: int = FORWARD_CHUNK_BYTES,
+                  chunk_bytes: int = FORWARD_CHUNK_BYTES, max_line_bytes: int | None = None,
                   progress: Callable[[int, int | None], None] | None = None) -> IngestSummary:
     """Send every line of ``paths`` to the collector; returns the same summary as ingest.
 
@@ -46,7 +46,8 @@ def forward_paths(server: ServerInfo, db_path: Path, paths: list[str], *,
             counts = {"lines": 0, "accepted": 0, "duplicates": 0, "rejected": 0}
             try:
                 for first_line, data in chunk_lines(opened.stream, chunk_bytes):
-                    res = remote.send_lines(data, source=source.name, first_line=first_line, kind=source.kind)
+                    res = remote.send_lines(data, source=source.name, first_line=first_line,
+                                            kind=source.kind, max_line_bytes=max_line_bytes)
                     for key in counts:
                         counts[key] += res[key]
             except (EOFError, OSError, zlib.error) as exc:

@@ -385,9 +385,15 @@ def create_app(store: Any, config: ServerConfig) -> Any:
             kind = request.headers.get("x-toolctl-kind", "http")
             if kind not in ("http", "file", "stdin"):
                 raise HTTPProblem(400, "X-Toolctl-Kind must be http, file or stdin")
+            try:  # `toolctl ingest --max-line-bytes` forwarded; the server's value otherwise
+                max_line = int(request.headers.get("x-toolctl-max-line-bytes", config.max_line_bytes))
+                if max_line < 1:
+                    raise ValueError
+            except ValueError:
+                raise HTTPProblem(400, "X-Toolctl-Max-Line-Bytes must be a positive integer") from None
             source = request.headers.get("x-toolctl-source") or "http:/v1/tool-calls"
             body = await read_body(request, config.max_body_bytes)
-            table = await run_in_threadpool(ndjson_table, body, first_line, config.max_line_bytes)
+            table = await run_in_threadpool(ndjson_table, body, first_line, max_line)
             if table is None:
                 return JSONResponse({"lines": 0, "accepted": 0, "duplicates": 0, "rejected": 0})
             res = await commit(lambda s: write_line_batch(s, table, source=source, kind=kind), len(body))

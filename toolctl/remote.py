@@ -200,10 +200,13 @@ class RemoteStore:
             raise self._fail(f"read operation {operation!r}", resp)
         return resp.json()["result"]
 
-    def send_lines(self, data: bytes, *, source: str, first_line: int, kind: str) -> dict:
+    def send_lines(self, data: bytes, *, source: str, first_line: int, kind: str,
+                   max_line_bytes: int | None = None) -> dict:
         """POST JSON lines to ``/v1/tool-calls``; returns lines/accepted/duplicates/rejected."""
         headers = {"Content-Type": "application/x-ndjson", "X-Toolctl-Source": _header_safe(source),
                    "X-Toolctl-First-Line": str(first_line), "X-Toolctl-Kind": kind}
+        if max_line_bytes is not None:
+            headers["X-Toolctl-Max-Line-Bytes"] = str(max_line_bytes)
         resp = self._post("/v1/tool-calls", content=data, headers=headers)
         if resp.status_code != 200:
             raise self._fail(f"lines {first_line}+ of {source}", resp)

@@ -41,7 +41,8 @@ def ingest(
         from collector.forward import forward_paths
 
         with ByteProgress(f"sending to {server.url}") as bar:
-            summary = forward_paths(server, ctx.obj.db_path, paths, progress=bar.update)
+            summary = forward_paths(server, ctx.obj.db_path, paths, max_line_bytes=max_line_bytes,
+                                    progress=bar.update)
     else:
         with ByteProgress("ingesting") as bar, ctx.obj.open_write() as store:
             summary = ingest_paths(store, paths, max_line_bytes=max_line_bytes,
