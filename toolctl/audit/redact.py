@@ -340,3 +340,46 @@ def redact_parsed(store: Any) -> int:
         finally:
             store.conn.unregister("_redacted")
     return red.count
+
+
+#: Span columns holding JSON text / free text that may carry secrets.
+SPAN_JSON_COLUMNS = ("resource", "attributes", "events", "links", "args", "result")
+SPAN_TEXT_COLUMNS = ("status_message",)
+
+
+def redact_span_tables(store: Any, spans: Any, rejects: Any) -> tuple[Any, Any, int]:
+    """Redact decoded spans (Arrow, ``collector.otlp.COLUMNS``) and refused spans' raw text.
+
+    Called by ``toolctl.store.spans.write_span_batch`` before the insert. Candidate rows
+    are found per column with Arrow's RE2 ``match_substring_regex``; only those are
+    decoded and fixed in Python. Returns (spans, rejects, values redacted).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    rules = rules_for(store)
+    pattern = rules.candidate_pattern()
+    red = Redactor(rules, store_salt(store))
+
+    def fix(table: Any, column: str, how: Any) -> Any:
+        if table is None or column not in table.column_names or table.num_rows == 0:
+            return table
+        col = table.column(column)
+        if not pa.types.is_string(col.type) and not pa.types.is_large_string(col.type):
+            col = pc.cast(col, pa.string())
+        hits = pc.fill_null(pc.match_substring_regex(col, pattern), False)
+        if not pc.any(hits).as_py():
+            return table
+        values = col.to_pylist()
+        for i, hit in enumerate(hits.to_pylist()):
+            if hit and values[i] is not None:
+                values[i] = how(values[i])
+        idx = table.column_names.index(column)
+        return table.set_column(idx, column, pa.array(values, col.type))
+
+    for c in SPAN_JSON_COLUMNS:
+        spans = fix(spans, c, red.json_text)
+    for c in SPAN_TEXT_COLUMNS:
+        spans = fix(spans, c, red.loose_text)
+    rejects = fix(rejects, "raw", red.raw_line)
+    return spans, rejects, red.count

@@ -34,6 +34,10 @@ def write_span_batch(store: Store, spans: Any, rejects: Any, *, source: str, kin
     where the batch came from ('file', 'stdin', 'http'); the ``batches`` row records it
     as ``otlp_<kind>`` with lines = spans seen (stored + duplicates + rejected).
     """
+    from toolctl.audit.ledger import record_batch  # lazy: audit sits above the store
+    from toolctl.audit.redact import redact_span_tables
+
+    spans, rejects, _redacted = redact_span_tables(store, spans, rejects)
     conn = store.conn
     n_in = spans.num_rows if spans is not None else 0
     n_rej = rejects.num_rows if rejects is not None else 0
@@ -59,6 +63,9 @@ def write_span_batch(store: Store, spans: Any, rejects: Any, *, source: str, kin
                 "INSERT INTO batches VALUES (?, ?, ?, NULL, NULL, ?, ?, ?, ?, now()::TIMESTAMP)",
                 [batch_id, f"otlp_{kind}", source, n_in + n_rej, stored, result.duplicates, n_rej],
             )
+            record_batch(store, batch_id, kind=kind, source=source, batch_kind="span_batch",
+                         extra={"spans": n_in, "stored": stored, "rejected": n_rej,
+                                "redacted": _redacted})
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")

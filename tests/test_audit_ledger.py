@@ -1,0 +1,147 @@
+"""The ledger: every batch and control-plane change is chained; verify catches edits."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import duckdb
+import pytest
+
+from conftest import event, run_toolctl, write_jsonl
+from toolctl.audit import ledger
+from toolctl.store import Store
+
+
+def _ingest(tmp_path, n=6, name="a.jsonl", start=0):
+    db = tmp_path / "t.duckdb"
+    docs = [event(i, call_id=f"c{i}") for i in range(start, start + n)] + ["{broken"]
+    r = run_toolctl("--db", db, "ingest", write_jsonl(tmp_path / name, docs))
+    assert r.returncode == 3, r.stderr  # one reject
+    return db
+
+
+def _verify(db, env=None):
+    return run_toolctl("--db", db, "audit", "verify", "--format", "json", env=env)
+
+
+def test_fresh_ingests_verify_intact_and_ledger_lists_each_batch_and_source(tmp_path):
+    db = _ingest(tmp_path)
+    _ingest(tmp_path, name="b.jsonl", start=10)
+    r = _verify(db)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["intact"] and doc["rows"] == 6 + 1 + 6 + 1 and doc["batches"] == 2
+    log = json.loads(run_toolctl("--db", db, "audit", "log", "--format", "json").stdout)
+    assert [e["kind"] for e in reversed(log)] == ["ingest_batch", "ingest_source"] * 2
+    src = [e for e in log if e["kind"] == "ingest_source"][-1]
+    assert src["source_sha256"] == hashlib.sha256((tmp_path / "a.jsonl").read_bytes()).hexdigest()
+    # the chain: each entry's prev_hash is the previous entry's hash
+    chain = list(reversed(log))
+    assert chain[0]["prev_hash"] == "" and all(b["prev_hash"] == a["entry_hash"] for a, b in zip(chain, chain[1:]))
+
+
+def test_batch_digest_is_sha256_of_ordered_row_hashes(tmp_path):
+    db = _ingest(tmp_path, n=3)
+    con = duckdb.connect(str(db), read_only=True)
+    # an independent reading: sha256 over the concatenated per-row hashes, ordered by key
+    keys = con.execute("SELECT 'e:' || event_id, sha256(to_json(struct_pack(event_id, ts, tool, status, latency_ms,"
+                       " schema_version, trace_id, span_id, call_id, session_id, tenant, user_id, service, version,"
+                       " stage, attempt, idempotency_key, timeout_ms, error_code, message, retryable, http_status,"
+                       " confidence, args, data, extra, batch_id, source, line_no))) FROM events").fetchall()
+    keys += con.execute("SELECT 'r:' || reject_key, sha256(to_json(struct_pack(reject_key, source, line_no, reason,"
+                        " raw, raw_bytes, batch_id, rejected_at))) FROM rejects").fetchall()
+    expected = hashlib.sha256("".join(h for _, h in sorted(keys)).encode()).hexdigest()
+    stored = con.execute("SELECT rows_digest, row_count FROM ledger WHERE kind = 'ingest_batch'").fetchall()
+    assert stored == [(expected, 4)]
+
+
+@pytest.mark.parametrize("tamper, needle", [
+    ("UPDATE events SET latency_ms = 1 WHERE event_id = 'e2'", "edited"),
+    ("DELETE FROM events WHERE event_id = 'e3'", "deleted"),
+    ("INSERT INTO events SELECT * REPLACE ('forged' AS event_id) FROM events WHERE event_id = 'e1'", "inserted"),
+    ("UPDATE rejects SET raw = 'x'", "edited"),
+])
+def test_verify_fails_with_exit_5_naming_the_batch_entry_when_rows_change_behind_toolctl(tmp_path, tamper, needle):
+    db = _ingest(tmp_path)
+    entry = duckdb.connect(str(db), read_only=True).execute(
+        "SELECT seq FROM ledger WHERE kind = 'ingest_batch'").fetchall()[0][0]
+    con = duckdb.connect(str(db))
+    con.execute(tamper)
+    con.close()
+    r = _verify(db)
+    assert r.returncode == 5
+    doc = json.loads(r.stdout)
+    assert not doc["intact"] and doc["problems"][0]["seq"] == entry and needle in doc["problems"][0]["problem"]
+    assert f"ledger broken at entry {entry}" in r.stderr
+
+
+def test_rows_under_an_unknown_batch_id_are_reported(tmp_path):
+    db = _ingest(tmp_path)
+    con = duckdb.connect(str(db))
+    con.execute("INSERT INTO events SELECT * REPLACE ('forged' AS event_id, 999 AS batch_id) FROM events LIMIT 1")
+    con.close()
+    r = _verify(db)
+    assert r.returncode == 5 and "batch 999" in r.stdout and "rows outside the ledger" in r.stderr
+
+
+def test_altering_a_ledger_entry_or_deleting_one_breaks_the_chain(tmp_path):
+    db = _ingest(tmp_path)
+    _ingest(tmp_path, name="b.jsonl", start=10)
+    con = duckdb.connect(str(db))
+    con.execute("UPDATE ledger SET source = '/elsewhere' WHERE seq = 2")
+    con.close()
+    doc = json.loads(_verify(db).stdout)
+    assert doc["problems"][0]["seq"] == 2 and "altered" in doc["problems"][0]["problem"]
+
+    db2 = tmp_path / "second"
+    db2.mkdir()
+    db2 = _ingest(db2)
+    _ingest(db2.parent, name="b.jsonl", start=10)
+    con = duckdb.connect(str(db2))
+    con.execute("DELETE FROM ledger WHERE seq = 2")
+    con.close()
+    r = _verify(db2)
+    assert r.returncode == 5 and json.loads(r.stdout)["problems"][0]["seq"] == 3
+
+
+def test_with_a_key_a_chain_recomputed_without_it_is_caught(tmp_path):
+    key = {"TOOLCTL_LEDGER_KEY": "k3y-for-tests"}
+    db = tmp_path / "t.duckdb"
+    r = run_toolctl("--db", db, "ingest", write_jsonl(tmp_path / "a.jsonl", [event(1)]), env=key)
+    assert r.returncode == 0, r.stderr
+    assert _verify(db, env=key).returncode == 0
+    # Someone with only the file edits a row and rewrites digest + hashes consistently.
+    con = duckdb.connect(str(db))
+    con.execute("UPDATE events SET latency_ms = 0")
+    entries = con.execute("SELECT seq, kind, created_at, batch_id, source, source_sha256, row_count,"
+                          " rows_digest, payload, prev_hash FROM ledger ORDER BY seq").fetchall()
+    store = Store(con, None, read_only=False)
+    prev = ""
+    for seq, kind, created, bid, src, sha, cnt, dig, payload, _ in entries:
+        if bid is not None:
+            cnt, dig = ledger.batch_digest(store, bid)
+        e = dict(seq=seq, kind=kind, created_at=created, batch_id=bid, source=src, source_sha256=sha,
+                 row_count=cnt, rows_digest=dig, payload=json.loads(payload), prev_hash=prev)
+        h = ledger.entry_hash(e)
+        con.execute("UPDATE ledger SET row_count = ?, rows_digest = ?, prev_hash = ?, entry_hash = ? WHERE seq = ?",
+                    [cnt, dig, prev, h, seq])
+        prev = h
+    con.close()
+    assert _verify(db).returncode == 0  # without the key the rewrite is undetectable…
+    r = _verify(db, env=key)  # …with it, the HMAC no longer matches
+    assert r.returncode == 5 and "HMAC" in r.stdout
+
+
+def test_record_event_chains_control_plane_changes_and_a_prune_entry_keeps_verify_passing(tmp_path):
+    db = _ingest(tmp_path)
+    with Store.open(db, write=True) as store:
+        e = ledger.record_event(store, "baseline_save", {"name": "v1"})
+        assert e["kind"] == "baseline_save" and e["payload"] == {"name": "v1"}
+        store.execute("DELETE FROM events WHERE event_id IN ('e0', 'e1')")
+        assert not ledger.verify(store).intact  # a delete outside a prune is tampering
+        ledger.record_prune(store, [1], {"older_than": "2026-01-01"})
+        report = ledger.verify(store)
+        assert report.intact, report.problems
+        store.execute("DELETE FROM events WHERE event_id = 'e2'")
+        assert "deleted" in ledger.verify(store).problems[0].what
