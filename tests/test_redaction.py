@@ -1,0 +1,142 @@
+"""Secrets never reach the store: nested args, messages, unknown fields, rejects, spans."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+
+from conftest import event, run_toolctl, write_jsonl
+
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXZhbHVlLXgx"
+SECRETS = {
+    "pw": "correct-horse-battery-9",
+    "openai": "sk-proj-Zq9xLm2Vb8Nw4Tr6Yp1Hd3Kf",
+    "github": "ghp_16C7e42F292c6912E7710c838347Ae178B4a",
+    "aws": "AKIAIOSFODNN7EXAMPLE",
+    "card": "4242 4242 4242 4242",
+    "email": "alice.smith@example.org",
+    "bearer": "Bearer tok_live_abcdefghijklmnop",
+    "jwt": JWT,
+    "pem": "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA7bq\n-----END RSA PRIVATE KEY-----",
+    "cookie": "sessionid=s3cr3tcookievalue",
+}
+
+
+def _file_bytes(db):
+    con = duckdb.connect(str(db))
+    con.execute("CHECKPOINT")
+    con.close()
+    return db.read_bytes()
+
+
+def _needles(secret):
+    # The store may hold a value as-is or JSON-escaped (the PEM's newline).
+    return {secret.encode(), json.dumps(secret)[1:-1].encode(), secret.split("\n")[0].encode()
+            if "PRIVATE" not in secret else b"MIIEpAIBAAKCAQEA7bq"}
+
+
+def test_secrets_in_args_messages_unknown_fields_and_rejects_are_not_in_the_file(tmp_path):
+    s = SECRETS
+    docs = [
+        event(1, args={"q": "weather", "auth": {"password": s["pw"], "headers": {"Authorization": s["bearer"]}},
+                       "max_tokens": 256, "items": [{"note": f"key {s['openai']}"}]},
+              message=f"user {s['email']} called with {s['jwt']}"),
+        event(2, data={"card": s["card"], "deploy_key": s["pem"]}, gh=s["github"], cookie=s["cookie"]),
+        event(3, message=f"aws {s['aws']}"),
+        '{"event_id": "r1", "api_key": "' + s["openai"] + '", oops',
+        "not json at all, password: " + s["github"],
+    ]
+    db = tmp_path / "t.duckdb"
+    r = run_toolctl("--db", db, "ingest", "--format", "json", write_jsonl(tmp_path / "a.jsonl", docs))
+    assert r.returncode == 3, r.stderr
+    summary = json.loads(r.stdout)
+    # pw, bearer, openai, email, jwt, card, pem, github, cookie, aws; rejects: openai, github
+    assert summary["redacted"] == 12
+    blob = _file_bytes(db)
+    for name, secret in s.items():
+        for needle in _needles(secret):
+            assert needle not in blob, f"{name} secret stored"
+    con = duckdb.connect(str(db), read_only=True)
+    args = json.loads(con.execute("SELECT args FROM events WHERE event_id = 'e1'").fetchone()[0])
+    assert args["max_tokens"] == 256 and args["q"] == "weather"  # not secrets: kept
+    assert args["auth"]["password"].startswith("[REDACTED:password:")
+    assert args["auth"]["headers"]["Authorization"].startswith("[REDACTED:authorization:")
+    assert args["items"][0]["note"].startswith("key [REDACTED:api_key:")
+
+
+def test_the_same_secret_gets_the_same_fingerprint_within_a_store_and_another_across_stores(tmp_path):
+    docs = [event(1, args={"token": "abc-secret-1"}), event(2, args={"token": "abc-secret-1"}),
+            event(3, args={"token": "other-secret"})]
+    marks = []
+    for name in ("one", "two"):
+        db = tmp_path / f"{name}.duckdb"
+        run_toolctl("--db", db, "ingest", write_jsonl(tmp_path / "a.jsonl", docs))
+        con = duckdb.connect(str(db), read_only=True)
+        marks.append([json.loads(a)["token"] for (a,) in con.execute("SELECT args FROM events ORDER BY event_id").fetchall()])
+        con.close()
+    one, two = marks
+    assert one[0] == one[1] != one[2]
+    assert one[0] != two[0] or one[2] != two[2]  # per-store salt (a 4-hex collision on both is ~1e-9)
+
+
+def test_rules_file_adds_keys_and_patterns_allows_values_and_can_keep_emails(tmp_path):
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[redaction]\nemails = false\nextra_keys = ["ssn"]\nallow_keys = ["csrf_token"]\n'
+                     'allow_values = ["sk-test-0000000000000000"]\n'
+                     '[[redaction.patterns]]\nname = "employee"\nregex = "EMP-[0-9]{6}"\n')
+    docs = [event(1, args={"ssn": "078-05-1120", "csrf_token": "keep-me", "who": "bob@example.com",
+                           "emp": "id EMP-123456", "demo": "sk-test-0000000000000000"})]
+    db = tmp_path / "t.duckdb"
+    r = run_toolctl("--db", db, "ingest", write_jsonl(tmp_path / "a.jsonl", docs),
+                    env={"TOOLCTL_REDACTION_RULES": str(rules)})
+    assert r.returncode == 0, r.stderr
+    args = json.loads(duckdb.connect(str(db), read_only=True).execute("SELECT args FROM events").fetchone()[0])
+    assert args["ssn"].startswith("[REDACTED:ssn:") and args["emp"].startswith("id [REDACTED:employee:")
+    assert args["csrf_token"] == "keep-me" and args["who"] == "bob@example.com"
+    assert args["demo"] == "sk-test-0000000000000000"
+
+
+def test_a_bad_rules_file_is_a_usage_error_and_stores_nothing(tmp_path):
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[[redaction.patterns]]\nregex = "(?<=x)y"\n')  # look-behind: not RE2
+    db = tmp_path / "t.duckdb"
+    r = run_toolctl("--db", db, "ingest", write_jsonl(tmp_path / "a.jsonl", [event(1)]),
+                    env={"TOOLCTL_REDACTION_RULES": str(rules)})
+    assert r.returncode == 2 and "not valid in both RE2 and Python" in r.stderr
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT count(*) FROM events").fetchone()[0] == 0
+
+
+def test_card_numbers_must_pass_luhn_and_epoch_millis_are_kept(tmp_path):
+    docs = [event(1, args={"a": "4242424242424242", "b": "4242424242424241", "ts": "1732500000000"})]
+    db = tmp_path / "t.duckdb"
+    run_toolctl("--db", db, "ingest", write_jsonl(tmp_path / "a.jsonl", docs))
+    args = json.loads(duckdb.connect(str(db), read_only=True).execute("SELECT args FROM events").fetchone()[0])
+    assert args["a"].startswith("[REDACTED:card:") and args["b"] == "4242424242424241"
+    assert args["ts"] == "1732500000000"
+
+
+def test_span_attributes_are_redacted_before_storing(tmp_path):
+    secret = "sk-ant-api03-QWERTYUIOPASDFGHJKLZX"
+    span = {"traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": "b7ad6b7169203331",
+            "name": "execute_tool search", "kind": 1, "startTimeUnixNano": "1764000000000000000",
+            "endTimeUnixNano": "1764000000100000000",
+            "attributes": [{"key": "gen_ai.operation.name", "value": {"stringValue": "execute_tool"}},
+                           {"key": "gen_ai.tool.name", "value": {"stringValue": "search"}},
+                           {"key": "http.request.header.authorization", "value": {"stringValue": "Basic dXNlcjpwYXNz"}},
+                           {"key": "gen_ai.tool.call.arguments", "value": {"stringValue": json.dumps({"key": secret})}}],
+            "status": {}}
+    doc = {"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "gw"}}]},
+                              "scopeSpans": [{"spans": [span]}]}]}
+    path = tmp_path / "spans.json"
+    path.write_text(json.dumps(doc))
+    db = tmp_path / "t.duckdb"
+    r = run_toolctl("--db", db, "ingest", path)
+    assert r.returncode == 0, r.stderr
+    blob = _file_bytes(db)
+    assert secret.encode() not in blob and b"dXNlcjpwYXNz" not in blob
+    con = duckdb.connect(str(db), read_only=True)
+    attrs = json.loads(con.execute("SELECT attributes FROM spans").fetchone()[0])
+    assert attrs["http.request.header.authorization"].startswith("[REDACTED:authorization:")
+    assert run_toolctl("--db", db, "audit", "verify").returncode == 0
