@@ -173,8 +173,17 @@ def typed_value(v: Any) -> Any:
     raise TypeError(f"not an OTLP value: {t.__name__}")
 
 
+_SCALARS = (str, int, bool, float, type(None))
+
+
 def typed_json(v: Any) -> str:
     """``typed_value`` as compact JSON text (integers exact, doubles keep a '.' or exponent)."""
+    if type(v) is dict and (len(v) != 1 or next(iter(v)) not in MARKERS) \
+            and all(type(x) in _SCALARS for x in v.values()):
+        try:  # the common flat attribute map: nothing to rewrite unless a double is not finite
+            return json.dumps(v, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        except ValueError:
+            pass
     return json.dumps(typed_value(v), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 

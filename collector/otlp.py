@@ -357,7 +357,11 @@ def _opt_str(v: Any) -> str | None:
 
 def _json_any(v: Any) -> Any:
     """An OTLP/JSON AnyValue → a plain Python value (empty AnyValue → None)."""
-    if not isinstance(v, dict):
+    if type(v) is dict and len(v) == 1:
+        x = v.get("stringValue")
+        if type(x) is str:  # the common case, without the general walk
+            return x
+    elif not isinstance(v, dict):
         if v is None:
             return None
         raise _SpanError(f"attribute value {v!r} is not an AnyValue object")
