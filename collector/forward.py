@@ -55,6 +55,8 @@ def forward_paths(server: ServerInfo, db_path: Path, paths: list[str], *,
                                  hint="the lines before the damage were sent; fix the file and run again") from exc
             finally:
                 opened.close()
+            remote.record_source(source=source.name, sha256=opened.counter.sha256.hexdigest(),
+                                 nbytes=opened.counter.nbytes, **counts)
             summary.files += 1
             summary.bytes += opened.counter.nbytes
             for key, value in counts.items():

@@ -318,7 +318,10 @@ def create_app(store: Any, config: ServerConfig) -> Any:
             future = writes.submit(run, nbytes)
         except (QueueFullError, QueueClosedError) as exc:
             raise HTTPProblem(503, exc.message, retry) from None
-        return await asyncio.wrap_future(future)
+        try:
+            return await asyncio.wrap_future(future)
+        except ToolctlError as exc:  # the store refused the write: nothing was committed
+            raise HTTPProblem(503 if exc.exit_code == 4 else 500, exc.message, retry) from None
 
     def problem_response(exc: HTTPProblem, encoding: str) -> Any:
         return status_response(exc.status, exc.message, encoding, exc.headers)
@@ -404,6 +407,32 @@ def create_app(store: Any, config: ServerConfig) -> Any:
                              "duplicates": res.duplicates, "rejected": res.rejected,
                              "batch_id": res.batch_id})
 
+    async def ingest_source(request: Request) -> Any:
+        """A forwarded `toolctl ingest` finished a source: note it as a local ingest does."""
+        from pydantic import BaseModel, Field, ValidationError
+
+        from toolctl.store.writer import record_source
+
+        class SourceDone(BaseModel):
+            source: str
+            sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+            nbytes: int = Field(ge=0)
+            lines: int = Field(ge=0)
+            accepted: int = Field(ge=0)
+            duplicates: int = Field(ge=0)
+            rejected: int = Field(ge=0)
+
+        try:
+            body = await read_body(request, MAX_READ_REQUEST_BYTES)
+            try:
+                done = SourceDone.model_validate_json(body)
+            except ValidationError as exc:
+                raise HTTPProblem(400, f"invalid ingest-source record: {exc.errors()[0]['msg']}") from None
+            await commit(lambda s: record_source(s, **done.model_dump()), len(body))
+        except HTTPProblem as exc:
+            return JSONResponse({"message": exc.message}, status_code=exc.status, headers=exc.headers)
+        return JSONResponse({"recorded": done.source})
+
     async def read_op(request: Request) -> Any:
         from pydantic import ValidationError
 
@@ -449,6 +478,7 @@ def create_app(store: Any, config: ServerConfig) -> Any:
         Route("/v1/logs", logs, methods=["POST"]),
         Route("/v1/tool-calls", tool_calls, methods=["POST"]),
         Route("/api/v1/read/{operation}", read_op, methods=["POST"]),
+        Route("/api/v1/ingest-source", ingest_source, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
     ], lifespan=lifespan)
     app.state.writes = writes

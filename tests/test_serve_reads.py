@@ -132,7 +132,9 @@ def test_ingest_while_serving_forwards_lines_and_stores_what_a_local_ingest_stor
         conn = duckdb.connect(str(db), read_only=True)
         try:
             return (conn.execute("SELECT event_id, source, line_no, latency_ms FROM events ORDER BY event_id").fetchall(),
-                    conn.execute("SELECT source, line_no, reason, raw FROM rejects").fetchall())
+                    conn.execute("SELECT source, line_no, reason, raw FROM rejects").fetchall(),
+                    conn.execute("SELECT source, sha256, bytes, lines, accepted, duplicates, rejected"
+                                 " FROM ingest_sources").fetchall())
         finally:
             conn.close()
 

@@ -212,6 +212,13 @@ class RemoteStore:
             raise self._fail(f"lines {first_line}+ of {source}", resp)
         return resp.json()
 
+    def record_source(self, **done: Any) -> None:
+        """Note a fully sent source (path, sha256, counts) as a local ingest does."""
+        resp = self._post("/api/v1/ingest-source", content=dumps(done),
+                          headers={"Content-Type": "application/json"})
+        if resp.status_code != 200:
+            raise self._fail(f"the record of {done.get('source')}", resp)
+
     # Anything that would run SQL here means a command is not routed through toolctl.api.
     def _not_remote(self, *args: Any, **kwargs: Any) -> Any:
         raise RemoteError(
