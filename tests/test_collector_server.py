@@ -381,3 +381,21 @@ def test_cli_start_up_does_not_import_the_server_stack():
             "print(','.join(m for m in ('uvicorn', 'starlette', 'httpx', 'collector.server') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     assert out.stdout.strip() == ""
+
+
+def test_sigterm_during_a_write_answers_it_and_stores_it_before_exiting_0(serve):
+    s = serve("--max-body-bytes", str(64 * 1024 * 1024))
+    big = ndjson([ev(i, args={"q": "x" * 200}) for i in range(60_000)])
+    results = {}
+    t = threading.Thread(target=lambda: results.update(big=s.post("/v1/tool-calls", big, NDJSON)))
+    t.start()
+    deadline = time.monotonic() + 60
+    while httpx.get(s.url + "/healthz").json()["queue_items"] < 1:
+        assert time.monotonic() < deadline and t.is_alive()
+        time.sleep(0.005)
+    s.proc.send_signal(signal.SIGTERM)
+    t.join()
+    assert results["big"].status_code == 200 and results["big"].json()["accepted"] == 60_000
+    assert s.stop() == 0
+    assert not s.discovery.exists()
+    assert table_counts(s.db)["events"] == 60_000
