@@ -259,9 +259,10 @@ def log_line_batch(bodies: list[tuple[str, Any]]) -> Any:
             if isinstance(parsed, dict):
                 body = parsed
         if isinstance(body, dict):
-            lines.append(json.dumps(body, ensure_ascii=False).encode("utf-8"))
+            # ASCII escapes: a lone surrogate in a string stays a JSON escape (then a reject), never a 500
+            lines.append(json.dumps(body).encode("ascii"))
             continue
-        raw = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        raw = json.dumps(body).encode("ascii")
         lines.append(b"")
         rejects[idx] = (f"{where}: body is not a tool-call event object", raw, len(raw))
     return LineBatch(1, lines, rejects)
@@ -361,10 +362,14 @@ def create_app(store: Any, config: ServerConfig) -> Any:
                 res = write_line_batch(s, table, source=source, kind="http")
                 first = None
                 if res.rejected:
-                    first = s.scalar("SELECT reason FROM rejects WHERE batch_id = ? ORDER BY line_no LIMIT 1",
-                                     [res.batch_id])
-                    if first is None:  # already stored by an earlier identical request
+                    row = s.row("SELECT line_no, reason FROM rejects WHERE batch_id = ? ORDER BY line_no LIMIT 1",
+                                [res.batch_id])
+                    if row is None:  # kept already by an earlier identical request
                         first = next(iter(batch.rejects.values()), ("invalid tool-call event",))[0]
+                    elif row[0] - 1 in batch.rejects:  # refused before parsing: has its locator
+                        first = row[1]
+                    else:  # line n is the n-th log record of the request
+                        first = f"{bodies[row[0] - 1][0]}: {row[1]}"
                 return res.rejected, first
 
             rejected, first = await commit(run, len(body))
