@@ -620,14 +620,17 @@ def _add_json_doc(batch: SpanBatch, doc: Any, line_no: int | None, raw: bytes) -
 
 
 def _first_line_is_json(data: bytes) -> bool:
-    """One request per line (Collector file exporter) rather than one pretty-printed one?"""
-    for line in data.split(b"\n", 50):
-        if line.strip():
+    """One request per line (Collector file exporter) rather than one broken pretty-printed
+    request? True when one of the first lines alone is a request, so a corrupt first line
+    does not cost the lines after it."""
+    for line in data.split(b"\n", 50)[:50]:
+        if b"resourceSpans" in line:
             try:
-                json.loads(line)
+                doc = json.loads(line)
             except (ValueError, UnicodeDecodeError):
-                return False
-            return True
+                continue
+            if isinstance(doc, dict) and "resourceSpans" in doc:
+                return True
     return False
 
 

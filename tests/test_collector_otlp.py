@@ -306,6 +306,29 @@ def test_a_file_may_not_mix_formats(tmp_path):
     assert read_store(db, "SELECT count(*) AS n FROM events")[0]["n"] == 0
 
 
+def test_a_corrupt_line_in_a_one_request_per_line_file_costs_only_that_line(tmp_path):
+    lines = (FIXTURES / "frameworks.jsonl").read_text().splitlines()
+    path = write_jsonl(tmp_path / "cut.jsonl", [lines[0], lines[1][:40], lines[2]])
+    db = tmp_path / "s.duckdb"
+    r, doc = ingest(db, path)
+    assert r.returncode == 3
+    good = sum(len(ss["spans"]) for i in (0, 2) for rs in json.loads(lines[i])["resourceSpans"]
+               for ss in rs["scopeSpans"]) - 1  # line 3 holds the span with a bad traceId
+    assert (doc["spans"], doc["rejected"]) == (good, 2)
+    assert [r["line_no"] for r in read_store(db, "SELECT line_no FROM rejects ORDER BY line_no")] == [2, 3]
+
+
+def test_a_truncated_pretty_printed_request_is_one_reject(tmp_path):
+    text = (FIXTURES / "genai_trace.json").read_text()
+    path = tmp_path / "cut.json"
+    path.write_text(text[: len(text) // 2])
+    db = tmp_path / "s.duckdb"
+    r, doc = ingest(db, path)
+    assert r.returncode == 3 and (doc["spans"], doc["rejected"]) == (0, 1)
+    (rej,) = read_store(db, "SELECT line_no, reason FROM rejects")
+    assert rej["line_no"] is None and "not valid OTLP/JSON" in rej["reason"]
+
+
 def test_a_binary_file_that_is_not_otlp_is_one_reject_and_stores_nothing(tmp_path):
     junk = tmp_path / "junk.pb"
     junk.write_bytes(b"\x0a\x05\x01\x02\x03\x04\x05\xff\xfe garbage \x00\x00")
