@@ -85,6 +85,8 @@ class SpanBatch:
     rows: list[tuple] = field(default_factory=list)
     #: (line_no or None, reason, raw text) per refused span or document
     rejects: list[tuple[int | None, str, str]] = field(default_factory=list)
+    #: spans refused, counting the spans inside a refused resourceSpans/scopeSpans entry
+    rejected_spans: int = 0
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -98,9 +100,10 @@ class SpanBatch:
         return out
 
     # -- building ----------------------------------------------------------------------
-    def reject(self, line_no: int | None, reason: str, raw: Any) -> None:
+    def reject(self, line_no: int | None, reason: str, raw: Any, *, spans: int = 1) -> None:
         text = raw if isinstance(raw, str) else _raw_text(raw)
         self.rejects.append((line_no, reason, text[:_REJECT_RAW_CHARS]))
+        self.rejected_spans += spans
 
     def _append(self, *, trace_id: str, span_id: str, parent: str | None, trace_state: str | None,
                 name: str, kind: int, start: int, end: int, status_code: int,
@@ -149,7 +152,7 @@ class SpanBatch:
                 if not isinstance(scopes, list):
                     raise _SpanError("scopeSpans is not an array")
             except (_SpanError, ValueError, TypeError, AttributeError, KeyError) as exc:
-                self.reject(line_no, f"{where}: {exc}", rs)
+                self.reject(line_no, f"{where}: {exc}", rs, spans=_count_spans(rs))
                 continue
             for j, ss in enumerate(scopes):
                 swhere = f"{where}.scopeSpans[{j}]"
@@ -162,7 +165,7 @@ class SpanBatch:
                     if not isinstance(spans, list):
                         raise _SpanError("spans is not an array")
                 except (_SpanError, ValueError, TypeError, AttributeError) as exc:
-                    self.reject(line_no, f"{swhere}: {exc}", ss)
+                    self.reject(line_no, f"{swhere}: {exc}", ss, spans=_count_spans({"scopeSpans": [ss]}))
                     continue
                 for k, sp in enumerate(spans):
                     try:
@@ -289,6 +292,15 @@ def _arrow_type(name: str, pa: Any) -> Any:
     if name in ("latency_ms", "confidence"):
         return pa.float64()
     return pa.string()
+
+
+def _count_spans(rs: Any) -> int:
+    """Spans inside a refused resourceSpans entry, as far as they can be counted (≥ 1)."""
+    try:
+        n = sum(len(ss.get("spans") or ()) for ss in rs.get("scopeSpans") or ())
+    except (AttributeError, TypeError):
+        return 1
+    return max(n, 1)
 
 
 class _Resource:
@@ -529,7 +541,7 @@ def write_batch(store: Any, batch: SpanBatch, *, source: str, kind: str) -> Trac
     if batch.rejects:
         message = f"{len(batch.rejects)} span(s) rejected; first: {batch.rejects[0][1]}"
     return TraceIngestResult(spans=written.spans, duplicates=written.duplicates,
-                             tool_calls=written.tool_calls, rejected_spans=len(batch.rejects),
+                             tool_calls=written.tool_calls, rejected_spans=batch.rejected_spans,
                              error_message=message)
 
 
@@ -569,7 +581,7 @@ def ingest_otlp_file(store: Any, stream: Any, *, fmt: str, source: str, kind: st
             out.spans += r.spans
             out.duplicates += r.duplicates
             out.tool_calls += r.tool_calls
-            out.rejected += r.rejected_spans
+            out.rejected += len(batch.rejects)
 
     batch = SpanBatch()
     if fmt == "otlp_protobuf":

@@ -388,3 +388,7 @@ def test_a_request_with_bad_spans_stores_the_good_ones_and_says_why(tmp_path):
         assert "spans[1]" in r.error_message
         reasons = [row["reason"] for row in store.fetch_dicts("SELECT reason FROM rejects ORDER BY reason")]
         assert len(reasons) == 3 and all(reason.startswith("resourceSpans[0]") for reason in reasons)
+        # a malformed scopeSpans entry refuses every span in it, and says so in the count
+        broken = {"resourceSpans": [{"scopeSpans": [{"scope": {"name": 5}, "spans": [good, good]}]}]}
+        r = ingest_otlp_traces(store, json.dumps(broken).encode(), encoding="json", source="http:test")
+        assert (r.spans, r.duplicates, r.rejected_spans) == (0, 0, 2)
