@@ -69,7 +69,7 @@ def run_gate(store: Store, req: GateRequest) -> dict:
     ctx = data.build_context(store, since=since, until=until, baseline=req.baseline,
                              candidate=req.candidate, tools=req.tools, low_conf=_low_conf(rb))
     results = evaluate_checks(rb, ctx)
-    key = history.run_key(rb.content_hash, req.baseline, req.candidate)
+    key = history.run_key(rb.content_hash, req.baseline, req.candidate, req.tools)
     done, streaks = history.previous(store, key) if req.record else (0, {})
     seq = done + 1
     from toolctl.gate.verdict import decide

@@ -30,8 +30,10 @@ LIMIT $limit
 """
 
 
-def run_key(runbook_hash: str, baseline: str, candidate: str) -> str:
-    return hashlib.sha256("\x1f".join([runbook_hash, baseline, candidate]).encode()).hexdigest()[:32]
+def run_key(runbook_hash: str, baseline: str, candidate: str, tools: list[str] | None = None) -> str:
+    """Runbook content + baseline + candidate (+ the --tool selection: another question)."""
+    parts = [runbook_hash, baseline, candidate, *sorted(set(tools or []))]
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
 
 
 def previous(store: Store, key: str) -> tuple[int, dict[str, int]]:
