@@ -228,6 +228,10 @@ class RemoteStore:
 
     fetch_dicts = row = scalar = execute = _not_remote
 
+    @property
+    def conn(self) -> Any:
+        return self._not_remote()
+
 
 def _header_safe(text: str) -> str:
     return text.encode("ascii", "backslashreplace").decode("ascii").replace("\r", " ").replace("\n", " ")
