@@ -145,3 +145,23 @@ def test_record_event_chains_control_plane_changes_and_a_prune_entry_keeps_verif
         assert report.intact, report.problems
         store.execute("DELETE FROM events WHERE event_id = 'e2'")
         assert "deleted" in ledger.verify(store).problems[0].what
+
+
+def test_rows_stored_before_the_ledger_are_adopted_once_and_an_emptied_ledger_blesses_nothing(tmp_path):
+    db = tmp_path / "t.duckdb"
+    _ingest(tmp_path)
+    con = duckdb.connect(str(db))  # simulate a store written before migration 0004
+    con.execute("DELETE FROM ledger")
+    con.execute("DELETE FROM audit_settings WHERE key = 'ledger_started'")
+    con.close()
+    with Store.open(db, write=True) as store:
+        ledger.record_event(store, "config", {"retention_days": 30})
+        kinds = [e["kind"] for e in ledger.list_entries(store)]
+        assert kinds == ["config", "adopt"] and ledger.verify(store).intact
+    con = duckdb.connect(str(db))  # now someone edits a row and empties the ledger
+    con.execute("UPDATE events SET tool = 'forged' WHERE event_id = 'e1'")
+    con.execute("DELETE FROM ledger")
+    con.close()
+    _ingest(tmp_path, name="b.jsonl", start=10)
+    r = _verify(db)
+    assert r.returncode == 5 and "no ledger entry records" in r.stdout

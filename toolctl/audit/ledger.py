@@ -109,7 +109,10 @@ def _append(store: Any, *, kind: str, payload: dict, batch_id: int | None = None
             source: str | None = None, source_sha256: str | None = None,
             row_count: int | None = None, rows_digest: str | None = None) -> dict:
     last = store.row("SELECT entry_hash FROM ledger ORDER BY seq DESC LIMIT 1")
-    if last is None and kind != "adopt":
+    if last is None and kind != "adopt" and not _ledger_started(store):
+        # Only the store's very first entry adopts older rows: a ledger emptied behind
+        # toolctl's back must not bless whatever the store holds now.
+        store.execute("INSERT INTO audit_settings VALUES ('ledger_started', now()::VARCHAR)").fetchall()
         _adopt_existing(store, exclude=batch_id)
         last = store.row("SELECT entry_hash FROM ledger ORDER BY seq DESC LIMIT 1")
     entry = {
@@ -135,6 +138,10 @@ def _append(store: Any, *, kind: str, payload: dict, batch_id: int | None = None
         {**entry, "payload": canonical_json(entry["payload"])},
     ).fetchall()
     return entry
+
+
+def _ledger_started(store: Any) -> bool:
+    return store.scalar("SELECT count(*) FROM audit_settings WHERE key = 'ledger_started'") > 0
 
 
 def _adopt_existing(store: Any, exclude: int | None) -> None:
