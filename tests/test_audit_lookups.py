@@ -98,8 +98,11 @@ def test_call_shows_each_attempt_and_the_timeout_budget_used(tmp_path):
         [(1, ["validate", "execute"], "error"), (2, ["execute"], "ok")]
     assert doc["latency_used_ms"] == 5 + 400 + 300 and doc["timeout_budget_ms"] == 1000
     assert abs(doc["budget_used_ratio"] - 0.705) < 1e-12 and doc["final"]["status"] == "ok"
+    assert doc["spans"] == []
     r = run_toolctl("--db", db, "audit", "call", "nope")
-    assert r.returncode == 1 and "no stored event has call_id 'nope'" in r.stderr
+    assert r.returncode == 1 and "no stored event or span has call_id 'nope'" in r.stderr
+    text = run_toolctl("--db", db, "audit", "call", "k1").stdout
+    assert "attempt 1: validate ok 5.0 ms → execute error 400 ms [TIMEOUT]" in text
 
 
 def test_trace_nests_spans_marks_orphans_and_attaches_calls(tmp_path):
@@ -120,6 +123,14 @@ def test_trace_nests_spans_marks_orphans_and_attaches_calls(tmp_path):
     child = roots["agent"]["children"][0]
     assert child["name"] == "tool" and child["duration_ms"] == 2.0 and child["calls"][0]["call_id"] == "t1"
     assert doc["counts"] == {"spans": 3, "orphans": 1, "events": 1, "calls": 1}
+    tool_span = dict(span("a000000000000004", "a000000000000001", "execute_tool lookup", 3),
+                     attributes=[{"key": "gen_ai.operation.name", "value": {"stringValue": "execute_tool"}},
+                                 {"key": "gen_ai.tool.name", "value": {"stringValue": "lookup"}},
+                                 {"key": "gen_ai.tool.call.id", "value": {"stringValue": "span-call-1"}}])
+    (tmp_path / "s2.json").write_text(json.dumps({"resourceSpans": [{"resource": {}, "scopeSpans": [{"spans": [tool_span]}]}]}))
+    assert run_toolctl("--db", db, "ingest", tmp_path / "s2.json").returncode == 0
+    call = _json(db, "call", "span-call-1")
+    assert call["tool"] == "lookup" and [s["span_id"] for s in call["spans"]] == ["a000000000000004"]
     text = run_toolctl("--db", db, "audit", "trace", trace).stdout
     assert "orphan: parent not received" in text and "call t1" in text
 

@@ -58,14 +58,21 @@ def summarise_call(call_id: str | None, events: list[dict]) -> dict:
 def call_timeline(store: Any, call_id: str) -> dict:
     """All attempts of one call: stages, latencies, the final envelope and timeout budget used.
 
+    Tool spans with the same call id are listed under ``spans``.
+
     The budget is the largest ``timeout_ms`` seen on the call; used = the sum of the
     latencies of all its events. Raises NotFoundError when no event has this call id.
     """
     events = _decode(store.fetch_dicts(load_query("call_events"), {"call_id": call_id}), "data")
-    if not events:
-        raise NotFoundError(f"no stored event has call_id {call_id!r}",
+    spans = store.fetch_dicts(load_query("call_spans"), {"call_id": call_id})
+    if not events and not spans:
+        raise NotFoundError(f"no stored event or span has call_id {call_id!r}",
                             hint="check the id with `toolctl audit search --call-id ...`")
-    return summarise_call(call_id, events)
+    doc = summarise_call(call_id, events)
+    if doc["tool"] is None and spans:
+        doc["tool"] = spans[-1]["tool"]
+    doc["spans"] = spans  # the call as tool spans (OTLP), if it arrived that way too
+    return doc
 
 
 def trace_timeline(store: Any, trace_id: str) -> dict:

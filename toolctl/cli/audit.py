@@ -202,11 +202,16 @@ def call(ctx: typer.Context, call_id: Annotated[str, typer.Argument(help="The ca
     if fmt is DocFormat.json:
         print_json(doc)
         return
+    from rich.markup import escape
     from rich.tree import Tree
 
-    tree = Tree(f"call {call_id} ({doc['tool']}, {doc['attempt_count']} attempt(s))")
-    for line in _call_lines(doc):
-        tree.add(line, highlight=False)
+    tree = Tree(escape(f"call {call_id} ({doc['tool']}, {doc['attempt_count']} attempt(s))"))
+    if doc["attempts"]:
+        for line in _call_lines(doc):
+            tree.add(escape(line))
+    for s in doc["spans"]:
+        tree.add(escape(f"span {s['name']} {s['span_id']} (trace {s['trace_id']}) "
+                        f"{fmt_ms(s['duration_ms'])} ms {s['status'] or '–'}"))
     stdout().print(tree)
 
 
