@@ -115,3 +115,43 @@ def test_hodges_lehmann_shift_recovers_a_known_shift():
     mw = st.mann_whitney_shift(c, b, 0.98)
     assert mw["hl_lower"] <= 12 <= mw["hl_upper"]
     assert mw["p_value"] < 1e-6
+
+
+def test_quality_drop_without_errors_fails_the_quality_check():
+    """Silent regression: same errors and latency, lower confidence."""
+    rng = np.random.default_rng(21)
+    rb = load_runbook("canary-promotion")
+    base, cand = _arm(rng, 5000), _arm(rng, 5000)
+    conf_b, conf_c = rng.beta(9, 1, 5000), rng.beta(6, 2, 5000)  # means 0.90 vs 0.75
+    for arm, conf in ((base, conf_b), (cand, conf_c)):
+        arm.counts.update(conf_n=len(conf), conf_mean=float(conf.mean()), conf_var=float(conf.var(ddof=1)),
+                          conf_low=int((conf < 0.5).sum()))
+    results = {r.name: r for r in evaluate_checks(rb, _ctx(base, cand))}
+    q = results["result-quality"]
+    assert q.outcome == "fail"
+    assert q.estimate == pytest.approx(conf_b.mean() - conf_c.mean())
+    assert results["error-rate"].outcome == "pass"
+
+
+def test_burn_rate_fires_only_when_both_windows_exceed_the_factor():
+    from datetime import timedelta
+
+    from toolctl.gate.checks import evaluate
+    from toolctl.gate.runbook import BurnRate
+
+    check = BurnRate(name="burn", kind="burn_rate", objective=0.99)
+    # Error ratio per window length; burn = ratio / 0.01.
+    def ctx_for(ratios):
+        def window_counts(d: timedelta):
+            n = 10_000
+            return {"calls": n, "errors": round(ratios[d] * n)}
+        return EvalContext(base=None, cand=_arm(np.random.default_rng(0), 10), until=None,
+                           window_counts=window_counts)
+
+    h = timedelta(hours=1)
+    calm = {h: 0.005, timedelta(minutes=5): 0.5, 6 * h: 0.005, timedelta(minutes=30): 0.005,
+            72 * h: 0.005}
+    assert evaluate(check, ctx_for(calm), 0.95).outcome == "pass"  # 5m alone at 50× does not page
+    page = {**calm, h: 0.15, timedelta(minutes=5): 0.2}  # 15× and 20× > 14.4×
+    res = evaluate(check, ctx_for(page), 0.95)
+    assert res.outcome == "fail" and "1h/5m" in res.reason
