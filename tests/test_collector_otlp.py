@@ -392,3 +392,25 @@ def test_a_request_with_bad_spans_stores_the_good_ones_and_says_why(tmp_path):
         broken = {"resourceSpans": [{"scopeSpans": [{"scope": {"name": 5}, "spans": [good, good]}]}]}
         r = ingest_otlp_traces(store, json.dumps(broken).encode(), encoding="json", source="http:test")
         assert (r.spans, r.duplicates, r.rejected_spans) == (0, 0, 2)
+
+
+def test_a_sibling_or_ancestor_with_401_does_not_mark_a_tool_call(tmp_path):
+    from collector.otlp import ingest_otlp_traces
+    from toolctl.store import Store
+
+    def span(sid, parent=None, attrs=()):
+        kv = [{"key": k, "value": {"intValue": v} if isinstance(v, int) else {"stringValue": v}}
+              for k, v in attrs]
+        return {"traceId": "ab" * 16, "spanId": sid * 8, "parentSpanId": parent * 8 if parent else "",
+                "name": "s", "startTimeUnixNano": 1, "endTimeUnixNano": 2, "attributes": kv}
+
+    spans = [span("01", None, [("http.response.status_code", 401)]),   # root: an ancestor
+             span("02", "01", [("gen_ai.tool.name", "clean")]),        # tool, no bad descendant
+             span("03", "01", [("http.response.status_code", 403)]),   # sibling of both tools
+             span("04", "01", [("gen_ai.tool.name", "dirty")]),        # tool whose grandchild fails
+             span("05", "04"), span("06", "05", [("error.type", "UNAUTHENTICATED")])]
+    body = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}).encode()
+    with Store.open(tmp_path / "s.duckdb", write=True) as store:
+        assert ingest_otlp_traces(store, body, encoding="json", source="t").tool_calls == 2
+        rows = store.fetch_dicts("SELECT tool, auth_failure FROM tool_calls ORDER BY tool")
+    assert rows == [{"tool": "clean", "auth_failure": False}, {"tool": "dirty", "auth_failure": True}]

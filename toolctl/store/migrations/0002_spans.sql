@@ -62,18 +62,23 @@ CREATE TABLE spans (
 
 -- Every tool call the figures count: JSON-line events and tool spans, one definition of
 -- auth_failure for both. For spans it is the span's own signal or a signal on any
--- descendant: the recursive part walks UP from the (rare) signalling spans to their
--- ancestors within the trace, so its cost follows the number of auth failures, not spans.
+-- descendant. The walk goes UP from the (rare) signalling spans to their ancestors, and only
+-- among the spans of traces that hold a signal (auth_family, materialized once), so its cost
+-- follows the number of auth failures; the rest is one scan of the tool spans.
 CREATE OR REPLACE VIEW tool_calls AS
-WITH RECURSIVE auth_ancestor(trace_id, span_id) AS (
-    SELECT trace_id, parent_span_id
+WITH RECURSIVE auth_family AS MATERIALIZED (
+    SELECT trace_id, span_id, parent_span_id, auth_signal
     FROM spans
+    WHERE trace_id IN (SELECT trace_id FROM spans WHERE auth_signal)
+), auth_ancestor(trace_id, span_id) AS (
+    SELECT trace_id, parent_span_id
+    FROM auth_family
     WHERE auth_signal AND parent_span_id IS NOT NULL
     UNION
-    SELECT s.trace_id, s.parent_span_id
-    FROM spans s
-    JOIN auth_ancestor a ON s.trace_id = a.trace_id AND s.span_id = a.span_id
-    WHERE s.parent_span_id IS NOT NULL
+    SELECT f.trace_id, f.parent_span_id
+    FROM auth_family f
+    JOIN auth_ancestor a ON f.trace_id = a.trace_id AND f.span_id = a.span_id
+    WHERE f.parent_span_id IS NOT NULL
 )
 SELECT event_id, ts, tool, status, latency_ms, call_id, tenant, user_id, service, version,
        stage, attempt, error_code, http_status, retryable, confidence, idempotency_key,
