@@ -81,12 +81,16 @@ def ingest_source(store: Store, source: Source, *, max_line_bytes: int, chunk_by
                                        chunk_bytes=chunk_bytes, raw_cap=REJECT_RAW_CAP):
             write(batch)
     except (EOFError, OSError, zlib.error) as exc:
-        # The stream broke (truncated or corrupt gzip): what came before is stored; the
-        # break itself is accounted as one rejected line after the last one read.
-        reason = f"input ended abnormally after line {last_line}: {exc}"
-        write(LineBatch(last_line + 1, [b""], {0: (reason, b"", 0)}))
+        broken: Exception | None = exc
+    else:
+        broken = opened.error
     finally:
         opened.close()
+    if broken is not None:
+        # The stream broke (truncated or corrupt gzip): what came before is stored; the
+        # break itself is accounted as one rejected line after the last one read.
+        reason = f"input ended abnormally after line {last_line}: {broken or type(broken).__name__}"
+        write(LineBatch(last_line + 1, [b""], {0: (reason, b"", 0)}))
     record_source(store, source=source.name, sha256=opened.counter.sha256.hexdigest(),
                   nbytes=opened.counter.nbytes, **counts)
     return {"source": source.name, "format": "jsonl", "bytes": opened.counter.nbytes,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import os
 import re
 import sys
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable
@@ -94,12 +94,66 @@ class _CountingReader(io.RawIOBase):
         return n
 
 
+class _TolerantGzip(io.RawIOBase):
+    """Gunzips (multi-member too); a truncated or corrupt stream ends it instead of raising.
+
+    Everything decompressible before the damage is delivered, so a log cut off mid-write
+    still yields its complete lines; ``error`` says what ended it. (gzip.GzipFile would
+    raise instead, and its internal buffer drops the partly filled read.)
+    """
+
+    _CHUNK = 256 * 1024
+
+    def __init__(self, fileobj: BinaryIO):
+        self._src = fileobj
+        self._d = zlib.decompressobj(wbits=31)  # 31: gzip header and trailer
+        self._pending = b""
+        self._done = False
+        self.error: Exception | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        while not self._pending and not self._done:
+            self._fill(len(b))
+        n = min(len(b), len(self._pending))
+        b[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+    def _fill(self, want: int) -> None:
+        if self._d.eof:  # a member ended: another may follow
+            data = self._d.unused_data or self._src.read(self._CHUNK)
+            if not data:
+                self._done = True
+                return
+            self._d = zlib.decompressobj(wbits=31)
+        else:
+            data = self._d.unconsumed_tail or self._src.read(self._CHUNK)
+            if not data:
+                self.error = EOFError("compressed stream ended before its end marker (truncated gzip)")
+                self._done = True
+                return
+        try:
+            self._pending = self._d.decompress(data, max(want, 64 * 1024))
+        except zlib.error as exc:
+            self.error = exc
+            self._done = True
+
+
 @dataclass
 class OpenedSource:
     stream: BinaryIO  # decompressed bytes
     counter: _CountingReader  # the bytes as stored on disk (hash, size)
     head: bytes  # the first decompressed bytes, for format sniffing
     compressed: bool
+    gunzip: _TolerantGzip | None = None
+
+    @property
+    def error(self) -> Exception | None:
+        """Why the (compressed) stream ended early, or None."""
+        return self.gunzip.error if self.gunzip else None
 
     def close(self) -> None:
         self.stream.close()
@@ -114,14 +168,13 @@ def open_source(source: Source, on_bytes: Callable[[int], None] | None = None) -
     counter = _CountingReader(raw, on_bytes)
     buffered = io.BufferedReader(counter, buffer_size=1024 * 1024)
     compressed = buffered.peek(2)[:2] == GZIP_MAGIC
-    stream: BinaryIO = gzip.GzipFile(fileobj=buffered, mode="rb") if compressed else buffered
-    if compressed:
-        stream = io.BufferedReader(stream, buffer_size=1024 * 1024)  # type: ignore[arg-type]
+    gunzip = _TolerantGzip(buffered) if compressed else None
+    stream: BinaryIO = io.BufferedReader(gunzip, buffer_size=1024 * 1024) if gunzip else buffered
     try:
         head = stream.peek(4096)[:4096]  # type: ignore[attr-defined]
-    except (OSError, EOFError) as exc:
-        raise InputError(f"cannot read {source.name}: {exc}", hint="is the gzip file complete?") from exc
-    return OpenedSource(stream, counter, head, compressed)
+    except OSError as exc:
+        raise InputError(f"cannot read {source.name}: {exc}", hint="check the file") from exc
+    return OpenedSource(stream, counter, head, compressed, gunzip)
 
 
 #: Formats ``sniff_format`` tells apart (the ``format`` of an ingest summary's source).

@@ -134,3 +134,22 @@ def test_every_command_has_help_text():
 
     missing = [" ".join(p) for p, cmd in walk(group, ["toolctl"]) if not (cmd.help or "").strip()]
     assert not missing, f"commands without help: {missing}"
+
+
+@pytest.mark.parametrize("events", [3, 30000])
+def test_truncated_gzip_keeps_complete_lines_and_counts_the_break(tmp_path, events):
+    db = tmp_path / "s.duckdb"
+    body = "".join(json.dumps(event(i, args={"pad": "x" * 50})) + "\n" for i in range(events)).encode()
+    whole = gzip.compress(body)
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(whole[: len(whole) * 2 // 3])
+    proc = run_toolctl("--db", db, "ingest", cut, "--format", "json")
+    assert proc.returncode == 3, proc.stderr
+    summary = json.loads(proc.stdout)
+    # the cut-off last line (if any came through) is a reject of its own, plus the break
+    assert 1 <= summary["rejected"] <= 2 and summary["accepted"] < events
+    if events > 1000:
+        assert summary["accepted"] > events // 3  # everything before the damage is kept
+    assert summary["accepted"] + summary["rejected"] == summary["lines"]
+    rejects = json.loads(run_toolctl("--db", db, "rejects", "--format", "json").stdout)
+    assert any(r["reason"].startswith("input ended abnormally after line") for r in rejects)
