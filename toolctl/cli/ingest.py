@@ -30,7 +30,7 @@ def ingest(
         int, typer.Option(help="Bytes read per batch; each batch is one transaction.", min=4096)
     ] = 16 * 1024 * 1024,
 ) -> None:
-    """Ingest tool-call logs (JSON lines). Exit 0: all stored; 3: some lines rejected.
+    """Ingest tool-call logs (JSON lines) and OTLP trace files. Exit 0: all stored; 3: some rejected.
 
     Example: toolctl ingest sample_logs/
     """
@@ -52,14 +52,20 @@ def ingest(
         print_json(doc)
     else:
         rows = [
-            (s["source"], fmt_int(s["lines"]), fmt_int(s["accepted"]), fmt_int(s["duplicates"]),
-             fmt_int(s["rejected"]))
+            (s["source"], s.get("format", "jsonl"), fmt_int(s["lines"]), fmt_int(s["accepted"]),
+             fmt_int(s["duplicates"]), fmt_int(s["rejected"]), fmt_int(s.get("spans", 0)),
+             fmt_int(s.get("span_duplicates", 0)))
             for s in summary.sources
         ]
-        cols = [("source", "left"), ("lines", "right"), ("accepted", "right"),
-                ("duplicates", "right"), ("rejected", "right")]
+        cols = [("source", "left"), ("format", "left"), ("lines", "right"), ("accepted", "right"),
+                ("duplicates", "right"), ("rejected", "right"), ("spans", "right"),
+                ("span dups", "right")]
         caption = (f"{summary.files} file(s), {summary.lines:,} lines: {summary.accepted:,} accepted, "
                    f"{summary.duplicates:,} duplicates, {summary.rejected:,} rejected")
+        if summary.spans or summary.span_duplicates:
+            caption += f"; {summary.spans:,} spans stored, {summary.span_duplicates:,} already stored"
+        if summary.redacted:
+            caption += f"; {summary.redacted:,} values redacted"
         stdout().print(table("Ingest", cols, rows, caption=caption))
     if summary.rejected:
         warn(f"{summary.rejected:,} line(s) rejected and kept for inspection: run `toolctl rejects`")
