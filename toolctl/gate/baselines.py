@@ -62,8 +62,7 @@ def save_baseline(store: Store, name: str, *, version: str | None, since: dateti
     if not rows:
         raise UsageError("no tool calls match this baseline's window and version",
                          hint="check --version and --since/--until with `toolctl stats --by version`")
-    store.execute("BEGIN TRANSACTION")
-    try:
+    with store.transaction():
         store.execute("DELETE FROM baseline_tools WHERE name = $n", {"n": name})
         store.execute("DELETE FROM baselines WHERE name = $n", {"n": name})
         store.execute("INSERT INTO baselines VALUES ($n, $v, $s, $u, $now)",
@@ -78,10 +77,6 @@ def save_baseline(store: Store, name: str, *, version: str | None, since: dateti
         _record_ledger(store, "baseline_save", {
             "name": name, "version": version, "since": iso_utc(since), "until": iso_utc(until),
             "tools": len(rows), "calls": sum(r["calls"] for r in rows)})
-        store.execute("COMMIT")
-    except Exception:
-        store.execute("ROLLBACK")
-        raise
     return show_baseline(store, name)
 
 
@@ -119,15 +114,10 @@ def show_baseline(store: Store, name: str) -> dict:
 
 def delete_baseline(store: Store, name: str) -> None:
     _get(store, name)
-    store.execute("BEGIN TRANSACTION")
-    try:
+    with store.transaction():
         store.execute("DELETE FROM baseline_tools WHERE name = $n", {"n": name})
         store.execute("DELETE FROM baselines WHERE name = $n", {"n": name})
         _record_ledger(store, "baseline_delete", {"name": name})
-        store.execute("COMMIT")
-    except Exception:
-        store.execute("ROLLBACK")
-        raise
 
 
 def regress(store: Store, name: str, *, since: datetime, until: datetime, confidence: float = 0.95) -> dict:

@@ -64,8 +64,7 @@ def record(store: Store, *, key: str, runbook, baseline: str, candidate: str, se
     ``before_commit(evaluation_id)`` runs inside that transaction (the ledger entry of the
     decision), so a decision is never stored without its ledger entry or the reverse.
     """
-    store.execute("BEGIN TRANSACTION")
-    try:
+    with store.transaction():
         store.execute(
             "INSERT INTO gate_runs VALUES ($k, $n, $h, $b, $c, $now) ON CONFLICT DO NOTHING",
             {"k": key, "n": runbook.name, "h": runbook.content_hash, "b": baseline, "c": candidate, "now": now})
@@ -83,10 +82,6 @@ def record(store: Store, *, key: str, runbook, baseline: str, candidate: str, se
                  "nb": r.n_baseline, "nc": r.n_candidate, "reason": r.reason})
         if before_commit is not None:
             before_commit(eid)
-        store.execute("COMMIT")
-    except Exception:
-        store.execute("ROLLBACK")
-        raise
     return eid
 
 

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import re
 import time
+from contextlib import contextmanager
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from toolctl.errors import SchemaVersionError, StoreBusyError, StoreError
 
@@ -62,6 +63,33 @@ class Store:
         self.conn = conn
         self.path = path
         self.read_only = read_only
+        self._tx_depth = 0
+
+    @contextmanager
+    def transaction(self) -> Iterator["Store"]:
+        """BEGIN … COMMIT, or ROLLBACK when the block raises.
+
+        Re-entrant: inside an open transaction it joins that one, so a caller can group
+        several writes (each written with its own ``transaction()``) into one commit —
+        ``toolctl serve`` commits a burst of requests this way.
+        """
+        if self._tx_depth:
+            self._tx_depth += 1
+            try:
+                yield self
+            finally:
+                self._tx_depth -= 1
+            return
+        self.conn.execute("BEGIN TRANSACTION")
+        self._tx_depth = 1
+        try:
+            yield self
+        except BaseException:
+            self._tx_depth = 0
+            self.conn.execute("ROLLBACK")
+            raise
+        self._tx_depth = 0
+        self.conn.execute("COMMIT")
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
@@ -161,16 +189,11 @@ class Store:
         for version, name, sql in migrations():
             if version <= current:
                 continue
-            self.conn.execute("BEGIN TRANSACTION")
-            try:
+            with self.transaction():
                 self.conn.execute(sql)
                 self.conn.execute(
                     "INSERT INTO schema_migrations VALUES (?, ?, now()::TIMESTAMP)", [version, name]
                 )
-                self.conn.execute("COMMIT")
-            except Exception:
-                self.conn.execute("ROLLBACK")
-                raise
             applied.append(f"{version:04d}_{name}")
         return applied
 

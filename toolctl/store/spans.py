@@ -45,31 +45,27 @@ def write_span_batch(store: Store, spans: Any, rejects: Any, *, source: str, kin
         conn.register("_spans_in", spans)
     if rejects is not None:
         conn.register("_span_rejects", rejects)
-    conn.execute("BEGIN TRANSACTION")
     try:
-        batch_id = next_batch_id(store)
-        stored = tools = 0
-        if n_in:
-            flags = store.execute(load_sql("insert_spans"),
-                                  {"batch_id": batch_id, "source": source}).fetchall()
-            stored = len(flags)
-            tools = sum(1 for (is_tool,) in flags if is_tool)
-        if n_rej:
-            store.execute(load_sql("insert_span_rejects"),
-                          {"batch_id": batch_id, "source": source, "raw_cap": REJECT_RAW_CAP}).fetchall()
-        result = SpanBatchResult(batch_id, stored, n_in - stored, tools, n_rej)
-        if n_in or n_rej:
-            conn.execute(
-                "INSERT INTO batches VALUES (?, ?, ?, NULL, NULL, ?, ?, ?, ?, now()::TIMESTAMP)",
-                [batch_id, f"otlp_{kind}", source, n_in + n_rej, stored, result.duplicates, n_rej],
-            )
-            record_batch(store, batch_id, kind=kind, source=source, batch_kind="span_batch",
-                         extra={"spans": n_in, "stored": stored, "rejected": n_rej,
-                                "redacted": _redacted})
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+        with store.transaction():
+            batch_id = next_batch_id(store)
+            stored = tools = 0
+            if n_in:
+                flags = store.execute(load_sql("insert_spans"),
+                                      {"batch_id": batch_id, "source": source}).fetchall()
+                stored = len(flags)
+                tools = sum(1 for (is_tool,) in flags if is_tool)
+            if n_rej:
+                store.execute(load_sql("insert_span_rejects"),
+                              {"batch_id": batch_id, "source": source, "raw_cap": REJECT_RAW_CAP}).fetchall()
+            result = SpanBatchResult(batch_id, stored, n_in - stored, tools, n_rej)
+            if n_in or n_rej:
+                conn.execute(
+                    "INSERT INTO batches VALUES (?, ?, ?, NULL, NULL, ?, ?, ?, ?, now()::TIMESTAMP)",
+                    [batch_id, f"otlp_{kind}", source, n_in + n_rej, stored, result.duplicates, n_rej],
+                )
+                record_batch(store, batch_id, kind=kind, source=source, batch_kind="span_batch",
+                             extra={"spans": n_in, "stored": stored, "rejected": n_rej,
+                                    "redacted": _redacted})
     finally:
         if spans is not None:
             conn.unregister("_spans_in")

@@ -56,38 +56,34 @@ def write_line_batch(store: Store, raw: Any, *, source: str, kind: str) -> Batch
     # Splitting costs nothing (zero-copy slices) and halves parse time on 2 cores.
     raw = type(raw).from_batches(raw.to_batches(max_chunksize=PARSE_CHUNK_ROWS), schema=raw.schema)
     conn.register("_raw", raw)
-    conn.execute("BEGIN TRANSACTION")
     try:
-        batch_id = next_batch_id(store)
-        conn.execute(load_sql("parse_batch"))
-        lines, valid, rejected, first, last = store.row(
-            "SELECT count(*), count(*) FILTER (WHERE reason IS NULL),"
-            " count(*) FILTER (WHERE reason IS NOT NULL), min(line_no), max(line_no) FROM _parsed"
-        )
-        redacted = redact_parsed(store) if lines else 0
-        accepted = 0
-        if valid:
-            accepted = store.scalar(load_sql("insert_events"), {"batch_id": batch_id, "source": source})
-        if rejected:
-            store.scalar(
-                load_sql("insert_rejects"),
-                {"batch_id": batch_id, "source": source, "raw_cap": REJECT_RAW_CAP},
+        with store.transaction():
+            batch_id = next_batch_id(store)
+            conn.execute(load_sql("parse_batch"))
+            lines, valid, rejected, first, last = store.row(
+                "SELECT count(*), count(*) FILTER (WHERE reason IS NULL),"
+                " count(*) FILTER (WHERE reason IS NOT NULL), min(line_no), max(line_no) FROM _parsed"
             )
-        result = BatchResult(batch_id, lines, accepted, valid - accepted, rejected, redacted)
-        if lines:
-            conn.execute(
-                "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
-                [batch_id, kind, source, first, last, lines, accepted, result.duplicates, rejected],
-            )
-            record_batch(store, batch_id, kind=kind, source=source,
-                         extra={"lines": lines, "first_line": first, "last_line": last,
-                                "accepted": accepted, "duplicates": result.duplicates,
-                                "rejected": rejected, "redacted": redacted})
-        conn.execute("DROP TABLE _parsed")
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+            redacted = redact_parsed(store) if lines else 0
+            accepted = 0
+            if valid:
+                accepted = store.scalar(load_sql("insert_events"), {"batch_id": batch_id, "source": source})
+            if rejected:
+                store.scalar(
+                    load_sql("insert_rejects"),
+                    {"batch_id": batch_id, "source": source, "raw_cap": REJECT_RAW_CAP},
+                )
+            result = BatchResult(batch_id, lines, accepted, valid - accepted, rejected, redacted)
+            if lines:
+                conn.execute(
+                    "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
+                    [batch_id, kind, source, first, last, lines, accepted, result.duplicates, rejected],
+                )
+                record_batch(store, batch_id, kind=kind, source=source,
+                             extra={"lines": lines, "first_line": first, "last_line": last,
+                                    "accepted": accepted, "duplicates": result.duplicates,
+                                    "rejected": rejected, "redacted": redacted})
+            conn.execute("DROP TABLE _parsed")
     finally:
         conn.unregister("_raw")
     return result
@@ -99,8 +95,7 @@ def record_source(store: Store, *, source: str, sha256: str, nbytes: int, lines:
     from toolctl.audit import ledger
 
     conn = store.conn
-    conn.execute("BEGIN TRANSACTION")
-    try:
+    with store.transaction():
         conn.execute(
             "INSERT INTO ingest_sources VALUES (?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
             [source, sha256, nbytes, lines, accepted, duplicates, rejected],
@@ -109,7 +104,3 @@ def record_source(store: Store, *, source: str, sha256: str, nbytes: int, lines:
                              payload={"bytes": nbytes, "lines": lines, "accepted": accepted,
                                       "duplicates": duplicates, "rejected": rejected,
                                       "redacted": redacted})
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
