@@ -140,3 +140,18 @@ def test_span_attributes_are_redacted_before_storing(tmp_path):
     attrs = json.loads(con.execute("SELECT attributes FROM spans").fetchone()[0])
     assert attrs["http.request.header.authorization"].startswith("[REDACTED:authorization:")
     assert run_toolctl("--db", db, "audit", "verify").returncode == 0
+
+
+def test_redaction_rules_option_applies_the_file_and_a_bad_one_stores_nothing(tmp_path):
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[[redaction.patterns]]\nname = "employee"\nregex = "EMP-[0-9]{6}"\n')
+    db = tmp_path / "t.duckdb"
+    src = write_jsonl(tmp_path / "a.jsonl", [event(1, args={"emp": "id EMP-123456"})])
+    r = run_toolctl("--db", db, "ingest", src, "--redaction-rules", rules)
+    assert r.returncode == 0, r.stderr
+    args = json.loads(duckdb.connect(str(db), read_only=True).execute("SELECT args FROM events").fetchone()[0])
+    assert args["emp"].startswith("id [REDACTED:employee:")
+    other = tmp_path / "other.duckdb"
+    bad = run_toolctl("--db", other, "ingest", src, "--redaction-rules", tmp_path / "missing.toml")
+    assert bad.returncode == 2 and "cannot read redaction rules" in bad.stderr
+    assert not other.exists()

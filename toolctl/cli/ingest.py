@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, List
+from typing import Annotated, List, Optional
 
 import typer
 
@@ -29,6 +29,9 @@ def ingest(
     batch_bytes: Annotated[
         int, typer.Option(help="Bytes read per batch; each batch is one transaction.", min=4096)
     ] = 16 * 1024 * 1024,
+    redaction_rules: Annotated[
+        Optional[str], typer.Option(help="TOML file of extra redaction rules (default: $TOOLCTL_REDACTION_RULES).")
+    ] = None,
 ) -> None:
     """Ingest tool-call logs (JSON lines) and OTLP trace files. Exit 0: all stored; 3: some rejected.
 
@@ -44,7 +47,14 @@ def ingest(
             summary = forward_paths(server, ctx.obj.db_path, paths, max_line_bytes=max_line_bytes,
                                     progress=bar.update)
     else:
+        rules = None
+        if redaction_rules:  # read before the store opens: a bad rules file stores nothing
+            from toolctl.audit.redact import load_rules
+
+            rules = load_rules(redaction_rules)
         with ByteProgress("ingesting") as bar, ctx.obj.open_write() as store:
+            if rules is not None:
+                store.redaction_rules = rules
             summary = ingest_paths(store, paths, max_line_bytes=max_line_bytes,
                                    chunk_bytes=batch_bytes, progress=bar.update)
     doc = summary.model_dump()
