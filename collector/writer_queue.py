@@ -11,10 +11,12 @@ work past either bound with ``QueueFullError`` instead of growing memory; the se
 answers 503 with ``Retry-After``. A job counts against the bounds until it finished,
 because its memory is held until then.
 
-Bursts: the writer wakes once per burst and runs everything queued back to back. Each
-job is still its own transaction: the writers it calls (``write_line_batch``,
-``write_span_batch``) own their transactions and return per-request accounting, which a
-merged transaction could not give exactly.
+Group commit: the writer takes everything queued as one burst and runs it inside one
+transaction (``Store.transaction()`` is re-entrant, so each job's own writes join it),
+then resolves every job's future after that single commit. Per-request accounting stays
+exact because each job computes its own counts. If any job of a burst fails, the whole
+transaction rolls back and the jobs are replayed one transaction each, so one bad
+request never costs the others their write — and nothing was acknowledged before.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ class WriteQueue:
         self._closed = False
         self._thread = threading.Thread(target=self._loop, name="toolctl-writer", daemon=True)
         self.committed_jobs = 0
+        self.group_commits = 0  # transactions that committed more than one job
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -118,11 +121,36 @@ class WriteQueue:
                     return
                 burst = list(self._jobs)
                 self._jobs.clear()
-            for job in burst:
-                self._run(job)
+            self._run_burst(burst)
 
-    def _run(self, job: Job) -> None:
-        if not job.future.set_running_or_notify_cancel():
+    def _run_burst(self, burst: list[Job]) -> None:
+        live = []
+        for job in burst:
+            if job.future.set_running_or_notify_cancel():
+                live.append(job)
+            else:
+                self._release(job)
+        if len(live) == 1:
+            self._run(live[0], started=True)
+            return
+        if not live:
+            return
+        try:
+            with self.store.transaction():
+                results = [job.run(self.store) for job in live]
+        except BaseException:
+            # Rolled back as a whole: replay each alone so only the failing one fails.
+            for job in live:
+                self._run(job, started=True)
+            return
+        self.group_commits += 1
+        for job, result in zip(live, results):
+            self._release(job)
+            self.committed_jobs += 1
+            job.future.set_result(result)
+
+    def _run(self, job: Job, *, started: bool = False) -> None:
+        if not started and not job.future.set_running_or_notify_cancel():
             self._release(job)
             return
         try:
