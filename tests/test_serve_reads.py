@@ -156,3 +156,25 @@ def test_a_stale_discovery_file_is_ignored(tmp_path):
     assert json.loads(res.stdout)[0]["calls"] == 2
     res = run_toolctl("--db", db, "ingest", src, "--format", "json")
     assert res.returncode == 0 and json.loads(res.stdout)["duplicates"] == 2
+
+
+def test_audit_commands_while_serving_equal_their_local_output(serve, tmp_path):
+    s = serve()
+    docs = [ev(i, tool="pay", status="ok", call_id=f"c{i % 5}", idempotency_key=f"k{i % 5}",
+               trace_id="AB" * 16, ts=f"2026-11-24T06:{i % 60:02d}:00Z") for i in range(20)]
+    assert s.post("/v1/tool-calls", ndjson(docs), NDJSON).status_code == 200
+    queries = [("audit", "search", "--call-id", "c1", "--format", "json"),
+               ("audit", "search", "--tool", "pay", "--limit", "3"),
+               ("audit", "duplicates", "--format", "json"), ("audit", "call", "c2", "--format", "json"),
+               ("audit", "trace", "AB" * 16, "--format", "json"), ("audit", "log", "--format", "json"),
+               ("audit", "verify", "--format", "json")]
+    remote = [run_toolctl("--db", s.db, *q) for q in queries]
+    exported = tmp_path / "served.jsonl"
+    exp = run_toolctl("--db", s.db, "audit", "export", "--tool", "pay", "-o", exported)
+    assert s.stop() == 0
+    local = [run_toolctl("--db", s.db, *q) for q in queries]
+    for q, r, l in zip(queries, remote, local):
+        assert (r.returncode, r.stdout, r.stderr) == (l.returncode, l.stdout, l.stderr), q
+    assert remote[0].returncode == 0 and len(json.loads(remote[0].stdout)) == 4
+    assert json.loads(remote[-1].stdout)["intact"] is True
+    assert exp.returncode == 0 and len(exported.read_text().splitlines()) == 20

@@ -11,6 +11,7 @@ Adding a command (audit, gate) is one line in ``READS``.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Callable
 
 from pydantic import BaseModel, Field
@@ -43,10 +44,124 @@ def _stats_model() -> type[BaseModel]:
     return StatsQuery
 
 
+class AuditFilter(BaseModel):
+    """Filters of ``toolctl audit search`` / ``export``; None means any."""
+
+    event_id: str | None = None
+    call_id: str | None = None
+    trace_id: str | None = None
+    idempotency_key: str | None = None
+    user: str | None = None
+    tenant: str | None = None
+    tool: str | None = None
+    version: str | None = None
+    status: str | None = None
+    error_code: str | None = None
+    http_status: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def event_filter(self) -> Any:
+        from toolctl.audit.lookups import EventFilter
+
+        return EventFilter(**self.model_dump(include=set(AuditFilter.model_fields)))
+
+
+class AuditSearch(AuditFilter):
+    limit: int = Field(100, ge=1)
+
+
+class AuditExport(AuditFilter):
+    fmt: str
+    path: str  # absolute: the server writes it when it holds the store (same host)
+
+
+class AuditDuplicates(BaseModel):
+    tool: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = Field(100, ge=1)
+
+
+class AuditId(BaseModel):
+    id: str
+
+
+class AuditLog(BaseModel):
+    kind: str | None = None
+    limit: int = Field(100, ge=1)
+
+
+class NoArgs(BaseModel):
+    pass
+
+
+def jsonable(value: Any) -> Any:
+    """The value as it travels over HTTP (UTC datetimes as ISO 8601 with Z), so a local
+    read and a read answered by ``toolctl serve`` give byte-identical output."""
+    import json
+
+    def default(v: Any) -> Any:
+        if isinstance(v, datetime):
+            return v.isoformat() + ("Z" if v.tzinfo is None else "")
+        return str(v)
+
+    return json.loads(json.dumps(value, default=default))
+
+
+def _audit_search(store: Any, q: AuditSearch) -> Any:
+    from toolctl.audit.lookups import search_events
+
+    return jsonable(search_events(store, q.event_filter(), limit=q.limit))
+
+
+def _audit_export(store: Any, q: AuditExport) -> Any:
+    from toolctl.audit.lookups import export_events
+
+    return export_events(store, q.event_filter(), fmt=q.fmt, path=q.path)
+
+
+def _audit_duplicates(store: Any, q: AuditDuplicates) -> Any:
+    from toolctl.audit.lookups import duplicate_executions
+
+    return jsonable(duplicate_executions(store, tool=q.tool, since=q.since, until=q.until, limit=q.limit))
+
+
+def _audit_call(store: Any, q: AuditId) -> Any:
+    from toolctl.audit.timeline import call_timeline
+
+    return jsonable(call_timeline(store, q.id))
+
+
+def _audit_trace(store: Any, q: AuditId) -> Any:
+    from toolctl.audit.timeline import trace_timeline
+
+    return jsonable(trace_timeline(store, q.id))
+
+
+def _audit_log(store: Any, q: AuditLog) -> Any:
+    from toolctl.audit.ledger import list_entries
+
+    return jsonable(list_entries(store, kind=q.kind, limit=q.limit))
+
+
+def _audit_verify(store: Any, q: NoArgs) -> Any:
+    from toolctl.audit.ledger import verify
+
+    return verify(store).to_dict()
+
+
 #: name → (zero-argument getter of the request model, function(store, request)).
 READS: dict[str, tuple[Callable[[], type[BaseModel]], Callable[[Any, Any], Any]]] = {
     "stats": (_stats_model, _stats),
     "rejects": (lambda: RejectsQuery, _rejects),
+    "audit_search": (lambda: AuditSearch, _audit_search),
+    "audit_export": (lambda: AuditExport, _audit_export),
+    "audit_duplicates": (lambda: AuditDuplicates, _audit_duplicates),
+    "audit_call": (lambda: AuditId, _audit_call),
+    "audit_trace": (lambda: AuditId, _audit_trace),
+    "audit_log": (lambda: AuditLog, _audit_log),
+    "audit_verify": (lambda: NoArgs, _audit_verify),
 }
 
 

@@ -61,27 +61,20 @@ Until = Annotated[Optional[str], typer.Option("--until", help="Up to this time (
 
 
 def _filter(event_id, call_id, trace_id, idempotency_key, user, tenant, tool, version, status,
-            error_code, http_status, since, until):
-    from toolctl.audit.lookups import EventFilter
-
-    return EventFilter(event_id=event_id, call_id=call_id, trace_id=trace_id,
-                       idempotency_key=idempotency_key, user=user, tenant=tenant, tool=tool,
-                       version=version, status=status, error_code=error_code,
-                       http_status=http_status, since=_when(since, "--since"),
-                       until=_when(until, "--until"))
+            error_code, http_status, since, until) -> dict:
+    return dict(event_id=event_id, call_id=call_id, trace_id=trace_id,
+                idempotency_key=idempotency_key, user=user, tenant=tenant, tool=tool,
+                version=version, status=status, error_code=error_code,
+                http_status=http_status, since=_when(since, "--since"),
+                until=_when(until, "--until"))
 
 
-def _open(ctx: typer.Context):
-    from toolctl.store import Store
+def _read(ctx: typer.Context, operation: str, request):
+    """Run an audit read here, or on `toolctl serve` when it holds the store (toolctl.api)."""
+    from toolctl import api
 
-    return Store.open(ctx.obj.db_path, write=False)
-
-
-def _jsonable(row: dict) -> dict:
-    out = {}
-    for k, v in row.items():
-        out[k] = v.isoformat() + "Z" if isinstance(v, datetime) else v
-    return out
+    with ctx.obj.open_read() as store:
+        return api.read(store, operation, request)
 
 
 @app.command("search")
@@ -96,12 +89,11 @@ def search(ctx: typer.Context, event_id: EventId = None, call_id: CallId = None,
 
     Example: toolctl audit search --call-id call-42 --format json
     """
-    from toolctl.audit.lookups import search_events
+    from toolctl.api import AuditSearch
 
     flt = _filter(event_id, call_id, trace_id, idempotency_key, user, tenant, tool, version,
                   status, error_code, http_status, since, until)
-    with _open(ctx) as store:
-        rows = [_jsonable(r) for r in search_events(store, flt, limit=limit)]
+    rows = _read(ctx, "audit_search", AuditSearch(**flt, limit=limit))
     if fmt is SearchFormat.json:
         print_json(rows)
     elif fmt is SearchFormat.jsonl:
@@ -140,12 +132,13 @@ def export(ctx: typer.Context,
     """
     import sys
 
-    from toolctl.audit.lookups import export_events
+    from pathlib import Path
+
+    from toolctl.api import AuditExport
 
     flt = _filter(event_id, call_id, trace_id, idempotency_key, user, tenant, tool, version,
                   status, error_code, http_status, since, until)
-    with _open(ctx) as store:
-        n = export_events(store, flt, fmt=fmt.value, path=output)
+    n = _read(ctx, "audit_export", AuditExport(**flt, fmt=fmt.value, path=str(Path(output).resolve())))
     sys.stderr.write(f"wrote {n:,} event(s) to {output}\n")
 
 
@@ -157,11 +150,10 @@ def duplicates(ctx: typer.Context, tool: Tool = None, since: Since = None, until
 
     Example: toolctl audit duplicates --tool payments.charge
     """
-    from toolctl.audit.lookups import duplicate_executions
+    from toolctl.api import AuditDuplicates
 
-    with _open(ctx) as store:
-        rows = [_jsonable(r) for r in duplicate_executions(
-            store, tool=tool, since=_when(since, "--since"), until=_when(until, "--until"), limit=limit)]
+    rows = _read(ctx, "audit_duplicates", AuditDuplicates(
+        tool=tool, since=_when(since, "--since"), until=_when(until, "--until"), limit=limit))
     if fmt is DocFormat.json:
         print_json(rows)
         return
@@ -195,10 +187,9 @@ def call(ctx: typer.Context, call_id: Annotated[str, typer.Argument(help="The ca
 
     Example: toolctl audit call call-42
     """
-    from toolctl.audit.timeline import call_timeline
+    from toolctl.api import AuditId
 
-    with _open(ctx) as store:
-        doc = call_timeline(store, call_id)
+    doc = _read(ctx, "audit_call", AuditId(id=call_id))
     if fmt is DocFormat.json:
         print_json(doc)
         return
@@ -222,10 +213,9 @@ def trace(ctx: typer.Context, trace_id: Annotated[str, typer.Argument(help="The 
 
     Example: toolctl audit trace 4BF92F3577B34DA6A3CE929D0E0E4736 --format json
     """
-    from toolctl.audit.timeline import trace_timeline
+    from toolctl.api import AuditId
 
-    with _open(ctx) as store:
-        doc = trace_timeline(store, trace_id)
+    doc = _read(ctx, "audit_trace", AuditId(id=trace_id))
     if fmt is DocFormat.json:
         print_json(doc)
         return
@@ -264,10 +254,9 @@ def log(ctx: typer.Context,
 
     Example: toolctl audit log --kind gate_decision
     """
-    from toolctl.audit.ledger import list_entries
+    from toolctl.api import AuditLog
 
-    with _open(ctx) as store:
-        rows = [_jsonable(r) for r in list_entries(store, kind=kind, limit=limit)]
+    rows = _read(ctx, "audit_log", AuditLog(kind=kind, limit=limit))
     if fmt is DocFormat.json:
         print_json(rows)
         return
@@ -286,26 +275,25 @@ def verify(ctx: typer.Context,
 
     Example: TOOLCTL_LEDGER_KEY=... toolctl audit verify
     """
-    from toolctl.audit.ledger import EXIT_TAMPERED, verify as verify_ledger
+    from toolctl.api import NoArgs
+    from toolctl.audit.ledger import EXIT_TAMPERED
 
-    with _open(ctx) as store:
-        report = verify_ledger(store)
-    doc = report.to_dict()
+    doc = _read(ctx, "audit_verify", NoArgs())
     if fmt is DocFormat.json:
         print_json(doc)
-    elif report.intact:
-        signed = (f"; {report.signed} signed entries checked" if report.signatures_checked
-                  else f"; {report.signed} signed entries (set TOOLCTL_LEDGER_KEY to check them)")
-        stdout().print(f"ledger intact: {report.entries} entries, {report.batches} batches, "
-                       f"{report.rows:,} rows{signed}", highlight=False)
-    if not report.intact:
+    elif doc["intact"]:
+        signed = (f"; {doc['signed']} signed entries checked" if doc["signatures_checked"]
+                  else f"; {doc['signed']} signed entries (set TOOLCTL_LEDGER_KEY to check them)")
+        stdout().print(f"ledger intact: {doc['entries']} entries, {doc['batches']} batches, "
+                       f"{doc['rows']:,} rows{signed}", highlight=False)
+    if not doc["intact"]:
         import sys
 
-        first = report.problems[0]
-        where = f"entry {first.seq}" if first.seq is not None else "rows outside the ledger"
-        sys.stderr.write(f"Error: ledger broken at {where}: {first.what}\n")
-        for p in report.problems[1:]:
-            sys.stderr.write(f"  also: entry {p.seq}: {p.what}\n")
+        first = doc["problems"][0]
+        where = f"entry {first['seq']}" if first["seq"] is not None else "rows outside the ledger"
+        sys.stderr.write(f"Error: ledger broken at {where}: {first['problem']}\n")
+        for p in doc["problems"][1:]:
+            sys.stderr.write(f"  also: entry {p['seq']}: {p['problem']}\n")
         sys.stderr.write("Hint: the store was changed outside toolctl; restore it from a backup "
                          "and compare with `toolctl audit log`\n")
         raise typer.Exit(EXIT_TAMPERED)
