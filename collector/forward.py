@@ -13,7 +13,7 @@ import zlib
 from pathlib import Path
 from typing import Callable
 
-from collector.sources import expand_paths, open_source
+from collector.sources import expand_paths, open_source, progress_callback
 from toolctl.models import IngestSummary
 from toolctl.remote import FORWARD_CHUNK_BYTES, RemoteStore, ServerInfo, chunk_lines
 from toolctl.errors import InputError
@@ -27,17 +27,8 @@ def forward_paths(server: ServerInfo, db_path: Path, paths: list[str], *,
     Raises InputError for a missing path (before anything is sent) and RemoteError when
     the collector refuses or does not answer (what was acknowledged before is stored).
     """
-    from collector.sources import total_size
-
     sources = expand_paths(paths)
-    total = total_size(sources)
-    done = 0
-
-    def on_bytes(n: int) -> None:
-        nonlocal done
-        done += n
-        if progress:
-            progress(done, total)
+    on_bytes = progress_callback(sources, progress)
 
     summary = IngestSummary()
     with RemoteStore(server, db_path) as remote:

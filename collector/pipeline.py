@@ -12,7 +12,7 @@ from typing import Callable
 
 from collector.parsers.jsonl import DEFAULT_CHUNK_BYTES, LineBatch, iter_line_batches
 from collector.sources import (FORMAT_JSONL, OpenedSource, Source, expand_paths, open_source,
-                               sniff_format, total_size)
+                               progress_callback, sniff_format)
 from toolctl.models import DEFAULT_MAX_LINE_BYTES, REJECT_RAW_CAP, IngestSummary
 from toolctl.store import Store
 from toolctl.store.writer import record_source, write_line_batch
@@ -35,14 +35,7 @@ def ingest_paths(
     rejected line, so the run still accounts for everything.
     """
     sources = expand_paths(paths)
-    total = total_size(sources)
-    done = 0
-
-    def on_bytes(n: int) -> None:
-        nonlocal done
-        done += n
-        if progress:
-            progress(done, total)
+    on_bytes = progress_callback(sources, progress)
 
     summary = IngestSummary()
     for source in sources:

@@ -221,3 +221,18 @@ def total_size(sources: list[Source]) -> int | None:
             return None
         total += os.path.getsize(s.path)
     return total
+
+
+def progress_callback(sources: list[Source], progress: Callable[[int, int | None], None] | None
+                      ) -> Callable[[int], None]:
+    """An ``on_bytes`` callback for ``open_source`` that reports (bytes done, total) to ``progress``."""
+    total = total_size(sources)
+    done = 0
+
+    def on_bytes(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress:
+            progress(done, total)
+
+    return on_bytes

@@ -44,34 +44,21 @@ def _stats_model() -> type[BaseModel]:
     return StatsQuery
 
 
-class AuditFilter(BaseModel):
-    """Filters of ``toolctl audit search`` / ``export``; None means any."""
+def _event_filter_type() -> Any:
+    from toolctl.audit.lookups import EventFilter
 
-    event_id: str | None = None
-    call_id: str | None = None
-    trace_id: str | None = None
-    idempotency_key: str | None = None
-    user: str | None = None
-    tenant: str | None = None
-    tool: str | None = None
-    version: str | None = None
-    status: str | None = None
-    error_code: str | None = None
-    http_status: int | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-
-    def event_filter(self) -> Any:
-        from toolctl.audit.lookups import EventFilter
-
-        return EventFilter(**self.model_dump(include=set(AuditFilter.model_fields)))
+    return EventFilter
 
 
-class AuditSearch(AuditFilter):
+class AuditSearch(BaseModel):
+    """``toolctl audit search``: an EventFilter (pydantic validates the dataclass) and a limit."""
+
+    filter: _event_filter_type()  # type: ignore[valid-type]
     limit: int = Field(100, ge=1)
 
 
-class AuditExport(AuditFilter):
+class AuditExport(BaseModel):
+    filter: _event_filter_type()  # type: ignore[valid-type]
     fmt: str
     path: str  # absolute: the server writes it when it holds the store (same host)
 
@@ -112,13 +99,13 @@ def jsonable(value: Any) -> Any:
 def _audit_search(store: Any, q: AuditSearch) -> Any:
     from toolctl.audit.lookups import search_events
 
-    return jsonable(search_events(store, q.event_filter(), limit=q.limit))
+    return jsonable(search_events(store, q.filter, limit=q.limit))
 
 
 def _audit_export(store: Any, q: AuditExport) -> Any:
     from toolctl.audit.lookups import export_events
 
-    return export_events(store, q.event_filter(), fmt=q.fmt, path=q.path)
+    return export_events(store, q.filter, fmt=q.fmt, path=q.path)
 
 
 def _audit_duplicates(store: Any, q: AuditDuplicates) -> Any:

@@ -61,12 +61,14 @@ Until = Annotated[Optional[str], typer.Option("--until", help="Up to this time (
 
 
 def _filter(event_id, call_id, trace_id, idempotency_key, user, tenant, tool, version, status,
-            error_code, http_status, since, until) -> dict:
-    return dict(event_id=event_id, call_id=call_id, trace_id=trace_id,
-                idempotency_key=idempotency_key, user=user, tenant=tenant, tool=tool,
-                version=version, status=status, error_code=error_code,
-                http_status=http_status, since=_when(since, "--since"),
-                until=_when(until, "--until"))
+            error_code, http_status, since, until):
+    from toolctl.audit.lookups import EventFilter
+
+    return EventFilter(event_id=event_id, call_id=call_id, trace_id=trace_id,
+                       idempotency_key=idempotency_key, user=user, tenant=tenant, tool=tool,
+                       version=version, status=status, error_code=error_code,
+                       http_status=http_status, since=_when(since, "--since"),
+                       until=_when(until, "--until"))
 
 
 def _read(ctx: typer.Context, operation: str, request):
@@ -93,7 +95,7 @@ def search(ctx: typer.Context, event_id: EventId = None, call_id: CallId = None,
 
     flt = _filter(event_id, call_id, trace_id, idempotency_key, user, tenant, tool, version,
                   status, error_code, http_status, since, until)
-    rows = _read(ctx, "audit_search", AuditSearch(**flt, limit=limit))
+    rows = _read(ctx, "audit_search", AuditSearch(filter=flt, limit=limit))
     if fmt is SearchFormat.json:
         print_json(rows)
     elif fmt is SearchFormat.jsonl:
@@ -138,7 +140,7 @@ def export(ctx: typer.Context,
 
     flt = _filter(event_id, call_id, trace_id, idempotency_key, user, tenant, tool, version,
                   status, error_code, http_status, since, until)
-    n = _read(ctx, "audit_export", AuditExport(**flt, fmt=fmt.value, path=str(Path(output).resolve())))
+    n = _read(ctx, "audit_export", AuditExport(filter=flt, fmt=fmt.value, path=str(Path(output).resolve())))
     sys.stderr.write(f"wrote {n:,} event(s) to {output}\n")
 
 
