@@ -459,6 +459,34 @@ def create_app(store: Any, config: ServerConfig) -> Any:
                                  "error_class": type(exc).__name__}, status_code=400)
         return Response(b'{"result": ' + dumps(result) + b"}", media_type=JSON)
 
+    async def write_op(request: Request) -> Any:
+        """A write operation of ``toolctl.api`` (gate, runbook run) through the writer queue."""
+        import asyncio
+
+        from pydantic import ValidationError
+
+        name = request.path_params["operation"]
+        if name not in api.WRITES:
+            return JSONResponse({"message": f"unknown write operation {name!r}"}, status_code=404)
+        try:
+            body = await read_body(request, MAX_READ_REQUEST_BYTES)
+            req = api.write_request_model(name).model_validate_json(body or b"{}")
+            try:
+                future = writes.submit(lambda s: api.run_local_write(s, name, req), len(body))
+            except (QueueFullError, QueueClosedError) as exc:
+                raise HTTPProblem(503, exc.message, retry) from None
+            # Errors are not converted inside the job: they must roll its transaction back.
+            result = await asyncio.wrap_future(future)
+        except HTTPProblem as exc:
+            return JSONResponse({"message": exc.message}, status_code=exc.status, headers=exc.headers)
+        except ValidationError as exc:
+            return JSONResponse({"message": f"invalid {name} request: {exc.errors()[0]['msg']}",
+                                 "error_class": "UsageError"}, status_code=400)
+        except ToolctlError as exc:
+            return JSONResponse({"message": exc.message, "hint": exc.hint,
+                                 "error_class": type(exc).__name__}, status_code=400)
+        return Response(b'{"result": ' + dumps(result) + b"}", media_type=JSON)
+
     async def healthz(request: Request) -> Any:
         items, nbytes = writes.depth()
         return JSONResponse({"status": "ok", "pid": os.getpid(), "queue_items": items,
@@ -483,6 +511,7 @@ def create_app(store: Any, config: ServerConfig) -> Any:
         Route("/v1/logs", logs, methods=["POST"]),
         Route("/v1/tool-calls", tool_calls, methods=["POST"]),
         Route("/api/v1/read/{operation}", read_op, methods=["POST"]),
+        Route("/api/v1/write/{operation}", write_op, methods=["POST"]),
         Route("/api/v1/ingest-source", ingest_source, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
     ], lifespan=lifespan)

@@ -178,3 +178,29 @@ def test_audit_commands_while_serving_equal_their_local_output(serve, tmp_path):
     assert remote[0].returncode == 0 and len(json.loads(remote[0].stdout)) == 4
     assert json.loads(remote[-1].stdout)["intact"] is True
     assert exp.returncode == 0 and len(exported.read_text().splitlines()) == 20
+
+
+def test_gate_and_runbook_run_while_serving_decide_like_a_local_run_and_are_ledgered(serve, tmp_path):
+    s = serve()
+    docs = []
+    for i in range(400):
+        version = "v2" if i % 2 else "v1"
+        docs.append(ev(i, tool="search", version=version, call_id=f"c{i}", latency_ms=100 + (i % 50),
+                       status="ok", ts=f"2026-11-24T06:{i % 60:02d}:{i % 7:02d}Z"))
+    assert s.post("/v1/tool-calls", ndjson(docs), NDJSON).status_code == 200
+    window = ("--since", "2026-11-24T06:00:00Z", "--until", "2026-11-24T07:00:00Z")
+    gate = ("gate", "--baseline", "v1", "--candidate", "v2", *window, "--format", "json")
+    runbook = ("runbook", "run", "retry-storm", *window, "--format", "json")
+    served_gate, served_runbook = run_toolctl("--db", s.db, *gate), run_toolctl("--db", s.db, *runbook)
+    assert s.stop() == 0
+    local_gate, local_runbook = run_toolctl("--db", s.db, *gate), run_toolctl("--db", s.db, *runbook)
+    assert served_gate.returncode == local_gate.returncode != 40, served_gate.stderr
+    a, b = json.loads(served_gate.stdout), json.loads(local_gate.stdout)
+    assert a["verdict"] == b["verdict"]
+    assert [c["outcome"] for c in a["checks"]] == [c["outcome"] for c in b["checks"]]
+    assert b["evaluation"] == a["evaluation"] + 1  # the served run was persisted in the history
+    assert served_runbook.returncode == local_runbook.returncode != 40, served_runbook.stderr
+    assert json.loads(served_runbook.stdout)["checks"] == json.loads(local_runbook.stdout)["checks"]
+    kinds = [e["kind"] for e in json.loads(run_toolctl("--db", s.db, "audit", "log", "--format", "json").stdout)]
+    assert kinds.count("gate_decision") == 2 and kinds.count("runbook_run") == 2
+    assert run_toolctl("--db", s.db, "audit", "verify").returncode == 0

@@ -6,7 +6,10 @@ returning JSON-ready data. The CLI calls ``read(store, name, request)`` with wha
 (a collector holds the file) sends the request to the server, which runs the same
 function through ``run_local``, so the results are identical.
 
-Adding a command (audit, gate) is one line in ``READS``.
+Adding a command is one line in ``READS``. Operations that write (the gate persists its
+history, runbook runs are ledger entries) are in ``WRITES``: locally they run on a store
+opened for writing; on the server they go through its writer queue, so their commit is
+the collector's own.
 """
 
 from __future__ import annotations
@@ -171,3 +174,83 @@ def read(store: Any, name: str, request: BaseModel) -> Any:
     if isinstance(store, RemoteStore):
         return store.read(name, request)
     return run_local(store, name, request)
+
+
+def _gate_model() -> type[BaseModel]:
+    from toolctl.gate.runbook import Runbook
+
+    class GateOp(BaseModel):
+        """``toolctl gate``: the runbook travels whole (with its content hash)."""
+
+        baseline: str
+        candidate: str
+        runbook: Runbook
+        since: datetime | None = None
+        until: datetime | None = None
+        tools: list[str] | None = None
+        now: datetime | None = None
+
+    return GateOp
+
+
+def _gate(store: Any, q: Any) -> Any:
+    from toolctl.gate import GateRequest, run_gate
+
+    return jsonable(run_gate(store, GateRequest(**dict(q))))
+
+
+def _runbook_model() -> type[BaseModel]:
+    from toolctl.gate.runbook import Runbook
+
+    class RunbookOp(BaseModel):
+        """``toolctl runbook run``: a single-window runbook over [since, until)."""
+
+        runbook: Runbook
+        since: datetime | None = None
+        until: datetime | None = None
+        tools: list[str] | None = None
+        now: datetime | None = None
+
+    return RunbookOp
+
+
+def _runbook_run(store: Any, q: Any) -> Any:
+    from toolctl.audit.ledger import record_event
+    from toolctl.gate import run_runbook
+
+    with store.transaction():  # the run and its ledger entry commit together
+        report = jsonable(run_runbook(store, q.runbook, since=q.since, until=q.until,
+                                      tools=q.tools, now=q.now))
+        record_event(store, "runbook_run", {
+            "runbook": q.runbook.name, "runbook_hash": q.runbook.content_hash,
+            "since": report.get("since"), "until": report.get("until"), "status": report["status"],
+            "checks": {c["name"]: c["outcome"] for c in report["checks"]}})
+    return report
+
+
+#: Operations that write: name → (getter of the request model, function(store, request)).
+WRITES: dict[str, tuple[Callable[[], type[BaseModel]], Callable[[Any, Any], Any]]] = {
+    "gate": (_gate_model, _gate),
+    "runbook_run": (_runbook_model, _runbook_run),
+}
+
+
+def write_request_model(name: str) -> type[BaseModel]:
+    if name not in WRITES:
+        raise UsageError(f"unknown write operation {name!r}", hint="one of: " + ", ".join(WRITES))
+    return WRITES[name][0]()
+
+
+def run_local_write(store: Any, name: str, request: BaseModel) -> Any:
+    """Run a registered write operation against a Store opened for writing."""
+    write_request_model(name)
+    return WRITES[name][1](store, request)
+
+
+def write(store: Any, name: str, request: BaseModel) -> Any:
+    """Run a write operation locally or, if ``store`` is a RemoteStore, on the server."""
+    from toolctl.remote import RemoteStore
+
+    if isinstance(store, RemoteStore):
+        return store.write(name, request)
+    return run_local_write(store, name, request)

@@ -186,8 +186,15 @@ class RemoteStore:
 
     def read(self, operation: str, request: Any) -> Any:
         """Run a registered read operation on the server; returns its JSON result."""
+        return self._operation("read", operation, request)
+
+    def write(self, operation: str, request: Any) -> Any:
+        """Run a registered write operation through the server's writer; returns its result."""
+        return self._operation("write", operation, request)
+
+    def _operation(self, kind: str, operation: str, request: Any) -> Any:
         body = request.model_dump_json().encode("utf-8")
-        resp = self._post(f"/api/v1/read/{operation}", content=body,
+        resp = self._post(f"/api/v1/{kind}/{operation}", content=body,
                           headers={"Content-Type": "application/json"})
         if resp.status_code == 400:
             doc = resp.json()
@@ -197,7 +204,7 @@ class RemoteStore:
             if isinstance(cls, type) and issubclass(cls, errors.ToolctlError):
                 raise cls(doc.get("message", ""), hint=doc.get("hint"))
         if resp.status_code != 200:
-            raise self._fail(f"read operation {operation!r}", resp)
+            raise self._fail(f"{kind} operation {operation!r}", resp)
         return resp.json()["result"]
 
     def send_lines(self, data: bytes, *, source: str, first_line: int, kind: str,

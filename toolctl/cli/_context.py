@@ -37,3 +37,14 @@ class State:
             if info is not None:
                 return RemoteStore(info, self.db_path)
         return Store.open(self.db_path, write=False)
+
+    def open_write_or_remote(self):
+        """A Store opened for writing, or a RemoteStore when `toolctl serve` holds the file
+        (run writes via toolctl.api.write: the server's writer commits them)."""
+        from toolctl.remote import RemoteStore, discovery_path
+
+        if discovery_path(self.db_path).exists():
+            info = self.server()
+            if info is not None:
+                return RemoteStore(info, self.db_path)
+        return self.open_write()

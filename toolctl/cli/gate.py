@@ -45,18 +45,20 @@ def gate(
     if not baseline or not candidate:
         raise UsageError("toolctl gate needs --baseline and --candidate",
                          hint="e.g. toolctl gate --baseline v1.8.2 --candidate v1.9.0-rc1")
-    from toolctl.gate import GateRequest, run_gate
+    from toolctl import api
     from toolctl.gate.runbook import load_runbook
     from toolctl.timeutil import parse_time, utcnow
 
     now = utcnow()
     rb = load_runbook(runbook)
-    req = GateRequest(baseline=baseline, candidate=candidate, runbook=rb, now=now,
-                      since=parse_time(since, option="--since", now=now),
-                      until=parse_time(until, option="--until", now=now), tools=tool or None)
+    req = api.write_request_model("gate")(
+        baseline=baseline, candidate=candidate, runbook=rb, now=now,
+        since=parse_time(since, option="--since", now=now),
+        until=parse_time(until, option="--until", now=now), tools=tool or None)
     try:
-        with ctx.obj.open_write() as store:
-            report = run_gate(store, req)
+        # While `toolctl serve` holds the store, the collector's writer runs the gate.
+        with ctx.obj.open_write_or_remote() as store:
+            report = api.write(store, "gate", req)
     except StoreError as exc:
         # The store unreadable → verdict `error` (exit 40), still one JSON document.
         from toolctl.cli._output import error_lines

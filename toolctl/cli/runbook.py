@@ -81,7 +81,7 @@ def run_cmd(
     """
     from toolctl.cli.gate import CHECK_COLUMNS, _STYLE, check_rows
     from toolctl.errors import StoreError
-    from toolctl.gate import run_runbook
+    from toolctl import api
     from toolctl.gate.runbook import load_runbook
     from toolctl.timeutil import parse_time, utcnow
 
@@ -89,8 +89,10 @@ def run_cmd(
     now = utcnow()
     s, u = parse_time(since, option="--since", now=now), parse_time(until, option="--until", now=now)
     try:
-        with ctx.obj.open_read() as store:
-            report = run_runbook(store, rb, since=s, until=u, tools=tool or None, now=now)
+        # A run is a ledger entry; while `toolctl serve` holds the store, its writer runs it.
+        req = api.write_request_model("runbook_run")(runbook=rb, since=s, until=u, tools=tool or None, now=now)
+        with ctx.obj.open_write_or_remote() as store:
+            report = api.write(store, "runbook_run", req)
     except StoreError as exc:
         from toolctl.cli._output import error_lines
 
