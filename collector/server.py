@@ -438,45 +438,30 @@ def create_app(store: Any, config: ServerConfig) -> Any:
             return JSONResponse({"message": exc.message}, status_code=exc.status, headers=exc.headers)
         return JSONResponse({"recorded": done.source})
 
-    async def read_op(request: Request) -> Any:
-        from pydantic import ValidationError
-
-        name = request.path_params["operation"]
-        if name not in api.READS:
-            return JSONResponse({"message": f"unknown read operation {name!r}"}, status_code=404)
-        try:
-            body = await read_body(request, MAX_READ_REQUEST_BYTES)
-            model = api.request_model(name)
-            req = model.model_validate_json(body or b"{}")
-            result = await run_in_threadpool(readers.run, lambda r: api.run_local(r, name, req))
-        except HTTPProblem as exc:
-            return JSONResponse({"message": exc.message}, status_code=exc.status)
-        except ValidationError as exc:
-            return JSONResponse({"message": f"invalid {name} request: {exc.errors()[0]['msg']}",
-                                 "error_class": "UsageError"}, status_code=400)
-        except ToolctlError as exc:
-            return JSONResponse({"message": exc.message, "hint": exc.hint,
-                                 "error_class": type(exc).__name__}, status_code=400)
-        return Response(b'{"result": ' + dumps(result) + b"}", media_type=JSON)
-
-    async def write_op(request: Request) -> Any:
-        """A write operation of ``toolctl.api`` (gate, runbook run) through the writer queue."""
+    async def submit_write(name: str, req: Any, nbytes: int) -> Any:
         import asyncio
 
+        try:
+            future = writes.submit(lambda s: api.run_local(s, name, req, "write"), nbytes)
+        except (QueueFullError, QueueClosedError) as exc:
+            raise HTTPProblem(503, exc.message, retry) from None
+        # Errors are not converted inside the job: they must roll its transaction back.
+        return await asyncio.wrap_future(future)
+
+    async def operation(request: Request, kind: str) -> Any:
+        """A read (on a read cursor) or write (through the writer queue) of ``toolctl.api``."""
         from pydantic import ValidationError
 
         name = request.path_params["operation"]
-        if name not in api.WRITES:
-            return JSONResponse({"message": f"unknown write operation {name!r}"}, status_code=404)
+        if name not in (api.READS if kind == "read" else api.WRITES):
+            return JSONResponse({"message": f"unknown {kind} operation {name!r}"}, status_code=404)
         try:
             body = await read_body(request, MAX_READ_REQUEST_BYTES)
-            req = api.write_request_model(name).model_validate_json(body or b"{}")
-            try:
-                future = writes.submit(lambda s: api.run_local_write(s, name, req), len(body))
-            except (QueueFullError, QueueClosedError) as exc:
-                raise HTTPProblem(503, exc.message, retry) from None
-            # Errors are not converted inside the job: they must roll its transaction back.
-            result = await asyncio.wrap_future(future)
+            req = api.request_model(name, kind).model_validate_json(body or b"{}")
+            if kind == "read":
+                result = await run_in_threadpool(readers.run, lambda r: api.run_local(r, name, req))
+            else:
+                result = await submit_write(name, req, len(body))
         except HTTPProblem as exc:
             return JSONResponse({"message": exc.message}, status_code=exc.status, headers=exc.headers)
         except ValidationError as exc:
@@ -486,6 +471,12 @@ def create_app(store: Any, config: ServerConfig) -> Any:
             return JSONResponse({"message": exc.message, "hint": exc.hint,
                                  "error_class": type(exc).__name__}, status_code=400)
         return Response(b'{"result": ' + dumps(result) + b"}", media_type=JSON)
+
+    async def read_op(request: Request) -> Any:
+        return await operation(request, "read")
+
+    async def write_op(request: Request) -> Any:
+        return await operation(request, "write")
 
     async def healthz(request: Request) -> Any:
         items, nbytes = writes.depth()

@@ -155,27 +155,6 @@ READS: dict[str, tuple[Callable[[], type[BaseModel]], Callable[[Any, Any], Any]]
 }
 
 
-def request_model(name: str) -> type[BaseModel]:
-    if name not in READS:
-        raise UsageError(f"unknown read operation {name!r}", hint="one of: " + ", ".join(READS))
-    return READS[name][0]()
-
-
-def run_local(store: Any, name: str, request: BaseModel) -> Any:
-    """Run a registered read operation against an open Store."""
-    request_model(name)
-    return READS[name][1](store, request)
-
-
-def read(store: Any, name: str, request: BaseModel) -> Any:
-    """Run a read operation locally or, if ``store`` is a RemoteStore, on the server."""
-    from toolctl.remote import RemoteStore
-
-    if isinstance(store, RemoteStore):
-        return store.read(name, request)
-    return run_local(store, name, request)
-
-
 def _gate_model() -> type[BaseModel]:
     from toolctl.gate.runbook import Runbook
 
@@ -235,22 +214,35 @@ WRITES: dict[str, tuple[Callable[[], type[BaseModel]], Callable[[Any, Any], Any]
 }
 
 
-def write_request_model(name: str) -> type[BaseModel]:
-    if name not in WRITES:
-        raise UsageError(f"unknown write operation {name!r}", hint="one of: " + ", ".join(WRITES))
-    return WRITES[name][0]()
+def _entry(kind: str, name: str) -> tuple[Callable[[], type[BaseModel]], Callable[[Any, Any], Any]]:
+    registry = READS if kind == "read" else WRITES
+    if name not in registry:
+        raise UsageError(f"unknown {kind} operation {name!r}", hint="one of: " + ", ".join(registry))
+    return registry[name]
 
 
-def run_local_write(store: Any, name: str, request: BaseModel) -> Any:
-    """Run a registered write operation against a Store opened for writing."""
-    write_request_model(name)
-    return WRITES[name][1](store, request)
+def request_model(name: str, kind: str = "read") -> type[BaseModel]:
+    """The request model of a registered operation (``kind``: read or write)."""
+    return _entry(kind, name)[0]()
 
 
-def write(store: Any, name: str, request: BaseModel) -> Any:
-    """Run a write operation locally or, if ``store`` is a RemoteStore, on the server."""
+def run_local(store: Any, name: str, request: BaseModel, kind: str = "read") -> Any:
+    """Run a registered operation against an open Store (opened for writing for writes)."""
+    return _entry(kind, name)[1](store, request)
+
+
+def call(store: Any, name: str, request: BaseModel, kind: str) -> Any:
+    """Run an operation locally or, if ``store`` is a RemoteStore, on the server."""
     from toolctl.remote import RemoteStore
 
     if isinstance(store, RemoteStore):
-        return store.write(name, request)
-    return run_local_write(store, name, request)
+        return store.call(kind, name, request)
+    return run_local(store, name, request, kind)
+
+
+def read(store: Any, name: str, request: BaseModel) -> Any:
+    return call(store, name, request, "read")
+
+
+def write(store: Any, name: str, request: BaseModel) -> Any:
+    return call(store, name, request, "write")

@@ -184,15 +184,9 @@ class RemoteStore:
                 hint="check that `toolctl serve` is still running, or stop it to read the file directly",
             ) from exc
 
-    def read(self, operation: str, request: Any) -> Any:
-        """Run a registered read operation on the server; returns its JSON result."""
-        return self._operation("read", operation, request)
-
-    def write(self, operation: str, request: Any) -> Any:
-        """Run a registered write operation through the server's writer; returns its result."""
-        return self._operation("write", operation, request)
-
-    def _operation(self, kind: str, operation: str, request: Any) -> Any:
+    def call(self, kind: str, operation: str, request: Any) -> Any:
+        """Run a registered operation of ``toolctl.api`` on the server (``kind``: read, or
+        write: through its writer queue); returns its JSON result."""
         body = request.model_dump_json().encode("utf-8")
         resp = self._post(f"/api/v1/{kind}/{operation}", content=body,
                           headers={"Content-Type": "application/json"})

@@ -51,7 +51,7 @@ def gate(
 
     now = utcnow()
     rb = load_runbook(runbook)
-    req = api.write_request_model("gate")(
+    req = api.request_model("gate", "write")(
         baseline=baseline, candidate=candidate, runbook=rb, now=now,
         since=parse_time(since, option="--since", now=now),
         until=parse_time(until, option="--until", now=now), tools=tool or None)

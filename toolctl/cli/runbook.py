@@ -90,7 +90,7 @@ def run_cmd(
     s, u = parse_time(since, option="--since", now=now), parse_time(until, option="--until", now=now)
     try:
         # A run is a ledger entry; while `toolctl serve` holds the store, its writer runs it.
-        req = api.write_request_model("runbook_run")(runbook=rb, since=s, until=u, tools=tool or None, now=now)
+        req = api.request_model("runbook_run", "write")(runbook=rb, since=s, until=u, tools=tool or None, now=now)
         with ctx.obj.open_write_or_remote() as store:
             report = api.write(store, "runbook_run", req)
     except StoreError as exc:
