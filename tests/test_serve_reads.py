@@ -10,24 +10,11 @@ import numpy as np
 import pytest
 
 from tests.conftest import run_toolctl, write_jsonl
-from tests.test_collector_server import NDJSON, Served, ev, free_port, ndjson
+from tests.test_collector_server import NDJSON, ev, free_port, ndjson, serve  # noqa: F401 (fixture)
 
 T0 = 1_764_000_000_000_000_000  # 2025-11-24T16:00:00Z in ns
 
 
-@pytest.fixture
-def serve(tmp_path):
-    started: list[Served] = []
-
-    def start(*args, db=None, env=None):
-        s = Served(db or tmp_path / "store.duckdb", *args, env=env)
-        started.append(s)
-        return s
-
-    yield start
-    for s in started:
-        if s.proc.poll() is None:
-            s.kill()
 
 
 def export_spans(url: str):

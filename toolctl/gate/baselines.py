@@ -13,7 +13,7 @@ from datetime import datetime
 from toolctl.errors import UsageError
 from toolctl.gate import statistics as st
 from toolctl.gate.checks import CheckResult, _pct
-from toolctl.gate.data import load_query, render
+from toolctl.gate.data import load_query
 from toolctl.gate.verdict import EXIT_CODES
 from toolctl.store import Store
 from toolctl.timeutil import iso_utc
@@ -57,7 +57,7 @@ def save_baseline(store: Store, name: str, *, version: str | None, since: dateti
         raise UsageError(f"baseline {name!r} already exists",
                          hint="choose another name, pass --replace, or `toolctl baseline delete` it first")
     fracs = sketch_fracs()
-    rows = store.fetch_dicts(render(store, "baseline_tools"),
+    rows = store.fetch_dicts(load_query("baseline_tools"),
                              {"since": since, "until": until, "version": version, "fracs": fracs})
     if not rows:
         raise UsageError("no tool calls match this baseline's window and version",
@@ -131,7 +131,7 @@ def regress(store: Store, name: str, *, since: datetime, until: datetime, confid
                          hint="--since must be earlier than --until")
     head = _get(store, name)
     base = {r["tool"]: r for r in store.fetch_dicts("SELECT * FROM baseline_tools WHERE name = $n", {"n": name})}
-    cur = {r["tool"]: r for r in store.fetch_dicts(render(store, "baseline_tools"),
+    cur = {r["tool"]: r for r in store.fetch_dicts(load_query("baseline_tools"),
                                                     {"since": since, "until": until, "version": None, "fracs": [0.5]})}
     lats = {r["tool"]: np.asarray(r["latencies"], dtype=float) for r in
             store.fetch_dicts(load_query("tool_latencies"), {"since": since, "until": until})}

@@ -14,12 +14,6 @@ from typing import Any, Callable
 
 from toolctl.store import Store
 
-#: How an attempt counts as an auth failure. Until the ``tool_calls.auth_failure`` column
-#: exists (migration 0002), the same expression as toolctl/metrics/queries/stats.sql.
-AUTH_FROM_COLUMN = "coalesce(auth_failure, false)"
-AUTH_DERIVED = ("(coalesce(http_status IN (401, 403), false)"
-                " OR coalesce(error_code IN ('UNAUTHENTICATED', 'PERMISSION_DENIED'), false))")
-
 EMPTY_COUNTS = {"attempts": 0, "calls": 0, "errors": 0, "auth_failures": 0, "retries": 0,
                 "abandoned": 0, "validation_errors": 0, "conf_n": 0, "conf_mean": None,
                 "conf_var": None, "conf_low": 0}
@@ -28,17 +22,6 @@ EMPTY_COUNTS = {"attempts": 0, "calls": 0, "errors": 0, "auth_failures": 0, "ret
 @lru_cache(maxsize=None)
 def load_query(name: str) -> str:
     return resources.files("toolctl.gate").joinpath("queries", f"{name}.sql").read_text("utf-8")
-
-
-def auth_expr(store: Store) -> str:
-    has_col = store.scalar(
-        "SELECT count(*) FROM information_schema.columns "
-        "WHERE table_name = 'tool_calls' AND column_name = 'auth_failure'")
-    return AUTH_FROM_COLUMN if has_col else AUTH_DERIVED
-
-
-def render(store: Store, name: str) -> str:
-    return load_query(name).replace("{auth_expr}", auth_expr(store))
 
 
 @dataclass
@@ -85,7 +68,7 @@ def arm_counts(store: Store, *, since: datetime, until: datetime, baseline: str 
     """Count figures per arm ('*' when neither version is given)."""
     params = {"since": since, "until": until, "all": baseline is None and candidate is None,
               "baseline": baseline, "candidate": candidate, "tools": tools or None}
-    attempts = store.fetch_dicts(render(store, "arm_attempts"), dict(params, low_conf=low_conf))
+    attempts = store.fetch_dicts(load_query("arm_attempts"), dict(params, low_conf=low_conf))
     calls = {r.pop("arm"): r for r in store.fetch_dicts(load_query("arm_calls"), params)}
     out = {}
     for r in attempts:

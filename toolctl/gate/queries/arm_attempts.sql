@@ -2,7 +2,6 @@
 -- Parameters: $since, $until (naive UTC, half-open window), $all (BOOLEAN: one arm '*' with
 --   every version), $baseline, $candidate (versions; ignored when $all), $tools (VARCHAR[] or
 --   NULL = every tool), $low_conf (confidence below this counts as low).
--- Identifiers: {auth_expr} is one of the two constants in toolctl.gate.data (never user text).
 -- Output: one row per arm: arm, attempts, auth_failures, validation_errors, conf_n, conf_mean,
 --   conf_var, conf_low. Calls/errors come from arm_calls.sql: two statements run one after
 --   the other, because one statement holding both hash tables at 10M rows spilled (3× slower).
@@ -11,7 +10,7 @@ WITH a AS (
            call_id,
            event_id AS solo_id,  -- used only where call_id IS NULL: no call_id, its own call
            attempt, ts, event_id, status, retryable, error_code, confidence,
-           {auth_expr} AS is_auth
+           coalesce(auth_failure, false) AS is_auth  -- the one definition: the tool_calls view
     FROM tool_calls
     WHERE ts >= $since::TIMESTAMP AND ts < $until::TIMESTAMP
       AND ($all::BOOLEAN OR version = $baseline::VARCHAR OR version = $candidate::VARCHAR)

@@ -1,12 +1,11 @@
 -- baseline_tools: per-tool figures and a latency sketch for `toolctl baseline save`.
 -- Parameters: $since, $until (naive UTC, half-open; NULL = open), $version (NULL = all),
 --   $fracs (DOUBLE[]: sketch fractions).
--- Identifiers: {auth_expr} is one of the two constants in toolctl.gate.data.
 -- Output: one row per tool: tool, attempts, calls, errors, auth_failures, p50_ms, p95_ms,
 --   p99_ms, sketch_values (quantile_cont at $fracs).
 WITH a AS (
     SELECT tool, call_id, CASE WHEN call_id IS NULL THEN event_id END AS solo_id,
-           attempt, ts, event_id, status, latency_ms, {auth_expr} AS is_auth
+           attempt, ts, event_id, status, latency_ms, coalesce(auth_failure, false) AS is_auth  -- the one definition: the tool_calls view
     FROM tool_calls
     WHERE ($since::TIMESTAMP IS NULL OR ts >= $since::TIMESTAMP)
       AND ($until::TIMESTAMP IS NULL OR ts < $until::TIMESTAMP)
