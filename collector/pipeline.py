@@ -67,7 +67,7 @@ def ingest_source(store: Store, source: Source, *, max_line_bytes: int, chunk_by
         result = write_line_batch(store, batch.to_arrow(REJECT_RAW_CAP), source=source.name, kind=source.kind)
         for key in counts:
             counts[key] += getattr(result, key)
-        last_line = batch.first_line + len(batch.lines) - 1
+        last_line = batch.first_line + batch.count - 1
 
     try:
         for batch in iter_line_batches(opened.stream, max_line_bytes=max_line_bytes,

@@ -65,6 +65,11 @@ class Store:
         self.read_only = read_only
         self._tx_depth = 0
 
+    @property
+    def in_transaction(self) -> bool:
+        """True inside ``transaction()`` (a failed statement then loses the caller's work)."""
+        return self._tx_depth > 0
+
     @contextmanager
     def transaction(self) -> Iterator["Store"]:
         """BEGIN … COMMIT, or ROLLBACK when the block raises.

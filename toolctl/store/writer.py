@@ -48,7 +48,6 @@ def write_line_batch(store: Store, raw: Any, *, source: str, kind: str) -> Batch
     the UTF-8 length of ``line``). Returns the batch's accounting: lines (non-blank),
     accepted (newly stored), duplicates (valid but already stored), rejected.
     """
-    from toolctl.audit.ledger import record_batch
     from toolctl.audit.redact import redact_parsed
 
     conn = store.conn
@@ -57,35 +56,69 @@ def write_line_batch(store: Store, raw: Any, *, source: str, kind: str) -> Batch
     raw = type(raw).from_batches(raw.to_batches(max_chunksize=PARSE_CHUNK_ROWS), schema=raw.schema)
     conn.register("_raw", raw)
     try:
-        with store.transaction():
-            batch_id = next_batch_id(store)
-            conn.execute(load_sql("parse_batch"))
-            lines, valid, rejected, first, last = store.row(
-                "SELECT count(*), count(*) FILTER (WHERE reason IS NULL),"
-                " count(*) FILTER (WHERE reason IS NOT NULL), min(line_no), max(line_no) FROM _parsed"
-            )
-            redacted = redact_parsed(store) if lines else 0
-            accepted = 0
-            if valid:
-                accepted = store.scalar(load_sql("insert_events"), {"batch_id": batch_id, "source": source})
-            if rejected:
-                store.scalar(
-                    load_sql("insert_rejects"),
-                    {"batch_id": batch_id, "source": source, "raw_cap": REJECT_RAW_CAP},
-                )
-            result = BatchResult(batch_id, lines, accepted, valid - accepted, rejected, redacted)
-            if lines:
-                conn.execute(
-                    "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
-                    [batch_id, kind, source, first, last, lines, accepted, result.duplicates, rejected],
-                )
-                record_batch(store, batch_id, kind=kind, source=source,
-                             extra={"lines": lines, "first_line": first, "last_line": last,
-                                    "accepted": accepted, "duplicates": result.duplicates,
-                                    "rejected": rejected, "redacted": redacted})
-            conn.execute("DROP TABLE _parsed")
+        # Parsing and redaction touch only the temp table `_parsed`: outside the batch's
+        # transaction, so a retry of the insert (below) does not parse again.
+        conn.execute(load_sql("parse_batch"))
+        counts = store.row(
+            "SELECT count(*), count(*) FILTER (WHERE reason IS NULL),"
+            " count(*) FILTER (WHERE reason IS NOT NULL), min(line_no), max(line_no) FROM _parsed"
+        )
+        redacted = redact_parsed(store) if counts[0] else 0
+        try:
+            return _store_parsed(store, counts, redacted, source=source, kind=kind, skip_stored=False)
+        except _constraint_error():
+            if store.in_transaction:
+                raise  # the caller's transaction is lost: it replays the job on its own
+            # Some rows are stored already (a re-run): the slower insert that skips them.
+            return _store_parsed(store, counts, redacted, source=source, kind=kind, skip_stored=True)
     finally:
+        conn.execute("DROP TABLE IF EXISTS _parsed")
         conn.unregister("_raw")
+
+
+def _constraint_error() -> type[Exception]:
+    import duckdb
+
+    return duckdb.ConstraintException
+
+
+#: Appended to the inserts when some rows may be stored already. DuckDB turns an INSERT with
+#: ON CONFLICT into a hash join against every stored key (a scan that grows with the table),
+#: while a plain INSERT checks each new key in the primary key's ART index. So a batch is
+#: first inserted plainly; only when that hits a stored key (a re-ingest, a retried request)
+#: does the batch roll back and run again with this clause.
+SKIP_STORED = "\nON CONFLICT DO NOTHING"
+
+
+def _store_parsed(store: Store, counts: tuple, redacted: int, *, source: str, kind: str,
+                  skip_stored: bool) -> BatchResult:
+    from toolctl.audit.ledger import record_batch
+
+    lines, valid, rejected, first, last = counts
+    tail = SKIP_STORED if skip_stored else ""
+
+    def insert(name: str) -> str:
+        return load_sql(name).rstrip().rstrip(";") + tail
+    with store.transaction():
+        batch_id = next_batch_id(store)
+        accepted = 0
+        if valid:
+            accepted = store.scalar(insert("insert_events"), {"batch_id": batch_id, "source": source})
+        if rejected:
+            store.scalar(
+                insert("insert_rejects"),
+                {"batch_id": batch_id, "source": source, "raw_cap": REJECT_RAW_CAP},
+            )
+        result = BatchResult(batch_id, lines, accepted, valid - accepted, rejected, redacted)
+        if lines:
+            store.conn.execute(
+                "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
+                [batch_id, kind, source, first, last, lines, accepted, result.duplicates, rejected],
+            )
+            record_batch(store, batch_id, kind=kind, source=source,
+                         extra={"lines": lines, "first_line": first, "last_line": last,
+                                "accepted": accepted, "duplicates": result.duplicates,
+                                "rejected": rejected, "redacted": redacted})
     return result
 
 

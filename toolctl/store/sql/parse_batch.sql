@@ -1,26 +1,34 @@
 -- parse_batch: validate one batch of raw JSON lines against schema v1, in bulk.
--- Input:  `_raw` (an Arrow table) with line_no BIGINT, line VARCHAR, pre_reason VARCHAR
---         (set when Python already rejected the line: not UTF-8, too long), raw_bytes BIGINT.
--- Output: temp table `_parsed`: line_no, raw, raw_bytes, reason (NULL = valid) and the typed
---         event columns. Blank lines are dropped here (they are not counted as lines).
+-- Input:  `_raw` (an Arrow table) with line_no BIGINT, line VARCHAR (may still end with its
+--         "\n" and a CR: the reader hands over the chunk without copying it), pre_reason
+--         VARCHAR (set when Python already rejected the line: not UTF-8, too long,
+--         non-standard JSON), raw_bytes BIGINT.
+-- Output: temp table `_parsed`: line_no, raw (the line without its line ending, for rejected
+--         lines only), raw_bytes, reason (NULL = valid) and the typed event columns. Blank
+--         lines are dropped here (they are not counted as lines).
 -- The rules mirror toolctl.models.ToolCallEvent; tests/test_models_parity.py holds them equal.
--- Cost: each line is parsed three times (document type, field types, typed values); the
--- list forms of json_type / json_transform read every field in one pass each.
+-- Cost (benchmarks/run.py): the JSON functions parse the line; json_type with a path list
+-- and json_transform each read every field in one pass, json_keys finds unknown fields.
+-- Nothing copies a whole line on the common path (trimming is done only for rejects, a
+-- BOM is stripped only where there is one): at ~600 bytes a line a copy costs ~1-4 µs.
 CREATE OR REPLACE TEMP TABLE _parsed AS
 WITH src AS (
     SELECT line_no, pre_reason, raw_bytes,
-           -- CRLF endings and a UTF-8 byte-order mark are transport noise, not content.
-           ltrim(rtrim(line, chr(13)), chr(65279)) AS line
+           -- A UTF-8 byte-order mark is transport noise, not content; the line ending
+           -- (LF, CRs) is JSON whitespace to the parser.
+           CASE WHEN ascii(line) = 65279 THEN ltrim(line, chr(65279)) ELSE line END AS line
     FROM _raw
 ), nonblank AS (
     SELECT *,
-           CASE WHEN pre_reason IS NULL AND json_valid(line) THEN json_type(line) END AS doc_type  -- NULL: not JSON
+           CASE WHEN pre_reason IS NULL AND json_valid(line)
+                THEN CASE WHEN ascii(line) = 123 THEN 'OBJECT' ELSE json_type(line) END
+           END AS doc_type  -- NULL: not JSON
     FROM src
-    -- Blank = empty or only whitespace; only lines starting with whitespace are scanned
-    -- (trim() with a character set costs ~10 µs a line, so it is not used on every line).
+    -- Blank = empty or only [ \t\v\f], before trailing CRs and the newline; only lines
+    -- starting with whitespace are scanned.
     WHERE pre_reason IS NOT NULL
-       OR NOT (line = '' OR (ascii(line) IN (9, 11, 12, 32)
-                             AND regexp_full_match(line, '[ \t\x0b\x0c]*')))
+       OR NOT (line = '' OR (ascii(line) IN (9, 10, 11, 12, 13, 32)
+                             AND regexp_full_match(line, '[ \t\x0b\x0c]*\r*\n?')))
 ), fields AS (
     SELECT *,
         -- JSON types of the fields: NULL (json null), BOOLEAN, BIGINT, UBIGINT, DOUBLE,
@@ -44,8 +52,15 @@ WITH src AS (
 ), typed AS (
     SELECT *, t[1] AS t1, t[2] AS t2, t[3] AS t3, t[4] AS t4, t[5] AS t5, t[6] AS t6, t[7] AS t7, t[8] AS t8, t[9] AS t9, t[10] AS t10, t[11] AS t11, t[12] AS t12, t[13] AS t13, t[14] AS t14, t[15] AS t15, t[16] AS t16, t[17] AS t17, t[18] AS t18, t[19] AS t19, t[20] AS t20, t[21] AS t21, t[22] AS t22, t[23] AS t23, t[24] AS t24, t[25] AS t25
     FROM fields
+), timed AS (
+    -- DuckDB reads upper-case T/Z and truncates past 6 fractional digits, as Python does;
+    -- the normalising rewrite runs only where the direct cast fails.
+    SELECT *,
+        CASE WHEN t2 = 'VARCHAR' THEN coalesce(TRY_CAST(v.ts AS TIMESTAMPTZ),
+            TRY_CAST(regexp_replace(upper(v.ts), '(\.\d{6})\d+', '\1') AS TIMESTAMPTZ)) END AS ts_parsed
+    FROM typed
 ), checked AS (
-    SELECT line_no, line, raw_bytes,
+    SELECT line_no, line, raw_bytes, ts_parsed,
         CASE
         WHEN pre_reason IS NOT NULL THEN pre_reason
         WHEN doc_type IS NULL THEN 'invalid JSON'
@@ -64,8 +79,7 @@ WITH src AS (
         WHEN v.tool = '' THEN 'tool must not be empty'
         WHEN NOT regexp_full_match(v.ts, '\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-](?:[01]\d|2[0-3]):[0-5]\d)')
             THEN 'unparseable ts: expected RFC 3339 with offset, e.g. 2026-11-24T06:00:00Z'
-        -- DuckDB parses upper-case T/Z and at most 6 fractional digits: truncate, as Python does.
-        WHEN TRY_CAST(regexp_replace(upper(v.ts), '(\.\d{6})\d+', '\1') AS TIMESTAMPTZ) IS NULL
+        WHEN ts_parsed IS NULL
             THEN 'unparseable ts: expected RFC 3339 with offset, e.g. 2026-11-24T06:00:00Z'
         WHEN v.latency_ms < 0 THEN 'latency_ms must be >= 0'
         WHEN isinf(v.latency_ms) THEN 'latency_ms must be a finite number'
@@ -98,14 +112,21 @@ WITH src AS (
         WHEN t24 NOT IN ('ABSENT', 'NULL', 'OBJECT') THEN 'wrong type for args: expected object'
         WHEN t25 NOT IN ('ABSENT', 'NULL', 'OBJECT') THEN 'wrong type for data: expected object'
         END AS reason,
-        v, t
-    FROM typed
+        v, t,
+        -- Top-level keys that are not schema fields (valid objects only).
+        CASE WHEN doc_type = 'OBJECT' THEN list_filter(json_keys(line), lambda k: NOT list_contains(['event_id', 'ts', 'tool',
+            'status', 'latency_ms', 'schema_version', 'trace_id', 'span_id', 'call_id',
+            'session_id', 'tenant', 'user', 'service', 'version', 'stage', 'attempt',
+            'idempotency_key', 'timeout_ms', 'error_code', 'message', 'retryable',
+            'http_status', 'confidence', 'args', 'data'], k)) END AS unknown
+    FROM timed
 )
 SELECT
-    c.line_no, c.line AS raw, c.raw_bytes, c.reason,
+    c.line_no,
+    CASE WHEN c.reason IS NOT NULL THEN rtrim(c.line, chr(13) || chr(10)) END AS raw,
+    c.raw_bytes, c.reason,
     v.event_id,
-    CASE WHEN c.reason IS NULL
-         THEN TRY_CAST(regexp_replace(upper(v.ts), '(\.\d{6})\d+', '\1') AS TIMESTAMPTZ)::TIMESTAMP END AS ts,
+    CASE WHEN c.reason IS NULL THEN c.ts_parsed::TIMESTAMP END AS ts,
     v.tool, v.status, v.latency_ms,
     1 AS schema_version,
     lower(v.trace_id) AS trace_id,
@@ -115,15 +136,14 @@ SELECT
     v.idempotency_key, v.timeout_ms, v.error_code, v.message, v.retryable,
     TRY_CAST(v.http_status AS INTEGER) AS http_status, v.confidence,
     v.args, v.data,
-    -- Unknown fields: JSON merge-patch with nulls deletes exactly the known keys. Only
-    -- lines with more keys than known fields present pay for it.
-    CASE WHEN c.reason IS NULL
-          AND len(json_keys(c.line)) > len(list_filter(t, lambda x: x <> 'ABSENT'))
-    THEN nullif(json_merge_patch(c.line, '{
-        "event_id":null,"ts":null,"tool":null,"status":null,"latency_ms":null,
-        "schema_version":null,"trace_id":null,"span_id":null,"call_id":null,"session_id":null,
-        "tenant":null,"user":null,"service":null,"version":null,"stage":null,"attempt":null,
-        "idempotency_key":null,"timeout_ms":null,"error_code":null,"message":null,
-        "retryable":null,"http_status":null,"confidence":null,"args":null,"data":null}'), '{}')
+    -- Unknown fields, kept as an object: a JSON merge-patch with nulls deletes exactly the
+    -- known keys (~10 µs a line, so only lines that have unknown keys pay for it).
+    CASE WHEN c.reason IS NULL AND len(c.unknown) > 0
+         THEN nullif(json_merge_patch(c.line, '{
+            "event_id":null,"ts":null,"tool":null,"status":null,"latency_ms":null,
+            "schema_version":null,"trace_id":null,"span_id":null,"call_id":null,"session_id":null,
+            "tenant":null,"user":null,"service":null,"version":null,"stage":null,"attempt":null,
+            "idempotency_key":null,"timeout_ms":null,"error_code":null,"message":null,
+            "retryable":null,"http_status":null,"confidence":null,"args":null,"data":null}'), '{}')
     END AS extra
 FROM checked c;
