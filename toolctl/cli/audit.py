@@ -288,6 +288,8 @@ def verify(ctx: typer.Context,
                   else f"; {doc['signed']} signed entries (set TOOLCTL_LEDGER_KEY to check them)")
         stdout().print(f"ledger intact: {doc['entries']} entries, {doc['batches']} batches, "
                        f"{doc['rows']:,} rows{signed}", highlight=False)
+        for p in doc.get("pruned_batches", []):
+            stdout().print(f"batch {p['batch_id']}: pruned by entry {p['pruned_by']}", highlight=False)
     if not doc["intact"]:
         import sys
 
