@@ -177,6 +177,26 @@ def test_rows_deleted_or_inserted_after_a_prune_without_an_entry_are_still_tampe
                for p in doc["problems"])
 
 
+def test_a_prune_entry_whose_digest_differs_from_the_ledger_does_not_excuse_the_deletion(store):
+    """Someone edits rows, deletes the batch and writes a prune entry over the edited digest:
+    the entry is chained correctly, but verify compares it with what the batch entry recorded."""
+    from toolctl.audit import ledger
+    from toolctl.store import Store
+
+    db, _ = store
+    old_batch = _batch_of(db, "e0")
+    with Store.open(db, write=True) as st, st.transaction():
+        st.execute("UPDATE events SET tool = 'edited' WHERE event_id = 'e7'").fetchall()
+        count, digest = ledger.batch_digest(st, old_batch)
+        st.execute("DELETE FROM events WHERE batch_id = ?", [old_batch]).fetchall()
+        st.execute("DELETE FROM rejects WHERE batch_id = ?", [old_batch]).fetchall()
+        ledger.record_pruned_batches(st, {old_batch: {"row_count": count, "rows_digest": digest,
+                                                      "recorded_by": 1}}, {"cutoff": "forged"})
+    r = run_toolctl("--db", db, "audit", "verify")
+    assert r.returncode == 5
+    assert f"prune entry's digest of batch {old_batch} differs from what entry" in r.stderr
+
+
 def test_prune_refuses_a_batch_altered_before_the_prune_and_removes_nothing(store):
     db, _ = store
     _sql(db, "UPDATE events SET tool = 'edited' WHERE event_id = 'e7'")
@@ -253,6 +273,8 @@ def test_while_serving_info_prune_and_backup_go_through_the_collector_and_vacuum
     served = _json("--db", db, "db", "info")
     assert served["tables"] == local_info["tables"]
     assert _json("--db", db, "db", "migrate")["applied"] == []
+    plan = _json("--db", db, "db", "prune", "--older-than", "30d", "--dry-run")
+    assert (plan["events"], plan["rejects"]) == known["old"] and plan["ledger_seq"] is None
     doc = _json("--db", db, "db", "prune", "--older-than", "30d")
     assert (doc["events"], doc["rejects"]) == known["old"]
     backup = _json("--db", db, "db", "backup", tmp_path / "hot.duckdb")

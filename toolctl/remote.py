@@ -212,8 +212,10 @@ class RemoteStore:
         if resp.status_code == 400:
             doc = resp.json()
             from toolctl import errors
+            from toolctl.audit import ledger
 
-            cls = getattr(errors, doc.get("error_class", ""), None)
+            name = doc.get("error_class", "")
+            cls = getattr(errors, name, None) or getattr(ledger, name, None)  # keeps exit 5
             if isinstance(cls, type) and issubclass(cls, errors.ToolctlError):
                 raise cls(doc.get("message", ""), hint=doc.get("hint"))
         if resp.status_code != 200:
