@@ -141,6 +141,38 @@ def _audit_verify(store: Any, q: NoArgs) -> Any:
     return verify(store).to_dict()
 
 
+class DbPrune(BaseModel):
+    """``toolctl db prune``: remove whole batches whose data is all older than ``cutoff``."""
+
+    cutoff: datetime
+    older_than: str | None = None
+
+
+class DbBackup(BaseModel):
+    path: str  # absolute: the server writes it when it holds the store (same host)
+    force: bool = False
+
+
+def _db_info(store: Any, q: NoArgs) -> Any:
+    from toolctl.store.upkeep import store_info
+
+    return jsonable(store_info(store))
+
+
+def _db_prune(store: Any, q: DbPrune, dry_run: bool = False) -> Any:
+    from toolctl.store.upkeep import prune_store
+
+    return jsonable(prune_store(store, cutoff=q.cutoff, dry_run=dry_run, older_than=q.older_than))
+
+
+def _db_backup(store: Any, q: DbBackup) -> Any:
+    from pathlib import Path
+
+    from toolctl.store.upkeep import backup_store
+
+    return jsonable(backup_store(store, Path(q.path), force=q.force))
+
+
 #: name → (zero-argument getter of the request model, function(store, request)).
 READS: dict[str, tuple[Callable[[], type[BaseModel]], Callable[[Any, Any], Any]]] = {
     "stats": (_stats_model, _stats),
@@ -152,6 +184,8 @@ READS: dict[str, tuple[Callable[[], type[BaseModel]], Callable[[Any, Any], Any]]
     "audit_trace": (lambda: AuditId, _audit_trace),
     "audit_log": (lambda: AuditLog, _audit_log),
     "audit_verify": (lambda: NoArgs, _audit_verify),
+    "db_info": (lambda: NoArgs, _db_info),
+    "db_prune_plan": (lambda: DbPrune, lambda store, q: _db_prune(store, q, dry_run=True)),
 }
 
 
@@ -211,6 +245,8 @@ def _runbook_run(store: Any, q: Any) -> Any:
 WRITES: dict[str, tuple[Callable[[], type[BaseModel]], Callable[[Any, Any], Any]]] = {
     "gate": (_gate_model, _gate),
     "runbook_run": (_runbook_model, _runbook_run),
+    "db_prune": (lambda: DbPrune, _db_prune),
+    "db_backup": (lambda: DbBackup, _db_backup),
 }
 
 

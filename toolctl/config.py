@@ -1,18 +1,52 @@
-"""Where things live: the store path and per-user directories.
+"""Where things live and the defaults an operator sets once: the store path, per-user
+directories and the configuration file ``toolctl.toml``.
 
-Precedence for the store: ``--db PATH`` > ``TOOLCTL_DB`` > the per-user data file
+Precedence for every setting: command-line flag > environment variable > configuration file
+> built-in default. The configuration file is the first of: ``--config FILE``,
+``$TOOLCTL_CONFIG``, ``./toolctl.toml`` (the working directory), the per-user file
+(``$XDG_CONFIG_HOME/toolctl/toolctl.toml``, default ``~/.config/toolctl/``;
+``%APPDATA%\\toolctl`` on Windows, ``~/Library/Application Support/toolctl`` on macOS).
+Relative paths inside a file are relative to the file's directory.
+
+The store without a flag, variable or file setting: the per-user data file
 (``$XDG_DATA_HOME/toolctl/toolctl.duckdb``, default ``~/.local/share/toolctl/``;
 ``%LOCALAPPDATA%\\toolctl`` on Windows, ``~/Library/Application Support/toolctl`` on macOS).
+
+An example::
+
+    [store]
+    path = "data/toolctl.duckdb"
+
+    [gate]
+    runbook = "runbooks/checkout.yaml"   # default --runbook of `toolctl gate`
+
+    [redaction]
+    rules = "redaction.toml"             # default --redaction-rules of `toolctl ingest`
+
+    [collector]
+    url = "http://collector.internal:4318"  # talk to this `toolctl serve` instead of the file
+    token_file = "~/.config/toolctl/token"
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from toolctl.errors import UsageError
 
 DB_ENV = "TOOLCTL_DB"
 DB_FILENAME = "toolctl.duckdb"
+CONFIG_ENV = "TOOLCTL_CONFIG"
+CONFIG_FILENAME = "toolctl.toml"
+URL_ENV = "TOOLCTL_URL"
+RUNBOOK_ENV = "TOOLCTL_RUNBOOK"
+RULES_ENV = "TOOLCTL_REDACTION_RULES"  # read by toolctl.audit.redact too
+TOKEN_ENV = "TOOLCTL_TOKEN"
+TOKEN_FILE_ENV = "TOOLCTL_TOKEN_FILE"
 
 
 def user_data_dir() -> Path:
@@ -26,11 +60,205 @@ def user_data_dir() -> Path:
     return Path(base) / "toolctl"
 
 
+def user_config_dir() -> Path:
+    """The per-user directory for toolctl's configuration (not created here)."""
+    if sys.platform == "win32":
+        base = os.environ.get("APPDATA") or str(Path.home() / "AppData" / "Roaming")
+        return Path(base) / "toolctl"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "toolctl"
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "toolctl"
+
+
+# -- the file ---------------------------------------------------------------------------------
+def _models() -> Any:
+    """The pydantic models of the file (built lazily: `toolctl --help` must stay light)."""
+    from pydantic import BaseModel, ConfigDict, Field
+
+    class Section(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+    class StoreSection(Section):
+        path: str | None = Field(None, min_length=1)
+
+    class GateSection(Section):
+        runbook: str | None = Field(None, min_length=1)
+
+    class RedactionSection(Section):
+        rules: str | None = Field(None, min_length=1)
+
+    class CollectorSection(Section):
+        url: str | None = Field(None, pattern=r"^https?://[^\s/]+(/\S*)?$")
+        token_file: str | None = Field(None, min_length=1)
+
+    class ConfigFile(Section):
+        store: StoreSection = StoreSection()
+        gate: GateSection = GateSection()
+        redaction: RedactionSection = RedactionSection()
+        collector: CollectorSection = CollectorSection()
+
+    return ConfigFile
+
+
+def _line_of(text: str, loc: tuple) -> int | None:
+    """The line (1-based) of ``[section]`` / ``key =`` a pydantic error location points at."""
+    lines = text.splitlines()
+    section = str(loc[0]) if loc else None
+    key = str(loc[1]) if len(loc) > 1 else None
+    start = 0
+    for i, line in enumerate(lines):
+        if line.strip().replace(" ", "") == f"[{section}]":
+            start = i
+            if key is None:
+                return i + 1
+            break
+    else:
+        if key is None:
+            start = 0
+    for i in range(start, len(lines)):
+        bare = lines[i].split("=", 1)[0].strip().strip('"')
+        if bare in (key, f"{section}.{key}") or (key is None and bare == section):
+            return i + 1
+    return start + 1 if start else None
+
+
+def read_config_file(path: Path) -> dict[str, dict[str, Any]]:
+    """Parse and validate a configuration file; returns {section: {key: value}} with the keys
+    the file sets (relative paths resolved against the file's directory).
+
+    Raises UsageError (exit 2) naming the file and line for unreadable TOML, unknown keys
+    and values of the wrong type.
+    """
+    import tomllib
+
+    from pydantic import ValidationError
+
+    try:
+        text = path.read_text("utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read configuration file {path}: {exc.strerror}",
+                         hint=f"fix the path given in --config or ${CONFIG_ENV}") from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path}: not valid TOML: {exc}",
+                         hint="fix the syntax (quotes around strings, [section] headers)") from None
+    try:
+        parsed = _models().model_validate(doc)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(err["loc"])
+        line = _line_of(text, loc)
+        where = f"{path}:{line}" if line else str(path)
+        name = ".".join(str(p) for p in loc)
+        what = "unknown setting" if err["type"] == "extra_forbidden" else err["msg"]
+        raise UsageError(f"{where}: {name}: {what}",
+                         hint="settings: store.path, gate.runbook, redaction.rules, "
+                              "collector.url, collector.token_file (see docs/config.md)") from None
+    found = parsed.model_dump(exclude_unset=True, exclude_none=True)
+    base = path.parent
+    for section, key in (("store", "path"), ("redaction", "rules"), ("collector", "token_file")):
+        value = found.get(section, {}).get(key)
+        if value is not None:
+            found[section][key] = str(_relative_to(value, base))
+    runbook = found.get("gate", {}).get("runbook")
+    if runbook is not None and ("/" in runbook or runbook.endswith((".yaml", ".yml"))):
+        found["gate"]["runbook"] = str(_relative_to(runbook, base))  # a file, not a built-in name
+    return found
+
+
+def _relative_to(value: str, base: Path) -> Path:
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else (base / p)
+
+
+def find_config_file(option: str | os.PathLike | None = None) -> tuple[Path | None, str]:
+    """The configuration file in use and why: (path, "--config" | "$TOOLCTL_CONFIG" |
+    "working directory" | "user config dir"), or (None, "none"). A file named by the flag
+    or the variable must exist (UsageError otherwise)."""
+    for value, origin in ((option, "--config"), (os.environ.get(CONFIG_ENV), f"${CONFIG_ENV}")):
+        if value:
+            path = Path(value).expanduser()
+            if not path.is_file():
+                raise UsageError(f"configuration file {path} (from {origin}) does not exist",
+                                 hint=f"fix the path, or unset it to use ./{CONFIG_FILENAME}")
+            return path, origin
+    local = Path.cwd() / CONFIG_FILENAME
+    if local.is_file():
+        return local, "working directory"
+    user = user_config_dir() / CONFIG_FILENAME
+    if user.is_file():
+        return user, "user config dir"
+    return None, "none"
+
+
+@dataclass
+class Setting:
+    value: Any
+    source: str  # "--flag", "$VAR", "config file <path>", "default"
+
+
+@dataclass
+class Settings:
+    """The effective configuration of one invocation, each value with where it came from."""
+
+    config_path: Path | None = None
+    config_origin: str = "none"
+    values: dict[str, Setting] = field(default_factory=dict)
+
+    def get(self, name: str) -> Any:
+        return self.values[name].value
+
+    def to_dict(self) -> dict:
+        return {"config_file": str(self.config_path) if self.config_path else None,
+                "config_file_origin": self.config_origin,
+                "settings": {k: {"value": None if s.value is None else str(s.value), "source": s.source}
+                             for k, s in self.values.items()}}
+
+
+#: setting -> (config file section, key, environment variable, flag that overrides it).
+SETTINGS = {
+    "store.path": ("store", "path", DB_ENV, "--db"),
+    "gate.runbook": ("gate", "runbook", RUNBOOK_ENV, "--runbook"),
+    "redaction.rules": ("redaction", "rules", RULES_ENV, "--redaction-rules"),
+    "collector.url": ("collector", "url", URL_ENV, None),
+    "collector.token_file": ("collector", "token_file", TOKEN_FILE_ENV, "--token-file"),
+}
+
+
+def load_settings(config_option: str | os.PathLike | None = None,
+                  flags: dict[str, Any] | None = None) -> Settings:
+    """Resolve every setting: flag > environment > configuration file > default.
+
+    ``flags`` maps setting names (keys of SETTINGS) to values given on the command line.
+    Raises UsageError for a missing or invalid configuration file.
+    """
+    flags = flags or {}
+    path, origin = find_config_file(config_option)
+    found = read_config_file(path) if path else {}
+    settings = Settings(config_path=path, config_origin=origin)
+    defaults = {"store.path": user_data_dir() / DB_FILENAME, "gate.runbook": "canary-promotion"}
+    for name, (section, key, env, flag) in SETTINGS.items():
+        if flags.get(name):
+            settings.values[name] = Setting(flags[name], flag or "flag")
+        elif os.environ.get(env):
+            settings.values[name] = Setting(os.environ[env], f"${env}")
+        elif key in found.get(section, {}):
+            settings.values[name] = Setting(found[section][key], f"config file {path}")
+        else:
+            settings.values[name] = Setting(defaults.get(name), "default")
+    if os.environ.get(TOKEN_ENV):  # a token given directly wins over any token file
+        settings.values["collector.token_file"] = Setting(None, f"${TOKEN_ENV} (token given directly)")
+    return settings
+
+
 def resolve_db_path(cli_value: str | os.PathLike | None = None) -> Path:
-    """The store file to use: the CLI option, else ``TOOLCTL_DB``, else the per-user file."""
+    """The store file to use: the CLI option, else ``TOOLCTL_DB``, else the configuration
+    file's ``store.path``, else the per-user file."""
     if cli_value:
         return Path(cli_value).expanduser()
     env = os.environ.get(DB_ENV)
     if env:
         return Path(env).expanduser()
-    return user_data_dir() / DB_FILENAME
+    return Path(load_settings().get("store.path")).expanduser()

@@ -90,6 +90,7 @@ def _pid_alive(pid: int) -> bool:
 class ServerInfo:
     url: str
     pid: int
+    token: str | None = None  # from the configuration (else RemoteStore reads the environment)
 
 
 def find_server(db_path: Path, *, timeout: float = 2.0) -> ServerInfo | None:
@@ -115,6 +116,23 @@ def find_server(db_path: Path, *, timeout: float = 2.0) -> ServerInfo | None:
     except ValueError:
         return None
     return info if same else None
+
+
+def find_server_at(url: str, *, origin: str = "collector.url", timeout: float = 5.0) -> ServerInfo:
+    """The server at a configured URL (its pid from /healthz). Raises RemoteError when it
+    does not answer: a configured collector is never silently replaced by the local file."""
+    import httpx
+
+    url = url.rstrip("/")
+    try:
+        resp = httpx.get(url + "/healthz", timeout=timeout)
+        pid = int(resp.json()["pid"]) if resp.status_code == 200 else None
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        pid = None
+    if pid is None:
+        raise RemoteError(f"collector at {url} (from {origin}) does not answer /healthz",
+                          hint="start `toolctl serve` there, or unset the collector URL to use the store file")
+    return ServerInfo(url=url, pid=pid)
 
 
 def _json_default(value: Any) -> Any:
@@ -144,12 +162,13 @@ class RemoteStore:
 
     read_only = True
 
-    def __init__(self, info: ServerInfo, db_path: Path, *, timeout: float = 300.0):
+    def __init__(self, info: ServerInfo, db_path: Path, *, timeout: float = 300.0,
+                 token: str | None = None):
         import httpx
 
         self.info = info
         self.path = db_path
-        token = load_token()
+        token = token or info.token or load_token()
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._client = httpx.Client(base_url=info.url, headers=headers, timeout=timeout)
 
@@ -193,8 +212,10 @@ class RemoteStore:
         if resp.status_code == 400:
             doc = resp.json()
             from toolctl import errors
+            from toolctl.audit import ledger
 
-            cls = getattr(errors, doc.get("error_class", ""), None)
+            name = doc.get("error_class", "")
+            cls = getattr(errors, name, None) or getattr(ledger, name, None)  # keeps exit 5
             if isinstance(cls, type) and issubclass(cls, errors.ToolctlError):
                 raise cls(doc.get("message", ""), hint=doc.get("hint"))
         if resp.status_code != 200:

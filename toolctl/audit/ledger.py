@@ -14,10 +14,14 @@ only the database file cannot rewrite the chain consistently.
 
 ``verify`` recomputes every batch digest from the stored rows and walks the chain.
 
-Pruning (a later ``toolctl db prune``) records a ``prune`` entry with
-``record_prune(store, batch_ids, payload)``: it re-digests the batches it touched and the
-entry's ``payload.batch_digests`` become the expected digests for those batches from then on,
-so verify keeps passing while a row removed outside a prune is still caught.
+Pruning: ``toolctl db prune`` removes whole batches and records a ``prune`` entry with
+``record_pruned_batches(store, removed, payload)``. ``payload.pruned_batches`` maps each
+removed batch id to the row count and digest the ledger held for it (and ``recorded_by``, the
+seq of the entry that recorded them). Verify checks those against its own walk of the chain
+(a prune entry cannot launder rows that were already altered), then expects no rows under
+those batch ids and reports them as pruned by that entry. Rows deleted without such an
+entry are still "rows deleted". ``record_prune(store, batch_ids, payload)`` (partial purge:
+the re-digested remainder becomes the expected digest) is kept for library use.
 """
 
 from __future__ import annotations
@@ -193,6 +197,60 @@ def record_prune(store: Any, batch_ids: Iterable[int], payload: dict) -> dict:
     return _append(store, kind="prune", payload={**payload, "batch_digests": digests})
 
 
+def ensure_started(store: Any) -> None:
+    """Start the ledger if this store has none yet (adopting the rows it holds), so a caller
+    can read the expected digests of every stored batch before it changes rows."""
+    if store.row("SELECT seq FROM ledger LIMIT 1") is None and not _ledger_started(store):
+        store.execute("INSERT INTO audit_settings VALUES ('ledger_started', now()::VARCHAR)").fetchall()
+        _adopt_existing(store, exclude=None)
+
+
+def expected_batches(store: Any) -> tuple[dict[int, tuple[int, str, int]], dict[int, int]]:
+    """What the ledger says the store holds: ({batch_id: (row_count, rows_digest, seq)},
+    {batch_id: seq of the prune entry that removed it}). Does not check the chain (verify does)."""
+    expected: dict[int, tuple[int, str, int]] = {}
+    pruned: dict[int, int] = {}
+    for e in store.fetch_dicts("SELECT seq, kind, batch_id, row_count, rows_digest, payload"
+                               " FROM ledger ORDER BY seq"):
+        try:
+            payload = json.loads(e["payload"])
+        except (TypeError, ValueError):
+            continue
+        _apply_entry(e, payload, expected, pruned)
+    return expected, pruned
+
+
+def _apply_entry(e: dict, payload: dict, expected: dict, pruned: dict) -> list[str]:
+    """Fold one entry into the expected state; returns what is inconsistent about it."""
+    problems = []
+    if e["kind"] in BATCH_KINDS and e["batch_id"] is not None:
+        expected[int(e["batch_id"])] = (int(e["row_count"]), e["rows_digest"], e["seq"])
+        pruned.pop(int(e["batch_id"]), None)
+    for bid, d in (payload.get("batch_digests") or {}).items():
+        expected[int(bid)] = (int(d["row_count"]), d["rows_digest"], e["seq"])
+        pruned.pop(int(bid), None)
+    if e["kind"] == "prune":
+        for bid_text, d in (payload.get("pruned_batches") or {}).items():
+            bid = int(bid_text)
+            had = expected.get(bid)
+            if had is None:
+                problems.append(f"prune entry removes batch {bid}, which no earlier entry records")
+            elif (int(d.get("row_count", -1)), d.get("rows_digest")) != (had[0], had[1]):
+                problems.append(f"prune entry's digest of batch {bid} differs from what entry "
+                                f"{had[2]} recorded")
+            expected.pop(bid, None)
+            pruned[bid] = e["seq"]
+    return problems
+
+
+def record_pruned_batches(store: Any, removed: dict[int, dict], payload: dict) -> dict:
+    """Record a retention prune of whole batches: call after deleting their rows, in the same
+    transaction. ``removed``: batch_id -> {row_count, rows_digest, recorded_by, ...} as the
+    ledger had them; verify expects no rows under those ids from this entry on."""
+    pruned = {str(bid): removed[bid] for bid in sorted(removed)}
+    return _append(store, kind="prune", payload={**payload, "pruned_batches": pruned})
+
+
 # -- reading -------------------------------------------------------------------------------
 def list_entries(store: Any, *, kind: str | None = None, limit: int = 100) -> list[dict]:
     """Ledger entries, newest first."""
@@ -224,6 +282,7 @@ class VerifyReport:
     batches: int = 0
     rows: int = 0
     problems: list[Problem] = field(default_factory=list)
+    pruned: dict[int, int] = field(default_factory=dict)  # batch_id -> pruning entry's seq
 
     @property
     def intact(self) -> bool:
@@ -232,7 +291,8 @@ class VerifyReport:
     def to_dict(self) -> dict:
         return {"intact": self.intact, "entries": self.entries, "signed": self.signed,
                 "signatures_checked": self.signatures_checked, "batches": self.batches,
-                "rows": self.rows, "problems": [p.to_dict() for p in self.problems]}
+                "rows": self.rows, "problems": [p.to_dict() for p in self.problems],
+                "pruned_batches": [{"batch_id": b, "pruned_by": s} for b, s in self.pruned.items()]}
 
 
 def verify(store: Any) -> VerifyReport:
@@ -249,6 +309,7 @@ def verify(store: Any) -> VerifyReport:
         " payload, prev_hash, entry_hash, hmac FROM ledger ORDER BY seq")
     report.entries = len(entries)
     expected: dict[int, tuple[int, str, int]] = {}  # batch_id -> (count, digest, seq)
+    pruned: dict[int, int] = {}  # batch_id -> seq of the prune entry that removed it
     prev = ""
     seen_signed = False
     for e in entries:
@@ -277,10 +338,8 @@ def verify(store: Any) -> VerifyReport:
         elif seen_signed and key is not None:
             report.problems.append(Problem(seq, "entry is unsigned although earlier entries are signed"))
         prev = e["entry_hash"]
-        if e["kind"] in BATCH_KINDS and e["batch_id"] is not None:
-            expected[int(e["batch_id"])] = (int(e["row_count"]), e["rows_digest"], seq)
-        for bid, d in (e["payload"].get("batch_digests") or {}).items():
-            expected[int(bid)] = (int(d["row_count"]), d["rows_digest"], seq)
+        for what in _apply_entry(e, e["payload"], expected, pruned):
+            report.problems.append(Problem(seq, what))
 
     actual = {int(r["batch_id"]): (int(r["row_count"]), r["rows_digest"])
               for r in store.fetch_dicts(load_query("row_hashes") + load_query("all_batch_digests"))}
@@ -297,7 +356,12 @@ def verify(store: Any) -> VerifyReport:
         elif got_digest != digest:
             report.problems.append(Problem(seq, f"batch {bid}: stored rows were edited "
                                                 f"({count} rows, digest differs)"))
-    for bid in sorted(set(actual) - set(expected)):
+    report.pruned = {bid: pruned[bid] for bid in sorted(pruned)}
+    for bid in sorted(set(actual) & set(pruned)):
+        report.problems.append(Problem(pruned[bid], f"batch {bid}: {actual[bid][0]} row(s) under a "
+                                                    f"batch pruned by entry {pruned[bid]} "
+                                                    f"(inserted outside toolctl)"))
+    for bid in sorted(set(actual) - set(expected) - set(pruned)):
         report.problems.append(Problem(None, f"batch {bid}: {actual[bid][0]} row(s) that no ledger "
                                              f"entry records (inserted outside toolctl)"))
     report.problems.sort(key=lambda p: (p.seq is None, p.seq or 0))

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from toolctl.cli import audit as audit_cmd
+from toolctl.cli import config as config_cmd
 from toolctl.cli import db as db_cmd
 from toolctl.cli import ingest as ingest_cmd
 from toolctl.cli import serve as serve_cmd
@@ -35,16 +36,21 @@ def _root(
     ctx: typer.Context,
     db: Annotated[
         Optional[str],
-        typer.Option("--db", metavar="PATH", help="Store file (default: $TOOLCTL_DB, else the per-user data file)."),
+        typer.Option("--db", metavar="PATH", help="Store file (default: $TOOLCTL_DB, else toolctl.toml's store.path, else the per-user data file)."),
+    ] = None,
+    config: Annotated[
+        Optional[str],
+        typer.Option("--config", metavar="FILE", help="Configuration file (default: $TOOLCTL_CONFIG, else ./toolctl.toml, else the per-user toolctl.toml)."),
     ] = None,
 ) -> None:
-    ctx.obj = State(db_option=db)
+    ctx.obj = State(db_option=db, config_option=config)
 
 
 ingest_cmd.register(app)
 stats_cmd.register(app)
 serve_cmd.register(app)
 app.add_typer(db_cmd.app, name="db")
+app.add_typer(config_cmd.app, name="config")
 app.add_typer(audit_cmd.app, name="audit")
 gate_cmd.register(app)
 runbook_cmd.register(app)

@@ -288,6 +288,11 @@ def verify(ctx: typer.Context,
                   else f"; {doc['signed']} signed entries (set TOOLCTL_LEDGER_KEY to check them)")
         stdout().print(f"ledger intact: {doc['entries']} entries, {doc['batches']} batches, "
                        f"{doc['rows']:,} rows{signed}", highlight=False)
+        by_entry: dict[int, list[str]] = {}
+        for p in doc.get("pruned_batches", []):
+            by_entry.setdefault(p["pruned_by"], []).append(str(p["batch_id"]))
+        for seq, batches in by_entry.items():
+            stdout().print(f"batches {', '.join(batches)}: pruned by entry {seq}", highlight=False)
     if not doc["intact"]:
         import sys
 

@@ -50,7 +50,7 @@ def gate(
     from toolctl.timeutil import parse_time, utcnow
 
     now = utcnow()
-    rb = load_runbook(runbook)
+    rb = load_runbook(runbook or ctx.obj.setting("gate.runbook"))  # flag > env > toolctl.toml
     req = api.request_model("gate", "write")(
         baseline=baseline, candidate=candidate, runbook=rb, now=now,
         since=parse_time(since, option="--since", now=now),

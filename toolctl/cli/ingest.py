@@ -48,6 +48,7 @@ def ingest(
                                     progress=bar.update)
     else:
         rules = None
+        redaction_rules = redaction_rules or _configured_rules(ctx)
         if redaction_rules:  # read before the store opens: a bad rules file stores nothing
             from toolctl.audit.redact import load_rules
 
@@ -123,3 +124,15 @@ def schema() -> None:
     from toolctl.models import event_json_schema
 
     print_json(event_json_schema())
+
+
+def _configured_rules(ctx: typer.Context) -> str | None:
+    """toolctl.toml's redaction.rules when neither the flag nor the environment names a file
+    ($TOOLCTL_REDACTION_RULES is read by the redaction module itself)."""
+    import os
+
+    from toolctl.config import RULES_ENV
+
+    if os.environ.get(RULES_ENV):
+        return None
+    return ctx.obj.setting("redaction.rules")
