@@ -40,6 +40,8 @@ OTHER_TOOL = "_other"
 ROUTES = ("/v1/traces", "/v1/logs", "/v1/tool-calls", "/api/v1/read", "/api/v1/write",
           "/api/v1/ingest-source", "/healthz", "/metrics")
 OTHER_ROUTE = "other"
+#: Probes and scrapes get no span (they would drown the spans that matter); they are counted.
+UNTRACED_ROUTES = ("/healthz", "/metrics")
 
 #: Upper bounds (seconds) of the commit latency histogram.
 COMMIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -51,17 +53,18 @@ SELF_HEADER = "X-Toolctl-Self-Telemetry"
 REJECT_CLASSES = ("invalid_json", "not_object", "not_utf8", "too_long", "missing_field",
                   "wrong_type", "invalid_value", "invalid_span", "already_kept")
 
-# Per-tool calls and errors among the events one batch stored (no index needed: batch_id
-# grows with insertion order, so DuckDB's zone maps skip all but the last row groups).
+# Per-tool calls and errors among the events one batch stored, in name order (so which tools
+# get a label under the cap is deterministic). No index needed: batch_id grows with
+# insertion order, so DuckDB's zone maps skip all but the last row groups.
 TOOLS_OF_EVENT_BATCH_SQL = """
 SELECT tool, count(*) AS calls, count(*) FILTER (WHERE status = 'error') AS errors
-FROM events WHERE batch_id = $batch_id GROUP BY tool
+FROM events WHERE batch_id = $batch_id GROUP BY tool ORDER BY tool
 """
 
 # The same for the tool spans of one span batch (tool_rule set = counted as a tool call).
 TOOLS_OF_SPAN_BATCH_SQL = """
 SELECT tool, count(*) AS calls, count(*) FILTER (WHERE status = 'error') AS errors
-FROM spans WHERE batch_id = $batch_id AND tool_rule IS NOT NULL GROUP BY tool
+FROM spans WHERE batch_id = $batch_id AND tool_rule IS NOT NULL GROUP BY tool ORDER BY tool
 """
 
 # Rejects one line batch stored, by reason class. Reasons are the fixed texts of
@@ -466,7 +469,7 @@ def start_otel(telemetry: Telemetry) -> OTelBridge | None:
 
 class TelemetryMiddleware:
     """ASGI middleware outside authentication: counts every request and response by route,
-    and wraps each in an OTel span unless it is self-telemetry."""
+    and wraps each in an OTel span unless it is self-telemetry, a probe or a scrape."""
 
     def __init__(self, app: Any, telemetry: Telemetry):
         self.app = app
@@ -481,7 +484,7 @@ class TelemetryMiddleware:
         self.telemetry.record_request(route)
         span = None
         otel = self.telemetry.otel
-        if otel is not None:
+        if otel is not None and route not in UNTRACED_ROUTES:
             marker = SELF_HEADER.lower().encode("ascii")
             if not any(key == marker for key, _ in scope.get("headers", [])):
                 span = otel.start_request(scope.get("method", "GET"), route)
