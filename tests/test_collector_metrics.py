@@ -267,3 +267,84 @@ def test_collector_exporting_to_itself_stores_its_spans_without_a_loop(serve, tm
     # Its exports were stored (POST /v1/traces, their commits) but made no spans of their
     # own; probes and scrapes make none either.
     assert _spans_by_name(s.db) == {"POST /v1/tool-calls": 1, "toolctl.commit": 1}
+
+
+class _Receiver:
+    """A tiny OTLP/HTTP receiver on 127.0.0.1: keeps every request's path, headers and body."""
+
+    def __init__(self):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        received = self.received = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                received.append((self.path, dict(self.headers), body))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_collector_metrics_are_exported_as_otel_metrics_with_the_same_counts(serve):
+    from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+
+    receiver = _Receiver()
+    try:
+        s = serve(env={"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, "OTEL_TRACES_EXPORTER": "none",
+                       "OTEL_METRIC_EXPORT_INTERVAL": "200", "OTEL_SERVICE_NAME": "collector-a"})
+        body = ndjson([ev(1, tool="search"), ev(2, tool="search", status="error"), "{nope"])
+        assert s.post("/v1/tool-calls", body, NDJSON).status_code == 200
+        assert s.stop() == 0  # the last export carries every count
+    finally:
+        receiver.close()
+    assert receiver.received and {path for path, _, _ in receiver.received} == {"/v1/metrics"}
+    path, headers, last = receiver.received[-1]
+    assert headers.get("X-Toolctl-Self-Telemetry") == "1"
+    req = metrics_service_pb2.ExportMetricsServiceRequest.FromString(last)
+    rm = req.resource_metrics[0]
+    resource = {kv.key: kv.value.string_value for kv in rm.resource.attributes}
+    assert resource["service.name"] == "collector-a"  # OTEL_SERVICE_NAME wins over the default
+    points = {}
+    for sm in rm.scope_metrics:
+        for metric in sm.metrics:
+            kind = metric.WhichOneof("data")
+            for dp in getattr(metric, kind).data_points:
+                labels = tuple(sorted((kv.key, kv.value.string_value) for kv in dp.attributes))
+                points[(metric.name, labels)] = dp.count if kind == "histogram" else dp.as_int
+    assert points[("toolctl.stored", (("route", "/v1/tool-calls"), ("table", "events")))] == 2
+    assert points[("toolctl.rejected", (("reason_class", "invalid_json"), ("route", "/v1/tool-calls")))] == 1
+    assert points[("toolctl.tool_calls", (("tool", "search"),))] == 2
+    assert points[("toolctl.tool_errors", (("tool", "search"),))] == 1
+    assert points[("toolctl.responses", (("code", "200"), ("route", "/v1/tool-calls")))] == 1
+    assert points[("toolctl.commit.duration", ())] == 1  # histogram: one commit
+
+
+def test_nothing_of_opentelemetry_is_imported_without_an_endpoint(tmp_path):
+    import os
+    import subprocess
+
+    probe = ("import sys; from collector.telemetry import Telemetry, start_otel; "
+             "bridge = start_otel(Telemetry(version='x')); "
+             "print(bridge is not None, any(m.startswith('opentelemetry') for m in sys.modules))")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    off = subprocess.run([sys.executable, "-c", probe], env=env, cwd=REPO, capture_output=True, text=True)
+    assert off.returncode == 0, off.stderr
+    assert off.stdout.split() == ["False", "False"]
+    on = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True,
+                        env={**env, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"})
+    assert on.returncode == 0, on.stderr
+    assert on.stdout.split() == ["True", "True"]
