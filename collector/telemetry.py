@@ -46,6 +46,9 @@ UNTRACED_ROUTES = ("/healthz", "/metrics")
 #: Upper bounds (seconds) of the commit latency histogram.
 COMMIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
+#: Longest wait for the last export when the collector stops.
+SHUTDOWN_TIMEOUT_SECONDS = 5.0
+
 #: A request carrying this header is an export of a toolctl collector's own telemetry.
 SELF_HEADER = "X-Toolctl-Self-Telemetry"
 
@@ -380,7 +383,7 @@ class OTelBridge:
             from opentelemetry.sdk.trace import TracerProvider
             from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-            self._tracer_provider = TracerProvider(resource=resource)
+            self._tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
             self._tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(session=session())))
             self.tracer = self._tracer_provider.get_tracer("toolctl.collector", telemetry.version)
         if metrics:
@@ -389,7 +392,8 @@ class OTelBridge:
             from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
             reader = PeriodicExportingMetricReader(OTLPMetricExporter(session=session()))
-            self._meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
+            self._meter_provider = MeterProvider(resource=resource, metric_readers=[reader],
+                                                 shutdown_on_exit=False)
             self._add_instruments(self._meter_provider.get_meter("toolctl.collector", telemetry.version))
 
     def _add_instruments(self, meter: Any) -> None:
@@ -451,11 +455,24 @@ class OTelBridge:
         except Exception as exc:  # telemetry must never break the writer thread
             sys.stderr.write(f"toolctl serve: self-telemetry failed: {exc}\n")
 
-    def shutdown(self) -> None:
-        """Flush and stop: pending spans and a last metrics export go out now."""
-        for provider in (self._tracer_provider, self._meter_provider):
-            if provider is not None:
+    def shutdown(self, timeout: float = SHUTDOWN_TIMEOUT_SECONDS) -> None:
+        """Flush and stop: pending spans and a last metrics export go out now.
+
+        Waits at most ``timeout`` seconds in all: an unreachable endpoint (the exporters
+        retry with back-off) must not keep ``toolctl serve`` from exiting after SIGTERM.
+        """
+        providers = [p for p in (self._tracer_provider, self._meter_provider) if p is not None]
+
+        def stop() -> None:
+            for provider in providers:
                 provider.shutdown()
+
+        worker = threading.Thread(target=stop, name="toolctl-otel-shutdown", daemon=True)
+        worker.start()
+        worker.join(timeout)
+        if worker.is_alive():
+            sys.stderr.write(f"toolctl serve: the OTLP endpoint did not take the last telemetry within "
+                             f"{timeout:g} s; dropped it\n")
 
 
 def start_otel(telemetry: Telemetry) -> OTelBridge | None:

@@ -348,3 +348,19 @@ def test_nothing_of_opentelemetry_is_imported_without_an_endpoint(tmp_path):
                         env={**env, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"})
     assert on.returncode == 0, on.stderr
     assert on.stdout.split() == ["True", "True"]
+
+
+@pytest.mark.slow
+def test_an_unreachable_otlp_endpoint_does_not_hold_up_shutdown(serve):
+    dead = f"http://127.0.0.1:{tcs.free_port()}"  # nothing listens there
+    s = serve(env={"OTEL_EXPORTER_OTLP_ENDPOINT": dead, "OTEL_METRIC_EXPORT_INTERVAL": "200"})
+    assert s.post("/v1/tool-calls", ndjson([ev(1)]), NDJSON).status_code == 200
+    time.sleep(1)  # exports are failing and retrying with back-off by now
+    started = time.monotonic()
+    s.proc.send_signal(__import__("signal").SIGTERM)
+    assert s.proc.wait(timeout=60) == 0
+    assert time.monotonic() - started < 15  # the 5 s bound, plus the drain
+    assert "did not take the last telemetry within 5 s" in s.proc.stderr.read().decode()
+    s.proc.stdout.close()
+    s.proc.stderr.close()
+    assert tcs.table_counts(s.db)["events"] == 1
