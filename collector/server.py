@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from collector.telemetry import (SELF_HEADER, Telemetry, TelemetryMiddleware, max_tools_from_env,
-                                 start_otel, tally_lines, tally_spans)
+                                 start_otel, tally_lines, tally_spans, toolctl_version)
 from collector.writer_queue import QueueClosedError, QueueFullError, WriteQueue
 from toolctl.errors import ToolctlError
 
@@ -314,9 +314,7 @@ def create_app(store: Any, config: ServerConfig) -> Any:
     writes = WriteQueue(store, max_items=config.queue_max_items, max_bytes=config.queue_max_bytes)
     readers = _Readers(store, READ_CURSORS)
     retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
-    from importlib.metadata import version
-
-    telemetry = Telemetry(version=version("toolctl"), max_tools=max_tools_from_env(), queue_depth=writes.depth)
+    telemetry = Telemetry(version=toolctl_version(), max_tools=max_tools_from_env(), queue_depth=writes.depth)
     writes.on_commit = lambda seconds, start_ns, jobs: telemetry.record_commit(
         seconds, start_ns=start_ns, jobs=len(jobs),
         quiet=all(getattr(job.run, "toolctl_quiet", False) for job in jobs))

@@ -158,6 +158,16 @@ def route_of(path: str) -> str:
     return OTHER_ROUTE
 
 
+def toolctl_version() -> str:
+    """The installed toolctl's version (``0+unknown`` when run from a tree never installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("toolctl")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
 def max_tools_from_env() -> int:
     raw = os.environ.get(MAX_TOOLS_ENV)
     if not raw:
