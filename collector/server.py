@@ -9,6 +9,7 @@ Endpoints (see docs/serve.md):
 * ``POST /api/v1/read/{operation}``: a read operation of ``toolctl.api`` (used by the CLI
   while this server holds the store).
 * ``GET /healthz``: readiness (never needs the token).
+* ``GET /metrics``: the collector's own counters, Prometheus text format (docs/metrics.md).
 
 A 2xx answer is sent only after the request's transaction committed (``WriteQueue``).
 Bodies are bounded before and while reading and while gunzipping (413); undecodable
@@ -30,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from collector.telemetry import (SELF_HEADER, Telemetry, TelemetryMiddleware, max_tools_from_env,
+                                 start_otel, tally_lines, tally_spans, toolctl_version)
 from collector.writer_queue import QueueClosedError, QueueFullError, WriteQueue
 from toolctl.errors import ToolctlError
 
@@ -311,10 +314,16 @@ def create_app(store: Any, config: ServerConfig) -> Any:
     writes = WriteQueue(store, max_items=config.queue_max_items, max_bytes=config.queue_max_bytes)
     readers = _Readers(store, READ_CURSORS)
     retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    telemetry = Telemetry(version=toolctl_version(), max_tools=max_tools_from_env(), queue_depth=writes.depth)
+    writes.on_commit = lambda seconds, start_ns, jobs: telemetry.record_commit(
+        seconds, start_ns=start_ns, jobs=len(jobs),
+        quiet=all(getattr(job.run, "toolctl_quiet", False) for job in jobs))
 
-    async def commit(run: Any, nbytes: int) -> Any:
+    async def commit(run: Any, nbytes: int, request: Any = None) -> Any:
         import asyncio
 
+        if request is not None and SELF_HEADER in request.headers:
+            run.toolctl_quiet = True  # our own telemetry: no commit span for it (no loop)
         try:
             future = writes.submit(run, nbytes)
         except (QueueFullError, QueueClosedError) as exc:
@@ -339,7 +348,13 @@ def create_app(store: Any, config: ServerConfig) -> Any:
             except OTLPDecodeError as exc:
                 raise HTTPProblem(400, exc.message) from None
             source = request.headers.get("x-toolctl-source") or "otlp-http:/v1/traces"
-            result = await commit(lambda s: write_batch(s, batch, source=source, kind="http"), len(body))
+
+            def run(s: Any) -> Any:
+                written = write_batch(s, batch, source=source, kind="http")
+                return written, tally_spans(s, written)
+
+            result, tally = await commit(run, len(body), request)
+            telemetry.record_write("/v1/traces", tally)
         except HTTPProblem as exc:
             return problem_response(exc, encoding)
         return export_response("traces", encoding, result.rejected_spans, result.error_message)
@@ -358,7 +373,7 @@ def create_app(store: Any, config: ServerConfig) -> Any:
             table = await run_in_threadpool(batch.to_arrow, REJECT_RAW_CAP)
             source = request.headers.get("x-toolctl-source") or "otlp-http:/v1/logs"
 
-            def run(s: Any) -> tuple[int, str | None]:
+            def run(s: Any) -> tuple[int, str | None, Any]:
                 res = write_line_batch(s, table, source=source, kind="http")
                 first = None
                 if res.rejected:
@@ -370,9 +385,10 @@ def create_app(store: Any, config: ServerConfig) -> Any:
                         first = row[1]
                     else:  # line n is the n-th log record of the request
                         first = f"{bodies[row[0] - 1][0]}: {row[1]}"
-                return res.rejected, first
+                return res.rejected, first, tally_lines(s, res, unit="log_record")
 
-            rejected, first = await commit(run, len(body))
+            rejected, first, tally = await commit(run, len(body), request)
+            telemetry.record_write("/v1/logs", tally)
         except HTTPProblem as exc:
             return problem_response(exc, encoding)
         message = f"{rejected} log record(s) rejected; first: {first}" if rejected else None
@@ -404,7 +420,13 @@ def create_app(store: Any, config: ServerConfig) -> Any:
             table = await run_in_threadpool(ndjson_table, body, first_line, max_line)
             if table is None:
                 return JSONResponse({"lines": 0, "accepted": 0, "duplicates": 0, "rejected": 0})
-            res = await commit(lambda s: write_line_batch(s, table, source=source, kind=kind), len(body))
+
+            def run(s: Any) -> Any:
+                written = write_line_batch(s, table, source=source, kind=kind)
+                return written, tally_lines(s, written)
+
+            res, tally = await commit(run, len(body), request)
+            telemetry.record_write("/v1/tool-calls", tally)
         except HTTPProblem as exc:
             return JSONResponse({"code": exc.status, "message": exc.message}, status_code=exc.status,
                                 headers=exc.headers)
@@ -483,8 +505,12 @@ def create_app(store: Any, config: ServerConfig) -> Any:
         return JSONResponse({"status": "ok", "pid": os.getpid(), "queue_items": items,
                              "queue_bytes": nbytes})
 
+    async def metrics(request: Request) -> Any:
+        return Response(telemetry.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
     @asynccontextmanager
     async def lifespan(app: Any):
+        otel = start_otel(telemetry)
         writes.start()
         if config.url:
             write_discovery(config.db_path, url=config.url)
@@ -496,6 +522,8 @@ def create_app(store: Any, config: ServerConfig) -> Any:
             readers.close()
             store.close()
             remove_discovery(config.db_path)
+            if otel is not None:
+                otel.shutdown()  # flushes the last spans and metrics
 
     app = Starlette(routes=[
         Route("/v1/traces", traces, methods=["POST"]),
@@ -505,11 +533,12 @@ def create_app(store: Any, config: ServerConfig) -> Any:
         Route("/api/v1/write/{operation}", write_op, methods=["POST"]),
         Route("/api/v1/ingest-source", ingest_source, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
     ], lifespan=lifespan)
     app.state.writes = writes
-    if config.token:
-        return BearerAuth(app, config.token)
-    return app
+    app.state.telemetry = telemetry
+    # Outside the auth check, so 401s are counted too.
+    return TelemetryMiddleware(BearerAuth(app, config.token) if config.token else app, telemetry)
 
 
 def ndjson_table(body: bytes, first_line: int, max_line_bytes: int) -> Any:

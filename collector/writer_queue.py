@@ -22,6 +22,7 @@ request never costs the others their write — and nothing was acknowledged befo
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -68,6 +69,8 @@ class WriteQueue:
         self._thread = threading.Thread(target=self._loop, name="toolctl-writer", daemon=True)
         self.committed_jobs = 0
         self.group_commits = 0  # transactions that committed more than one job
+        #: Called in the writer thread after each commit: on_commit(seconds, start_ns, jobs).
+        self.on_commit: Callable[[float, int, list[Job]], None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -135,6 +138,7 @@ class WriteQueue:
             return
         if not live:
             return
+        t0, start_ns = time.perf_counter(), time.time_ns()
         try:
             with self.store.transaction():
                 results = [job.run(self.store) for job in live]
@@ -143,6 +147,8 @@ class WriteQueue:
             for job in live:
                 self._run(job, started=True)
             return
+        if self.on_commit is not None:  # before answering: a scrape after the answer sees it
+            self.on_commit(time.perf_counter() - t0, start_ns, live)
         self.group_commits += 1
         for job, result in zip(live, results):
             self._release(job)
@@ -153,12 +159,15 @@ class WriteQueue:
         if not started and not job.future.set_running_or_notify_cancel():
             self._release(job)
             return
+        t0, start_ns = time.perf_counter(), time.time_ns()
         try:
             result = job.run(self.store)
         except BaseException as exc:  # the caller gets the error; the writer keeps going
             self._release(job)
             job.future.set_exception(exc)
         else:
+            if self.on_commit is not None:
+                self.on_commit(time.perf_counter() - t0, start_ns, [job])
             self._release(job)
             self.committed_jobs += 1
             job.future.set_result(result)
