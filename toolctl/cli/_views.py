@@ -125,7 +125,9 @@ def render_histogram(doc: dict, console: Any) -> None:
         line.append(f"{bar:<{BAR_WIDTH}}", style="cyan")
         if i in marks:
             line.append(("  <- " if plain else "  ◀ ") + ", ".join(marks[i]), style="bold yellow")
-        console.print(line.rstrip() if plain else line)
+        if plain:
+            line.rstrip()  # in place: no trailing blanks in files and pipes
+        console.print(line)
 
 
 # -- toolctl top ------------------------------------------------------------------------------
