@@ -16,22 +16,24 @@ CHART_HEIGHT = 8
 BAR_WIDTH = 40
 
 
-def _group_label(row: dict, dims: list[str]) -> str:
-    return ", ".join(f"{d}={'∅' if row[d] is None else row[d]}" for d in dims) or "all calls"
+def _group_label(row: dict, dims: list[str], scope: str) -> str:
+    return ", ".join(f"{d}={'∅' if row[d] is None else row[d]}" for d in dims) or scope
 
 
-def _groups(rows: list[dict], dims: list[str]) -> list[tuple[str, list[dict]]]:
+def _groups(rows: list[dict], dims: list[str], scope: str) -> list[tuple[str, list[dict]]]:
     """Rows per group (first appearance order) — buckets stay in time order."""
     out: dict[tuple, list[dict]] = {}
     for r in rows:
         out.setdefault(tuple(r[d] for d in dims), []).append(r)
     ordered = sorted(out.items(), key=lambda kv: -sum(r["calls"] for r in kv[1]))
-    return [(_group_label(v[0], dims), v) for _, v in ordered]
+    return [(_group_label(v[0], dims, scope), v) for _, v in ordered]
 
 
-def render_plot(rows: list[dict], dims: list[str], every: str | None, console: Any) -> None:
+def render_plot(rows: list[dict], dims: list[str], every: str | None, console: Any,
+                scope: str = "all calls") -> None:
     """Per-bucket error rate and p95 of each group: column charts on a terminal, an ASCII
-    table with bars otherwise. ``rows`` are ``stats`` rows with ``bucket``."""
+    table with bars otherwise. ``rows`` are ``stats`` rows with ``bucket``; ``scope`` names
+    the filters (the heading when there is no --by)."""
     from rich.text import Text
 
     if not rows:
@@ -39,7 +41,7 @@ def render_plot(rows: list[dict], dims: list[str], every: str | None, console: A
         return
     buckets = sorted({r["bucket"] for r in rows})
     plain = not console.is_terminal
-    for label, group in _groups(rows, dims):
+    for label, group in _groups(rows, dims, scope):
         by_bucket = {r["bucket"]: r for r in group}
         series = [by_bucket.get(b) for b in buckets]
         err = [None if r is None else r["error_rate"] for r in series]

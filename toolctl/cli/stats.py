@@ -91,7 +91,9 @@ def stats(
     if plot:
         from toolctl.cli._views import render_plot
 
-        render_plot(rows, list(query.by), every, stdout())
+        filters = {"tool": tool, "tenant": tenant, "version": version, "service": service, "status": status}
+        scope = ", ".join(f"{k}={v}" for k, v in filters.items() if v) or "all calls"
+        render_plot(rows, list(query.by), every, stdout(), scope=scope)
         return
     render_table(rows, keys, total[0] if total else None)
 

@@ -79,7 +79,7 @@ def live_snapshot(store: Any, q: LiveQuery) -> dict[str, Any]:
     """
     from toolctl.timeutil import utcnow
 
-    until = q.until or utcnow()
+    until = q.until or utcnow().replace(microsecond=0)  # a readable frame title
     since = until - q.window
     prior_since = since - q.window
     now_rows = _stats_by_tool(store, q, since, until)
