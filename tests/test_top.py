@@ -143,3 +143,24 @@ def test_top_against_a_live_serve_reads_through_the_collector(serve):
     res = run_toolctl("--db", s.db, "stats", "--histogram", "--tool", "fetch", "--format", "json")
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["count"] == sum(d["tool"] == "fetch" for d in docs)
+
+
+def test_live_top_survives_a_busy_store_and_recovers(tmp_path, view_db):
+    """Another process holding the store (an ingest) shows in the frame; top keeps going."""
+    import shutil
+
+    import duckdb
+
+    db = tmp_path / "busy.duckdb"
+    shutil.copy(view_db, db)
+    holder = duckdb.connect(str(db))  # a writer in this process: top cannot open the file
+    p = PtyProc("--db", str(db), "top", "--interval", "0.2", "--window", "15m",
+                "--until", "2026-11-24T06:30:00Z")
+    try:
+        p.read_until(rb"frame 2: Error: ")
+        holder.close()
+        p.read_until(rb"fetch")  # the next refresh reads the store again
+        os.write(p.master, b"q")
+        assert p.finish() == 0
+    finally:
+        p.close()

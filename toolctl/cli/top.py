@@ -40,10 +40,22 @@ def top(
                   until=parse_time(until, option="--until", now=utcnow()),
                   tool=tool, tenant=tenant, version=version, service=service)
 
-    def snapshot() -> dict:
+    live_mode = {"on": False}
+
+    def open_store():
         # Opened per refresh: a local read must not hold the file between frames (a
         # `toolctl serve` or an ingest may want it), and a collector started meanwhile is found.
-        with ctx.obj.open_read() as store:
+        # While live, a busy file is reported in the frame after about one interval instead
+        # of the default 10 s wait, so q stays responsive.
+        from toolctl.remote import discovery_path
+        from toolctl.store import Store
+
+        if live_mode["on"] and not discovery_path(ctx.obj.db_path).exists():
+            return Store.open(ctx.obj.db_path, write=False, wait_seconds=max(0.5, interval))
+        return ctx.obj.open_read()
+
+    def snapshot() -> dict:
+        with open_store() as store:
             return api.read(store, "live", q)
 
     console = stdout()
@@ -55,6 +67,7 @@ def top(
     if once or not console.is_terminal or not sys.stdin.isatty():
         console.print(top_table(snapshot()))
         return
+    live_mode["on"] = True
     _run_live(console, snapshot, top_table, interval)
 
 
@@ -63,6 +76,9 @@ def _run_live(console, snapshot, render, interval: float) -> None:
 
     from rich.console import Group
     from rich.live import Live
+
+    from toolctl.cli._output import error_lines
+    from toolctl.errors import ToolctlError
     from rich.text import Text
 
     frame = 0
@@ -71,9 +87,14 @@ def _run_live(console, snapshot, render, interval: float) -> None:
                                                redirect_stderr=False) as live:
             while True:
                 frame += 1
-                live.update(Group(render(snapshot(), title_suffix=f"  frame {frame}"),
-                                  Text(f"refresh every {interval:g}s · q or Ctrl-C quits", style="dim")),
-                            refresh=True)
+                try:
+                    body = render(snapshot(), title_suffix=f"  frame {frame}")
+                except ToolctlError as exc:
+                    # A busy store or a restarting collector is a passing state of a live
+                    # view: say so in the frame and try again at the next refresh.
+                    body = Text(f"frame {frame}: {' '.join(error_lines(exc))}", style="bold red")
+                live.update(Group(body, Text(f"refresh every {interval:g}s · q or Ctrl-C quits",
+                                             style="dim")), refresh=True)
                 ready, _, _ = select.select([sys.stdin], [], [], interval)
                 if ready and os.read(sys.stdin.fileno(), 32).lower().find(b"q") >= 0:
                     break
