@@ -35,6 +35,30 @@ def _stats(store: Any, query: Any) -> Any:
     return stats(store, query)
 
 
+def _live(store: Any, query: Any) -> Any:
+    from toolctl.metrics.live import live_snapshot
+
+    return live_snapshot(store, query)
+
+
+def _live_model() -> type[BaseModel]:
+    from toolctl.metrics.live import LiveQuery
+
+    return LiveQuery
+
+
+def _histogram(store: Any, query: Any) -> Any:
+    from toolctl.metrics.histogram import latency_histogram
+
+    return latency_histogram(store, query)
+
+
+def _histogram_model() -> type[BaseModel]:
+    from toolctl.metrics.histogram import HistogramQuery
+
+    return HistogramQuery
+
+
 def _rejects(store: Any, query: RejectsQuery) -> Any:
     from toolctl.metrics.rejects import list_rejects
 
@@ -176,6 +200,8 @@ def _db_backup(store: Any, q: DbBackup) -> Any:
 #: name → (zero-argument getter of the request model, function(store, request)).
 READS: dict[str, tuple[Callable[[], type[BaseModel]], Callable[[Any, Any], Any]]] = {
     "stats": (_stats_model, _stats),
+    "live": (_live_model, _live),
+    "latency_histogram": (_histogram_model, _histogram),
     "rejects": (lambda: RejectsQuery, _rejects),
     "audit_search": (lambda: AuditSearch, _audit_search),
     "audit_export": (lambda: AuditExport, _audit_export),

@@ -16,6 +16,7 @@ from toolctl.cli import stats as stats_cmd
 from toolctl.cli import baseline as baseline_cmd
 from toolctl.cli import gate as gate_cmd
 from toolctl.cli import runbook as runbook_cmd
+from toolctl.cli import top as top_cmd
 from toolctl.cli._context import State
 from toolctl.errors import ToolctlError
 
@@ -55,6 +56,7 @@ app.add_typer(audit_cmd.app, name="audit")
 gate_cmd.register(app)
 runbook_cmd.register(app)
 baseline_cmd.register(app)
+top_cmd.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

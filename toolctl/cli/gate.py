@@ -109,19 +109,30 @@ CHECK_COLUMNS = [("check", "left"), ("severity", "left"), ("estimate", "right"),
                  ("margin", "right"), ("n base/cand", "right"), ("outcome", "left"), ("reason", "left")]
 
 
-def render_report(report: dict) -> None:
+_BANNER = {"promote": "bold black on green", "hold": "bold black on yellow",
+           "rollback": "bold white on red", "inconclusive": "bold black on yellow",
+           "error": "bold white on red"}
+
+
+def render_report(report: dict, console=None) -> None:
+    """Verdict banner, the checks with their evidence, and the reason in one sentence."""
     from rich.text import Text
 
-    console = stdout()
+    console = console or stdout()
     v = report["verdict"]
-    console.print(Text(f"VERDICT: {v.upper()}", style=_STYLE[v]) +
+    # The banner line starts with "VERDICT: …" so scripts grepping the human output keep working.
+    console.print(Text(f"VERDICT: {v.upper()}", style=_BANNER.get(v, _STYLE[v])) +
                   Text(f"  {report.get('candidate')} vs {report.get('baseline')}"
                        f"  runbook {report.get('runbook')}"
                        + (f"  evaluation {report['evaluation']}/{report['max_evaluations']}" if "evaluation" in report else "")
                        + (f"  window {report['since']} .. {report['until']}" if report.get("since") else "")))
     if report["checks"]:
-        console.print(table("Checks", CHECK_COLUMNS, check_rows(report["checks"])))
-    console.print(f"Reason: {report['reason']}.")
+        counts: dict[str, int] = {}
+        for c in report["checks"]:
+            counts[c["outcome"]] = counts.get(c["outcome"], 0) + 1
+        summary = ", ".join(f"{n} {o}" for o, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+        console.print(table(f"Checks ({summary})", CHECK_COLUMNS, check_rows(report["checks"])))
+    console.print(Text("Reason: ", style="bold") + Text(f"{report['reason']}.", style=_STYLE[v]))
 
 
 def write_junit(report: dict, path: str) -> None:

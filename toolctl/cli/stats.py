@@ -30,16 +30,46 @@ def stats(
     since: Annotated[Optional[str], typer.Option(help="Window start (inclusive): RFC 3339 or an age like 15m, 2h, 7d.")] = None,
     until: Annotated[Optional[str], typer.Option(help="Window end (exclusive): RFC 3339 or an age.")] = None,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+    plot: Annotated[bool, typer.Option("--plot", help="Chart error rate and p95 per --every bucket.")] = False,
+    histogram: Annotated[bool, typer.Option("--histogram", help="Latency distribution with p50/p95/p99 marked.")] = False,
+    bins: Annotated[int, typer.Option(help="Bins of --histogram.", min=1, max=200)] = 20,
+    scale: Annotated[str, typer.Option(help="Bin edges of --histogram: log or linear.")] = "log",
 ) -> None:
     """Tool-call figures: calls, errors, error rate, auth failures, retries, p50/p95/p99.
 
     Example: toolctl stats --by tool --by version --since 2h
+    (charts: toolctl stats --every 5m --plot; toolctl stats --histogram --tool search_web)
     """
     from toolctl import api
     from toolctl.metrics.stats import FIGURES, StatsQuery
     from toolctl.timeutil import parse_duration, parse_time, utcnow
 
+    from toolctl.errors import UsageError
+
     now = utcnow()
+    if histogram:
+        if plot or by or every:
+            raise UsageError("--histogram cannot be combined with --plot, --by or --every",
+                             hint="e.g. toolctl stats --histogram --tool search_web --since 2h")
+        if fmt is Format.csv:
+            raise UsageError("--histogram has no csv output", hint="use --format json or table")
+        from toolctl.metrics.histogram import HistogramQuery
+
+        hq = HistogramQuery(bins=bins, scale=scale, tool=tool, tenant=tenant, version=version,
+                            service=service, status=status,
+                            since=parse_time(since, option="--since", now=now),
+                            until=parse_time(until, option="--until", now=now))
+        with ctx.obj.open_read() as store:
+            doc = api.read(store, "latency_histogram", hq)
+        if fmt is Format.json:
+            print_json(doc)
+        else:
+            from toolctl.cli._views import render_histogram
+
+            render_histogram(doc, stdout())
+        return
+    if plot and not every:
+        raise UsageError("--plot needs --every", hint="e.g. toolctl stats --every 5m --plot")
     query = StatsQuery(
         by=by or [],
         every=parse_duration(every, option="--every") if every else None,
@@ -57,6 +87,13 @@ def stats(
         return
     if fmt is Format.csv:
         print_csv(rows, keys + list(FIGURES))
+        return
+    if plot:
+        from toolctl.cli._views import render_plot
+
+        filters = {"tool": tool, "tenant": tenant, "version": version, "service": service, "status": status}
+        scope = ", ".join(f"{k}={v}" for k, v in filters.items() if v) or "all calls"
+        render_plot(rows, list(query.by), every, stdout(), scope=scope)
         return
     render_table(rows, keys, total[0] if total else None)
 

@@ -1,0 +1,164 @@
+"""Snapshot tests of the rendered views: stats table, plot (ASCII fallback and terminal
+charts), histogram, top frame, gate banner and checks table.
+
+Output is normalised (no colour codes, fixed width, tmp paths replaced, trailing blanks
+dropped) and compared with tests/snapshots/NAME.txt. After an intended change of the
+rendering, regenerate with ``UPDATE_SNAPSHOTS=1 pytest tests/test_views_render.py`` and
+review the diff like code.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_toolctl
+from tests.test_views_metrics import view_db  # noqa: F401 (fixture)
+
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def normalise(text: str, *paths: Path) -> str:
+    text = ANSI.sub("", text)
+    for p in paths:
+        text = text.replace(str(p), "<TMP>")
+    return "\n".join(line.rstrip() for line in text.splitlines()).strip("\n") + "\n"
+
+
+def check_snapshot(name: str, text: str) -> None:
+    path = SNAPSHOTS / f"{name}.txt"
+    if os.environ.get("UPDATE_SNAPSHOTS") == "1":
+        SNAPSHOTS.mkdir(exist_ok=True)
+        path.write_text(text, "utf-8")
+    assert path.exists(), f"no snapshot {path.name}: run with UPDATE_SNAPSHOTS=1 and review it"
+    assert text == path.read_text("utf-8")
+
+
+def terminal(width: int = 100):
+    """A Rich console that renders as a terminal would, without colour, into a string."""
+    from rich.console import Console
+
+    return Console(file=io.StringIO(), width=width, force_terminal=True, color_system=None,
+                   highlight=False, legacy_windows=False)
+
+
+def cli(db, *args) -> str:
+    res = run_toolctl("--db", db, *args, env={"COLUMNS": "120"})
+    assert res.returncode == 0, res.stderr
+    return normalise(res.stdout, db.parent)
+
+
+def test_stats_table_snapshot(view_db):
+    check_snapshot("stats_by_tool", cli(view_db, "stats", "--by", "tool"))
+
+
+def test_plot_falls_back_to_ascii_bars_when_stdout_is_not_a_terminal(view_db):
+    out = cli(view_db, "stats", "--every", "10m", "--plot", "--by", "tool")
+    check_snapshot("stats_plot_plain", out)
+    assert "█" not in out and "#" in out  # plain text, no block glyphs
+    # One line per bucket and group, with the very figures of `stats --every`.
+    rows = json.loads(run_toolctl("--db", view_db, "stats", "--every", "10m", "--by", "tool",
+                                  "--format", "json").stdout)
+    for r in rows:
+        assert re.search(rf"^{re.escape(r['bucket'])}\s+{r['calls']}\s+{r['error_rate'] * 100:.2f}%",
+                         out, re.M), r
+
+
+def test_plot_draws_column_charts_on_a_terminal(view_db):
+    from toolctl.cli._views import render_plot
+
+    rows = json.loads(run_toolctl("--db", view_db, "stats", "--every", "5m", "--tool", "fetch",
+                                  "--format", "json").stdout)
+    con = terminal()
+    render_plot(rows, [], "5m", con)
+    out = normalise(con.file.getvalue())
+    check_snapshot("stats_plot_terminal", out)
+    # The tallest error-rate column belongs to the bucket with the highest error rate.
+    lines = out.splitlines()
+    top_row = next(line for line in lines if "┤" in line and line.split("┤")[0].strip().endswith("%"))
+    worst = max(range(len(rows)), key=lambda i: rows[i]["error_rate"])
+    assert top_row.split("┤")[1][worst] == "█"
+
+
+def test_histogram_snapshot_marks_percentiles_in_their_bins(view_db):
+    out = cli(view_db, "stats", "--histogram", "--tool", "search", "--bins", "10")
+    check_snapshot("stats_histogram_plain", out)
+    doc = json.loads(run_toolctl("--db", view_db, "stats", "--histogram", "--tool", "search", "--bins", "10",
+                                 "--format", "json").stdout)
+    bars = [line for line in out.splitlines() if " – " in line]
+    assert len(bars) == 10
+    for key in ("p50_ms", "p95_ms", "p99_ms"):
+        [line] = [line for line in bars if key[:3] + " " in line.split("<-")[-1]]
+        i = bars.index(line)
+        b = doc["bins"][i]
+        assert b["lower_ms"] <= doc[key] <= b["upper_ms"]
+
+
+def test_histogram_on_a_terminal_uses_block_bars(view_db):
+    from toolctl.cli._views import render_histogram
+
+    doc = json.loads(run_toolctl("--db", view_db, "stats", "--histogram", "--tool", "search", "--bins", "10",
+                                 "--format", "json").stdout)
+    con = terminal()
+    render_histogram(doc, con)
+    out = normalise(con.file.getvalue())
+    check_snapshot("stats_histogram_terminal", out)
+    assert "◀ p95" in out and "#" not in out
+
+
+def test_top_frame_snapshot(view_db):
+    out = cli(view_db, "top", "--window", "15m", "--until", "2026-11-24T06:30:00Z")
+    check_snapshot("top_frame", out)
+    assert re.search(r"▲1 │ fetch", out)
+
+
+GATE_REPORT = {
+    "verdict": "hold", "exit_code": 10, "reason": "p99-latency inconclusive: not enough evidence yet",
+    "runbook": "canary-promotion", "baseline": "v1.8.2", "candidate": "v1.9.0-rc1",
+    "since": "2026-11-24T06:00:00Z", "until": "2026-11-24T12:00:00Z", "evaluation": 1, "max_evaluations": 6,
+    "checks": [
+        {"name": "error-rate", "kind": "ratio_compare", "metric": "error_rate", "severity": "major",
+         "estimate": -0.000947, "lower": -0.0045, "upper": 0.00313, "margin": 0.0151, "n_baseline": 32215,
+         "n_candidate": 5990, "outcome": "pass", "dry_run": False, "reason": "within margin"},
+        {"name": "p99-latency", "kind": "quantile_ratio", "metric": "p99_ms", "severity": "major",
+         "estimate": 0.9895, "lower": 0.8203, "upper": 1.496, "margin": 1.3, "n_baseline": 34265,
+         "n_candidate": 6345, "outcome": "inconclusive", "dry_run": False, "reason": "interval too wide"},
+        {"name": "auth-failures", "kind": "ratio_compare", "metric": "auth_failure_rate", "severity": "critical",
+         "estimate": None, "lower": None, "upper": None, "margin": 0.005, "n_baseline": None,
+         "n_candidate": None, "outcome": "fail", "dry_run": True, "reason": "shadow check"},
+    ],
+}
+
+
+def test_gate_banner_table_and_reason_snapshot():
+    from toolctl.cli.gate import render_report
+
+    con = terminal(width=140)
+    render_report(GATE_REPORT, con)
+    out = normalise(con.file.getvalue())
+    check_snapshot("gate_hold", out)
+    lines = out.splitlines()
+    assert lines[0].startswith("VERDICT: HOLD  v1.9.0-rc1 vs v1.8.2")
+    assert lines[-1] == "Reason: p99-latency inconclusive: not enough evidence yet."
+    assert "Checks (1 pass, 1 inconclusive, 1 fail)" in out
+    assert "[0.8203, 1.496]" in out and "fail (dry run)" in out
+
+
+@pytest.mark.parametrize("verdict,style", [("promote", "on green"), ("rollback", "on red"), ("hold", "on yellow")])
+def test_gate_banner_is_coloured_by_verdict(verdict, style):
+    from rich.console import Console
+
+    from toolctl.cli.gate import render_report
+
+    con = Console(file=io.StringIO(), width=140, record=True, force_terminal=True, color_system="truecolor")
+    render_report({**GATE_REPORT, "verdict": verdict}, con)
+    first = con.export_text(styles=True).splitlines()[0]
+    colour = {"on green": "42", "on red": "41", "on yellow": "43"}[style]
+    assert f";{colour}m" in first or f"[{colour}m" in first or f"{colour};" in first, first
+    assert ANSI.sub("", first).startswith(f"VERDICT: {verdict.upper()}")
