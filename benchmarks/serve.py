@@ -330,7 +330,7 @@ def bench_phoenix(args: argparse.Namespace, work: Path) -> dict | str:
             n = phoenix_count(db)
             if n != last:
                 last, stable_since, t_last_growth = n, time.time(), time.time()
-            elif time.time() - stable_since > 5 or n >= load["acked"]:
+            if n >= load["acked"] or time.time() - stable_since > args.peer_idle_s:
                 break
             time.sleep(0.5)
     finally:
@@ -363,6 +363,8 @@ def main() -> int:
                    help="python of a venv with arize-phoenix (e.g. /tmp/phoenix-venv/bin/python)")
     p.add_argument("--peer-drain-s", type=float, default=600.0,
                    help="longest wait for the peer's asynchronous inserts after the load")
+    p.add_argument("--peer-idle-s", type=float, default=60.0,
+                   help="stop waiting for the peer's inserts after its count has not grown this long")
     p.add_argument("--serve-arg", action="append", default=[], help="extra `toolctl serve` option")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (stores and logs)")
     args = p.parse_args()
