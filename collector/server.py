@@ -337,24 +337,20 @@ def create_app(store: Any, config: ServerConfig) -> Any:
         return status_response(exc.status, exc.message, encoding, exc.headers)
 
     async def traces(request: Request) -> Any:
-        from collector.otlp import OTLPDecodeError, decode_request, write_batch
+        from collector.otlp import OTLPDecodeError, prepare_write
 
         encoding = "json"
         try:
             encoding = otlp_encoding(request)
             body = await read_body(request, config.max_body_bytes)
-            try:
-                batch = await run_in_threadpool(decode_request, body, encoding)
+            source = request.headers.get("x-toolctl-source") or "otlp-http:/v1/traces"
+            try:  # decoded to Arrow here; the writer merges a burst of these into one batch
+                write = await run_in_threadpool(prepare_write, body, encoding, source=source, kind="http")
             except OTLPDecodeError as exc:
                 raise HTTPProblem(400, exc.message) from None
-            source = request.headers.get("x-toolctl-source") or "otlp-http:/v1/traces"
-
-            def run(s: Any) -> Any:
-                written = write_batch(s, batch, source=source, kind="http")
-                return written, tally_spans(s, written)
-
-            result, tally = await commit(run, len(body), request)
-            telemetry.record_write("/v1/traces", tally)
+            result = await commit(write, len(body), request)
+            if result.tally is not None:
+                telemetry.record_write("/v1/traces", result.tally)
         except HTTPProblem as exc:
             return problem_response(exc, encoding)
         return export_response("traces", encoding, result.rejected_spans, result.error_message)

@@ -13,7 +13,9 @@ because its memory is held until then.
 
 Group commit: the writer takes everything queued as one burst and runs it inside one
 transaction (``Store.transaction()`` is re-entrant, so each job's own writes join it),
-then resolves every job's future after that single commit. Per-request accounting stays
+then resolves every job's future after that single commit. Jobs of the same kind can go
+further and be written as one (a ``run`` with ``merge_key`` and ``run_many``: all span
+requests of a burst from one source become one insert, one batch and one ledger entry). Per-request accounting stays
 exact because each job computes its own counts. If any job of a burst fails, the whole
 transaction rolls back and the jobs are replayed one transaction each, so one bad
 request never costs the others their write — and nothing was acknowledged before.
@@ -71,6 +73,7 @@ class WriteQueue:
         self.group_commits = 0  # transactions that committed more than one job
         #: Called in the writer thread after each commit: on_commit(seconds, start_ns, jobs).
         self.on_commit: Callable[[float, int, list[Job]], None] | None = None
+        self.merged_jobs = 0  # jobs written together with others of the same merge_key
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -141,7 +144,7 @@ class WriteQueue:
         t0, start_ns = time.perf_counter(), time.time_ns()
         try:
             with self.store.transaction():
-                results = [job.run(self.store) for job in live]
+                results = self._run_merged(live)
         except BaseException:
             # Rolled back as a whole: replay each alone so only the failing one fails.
             for job in live:
@@ -154,6 +157,32 @@ class WriteQueue:
             self._release(job)
             self.committed_jobs += 1
             job.future.set_result(result)
+
+    def _run_merged(self, live: list[Job]) -> list[Any]:
+        """Run a burst inside the open transaction. Jobs whose ``run`` has a ``merge_key``
+        (and a ``run_many(store, runs) -> results``) are run together, one call per key:
+        e.g. every span request of the burst becomes one insert and one ledger entry."""
+        results: list[Any] = [None] * len(live)
+        groups: dict[Any, list[int]] = {}
+        order: list[list[int]] = []
+        for i, job in enumerate(live):
+            key = getattr(job.run, "merge_key", None)
+            if key is None:
+                order.append([i])
+            elif key in groups:
+                groups[key].append(i)
+            else:
+                groups[key] = [i]
+                order.append(groups[key])
+        for idxs in order:
+            if len(idxs) == 1:
+                results[idxs[0]] = live[idxs[0]].run(self.store)
+                continue
+            runs = [live[i].run for i in idxs]
+            for i, result in zip(idxs, runs[0].run_many(self.store, runs), strict=True):
+                results[i] = result
+            self.merged_jobs += len(idxs)
+        return results
 
     def _run(self, job: Job, *, started: bool = False) -> None:
         if not started and not job.future.set_running_or_notify_cancel():

@@ -24,15 +24,20 @@ class SpanBatchResult:
     duplicates: int  # already stored (or repeated within the batch)
     tool_calls: int  # newly stored spans that count as tool calls
     rejected: int
+    #: (trace_id, span_id) -> is_tool of every newly stored span (``return_keys=True``)
+    new_keys: dict[tuple[str, str], bool] | None = None
 
 
-def write_span_batch(store: Store, spans: Any, rejects: Any, *, source: str, kind: str) -> SpanBatchResult:
+def write_span_batch(store: Store, spans: Any, rejects: Any, *, source: str, kind: str,
+                     return_keys: bool = False) -> SpanBatchResult:
     """Store one batch of spans and refused spans atomically.
 
     ``spans`` is an Arrow table with the columns of ``collector.otlp.COLUMNS`` (or None);
     ``rejects`` an Arrow table line_no, reason, raw, raw_bytes (or None). ``kind`` is
     where the batch came from ('file', 'stdin', 'http'); the ``batches`` row records it
     as ``otlp_<kind>`` with lines = spans seen (stored + duplicates + rejected).
+    With ``return_keys`` the result names the newly stored spans (``new_keys``), so a
+    caller that merged several requests into this batch can count each one exactly.
     """
     from toolctl.audit.ledger import record_batch  # lazy: audit sits above the store
     from toolctl.audit.redact import redact_span_tables
@@ -49,15 +54,18 @@ def write_span_batch(store: Store, spans: Any, rejects: Any, *, source: str, kin
         with store.transaction():
             batch_id = next_batch_id(store)
             stored = tools = 0
+            new_keys = {} if return_keys else None
             if n_in:
                 flags = store.execute(load_sql("insert_spans"),
                                       {"batch_id": batch_id, "source": source}).fetchall()
                 stored = len(flags)
-                tools = sum(1 for (is_tool,) in flags if is_tool)
+                tools = sum(1 for (_t, _s, is_tool) in flags if is_tool)
+                if return_keys:
+                    new_keys = {(t, s): is_tool for t, s, is_tool in flags}
             if n_rej:
                 store.execute(load_sql("insert_span_rejects"),
                               {"batch_id": batch_id, "source": source, "raw_cap": REJECT_RAW_CAP}).fetchall()
-            result = SpanBatchResult(batch_id, stored, n_in - stored, tools, n_rej)
+            result = SpanBatchResult(batch_id, stored, n_in - stored, tools, n_rej, new_keys)
             if n_in or n_rej:
                 conn.execute(
                     "INSERT INTO batches VALUES (?, ?, ?, NULL, NULL, ?, ?, ?, ?, now()::TIMESTAMP)",

@@ -1,7 +1,8 @@
 -- insert_spans: store the decoded spans of one batch (`_spans_in`, an Arrow table with the
 -- columns of collector.otlp.COLUMNS); a (trace_id, span_id) already stored is skipped.
 -- Parameters: $batch_id, $source.
--- Output: one row per newly stored span: is_tool (the span counts as a tool call).
+-- Output: one row per newly stored span: trace_id, span_id, is_tool (the span counts as a
+-- tool call); the keys let a group commit of several requests count each one's new spans.
 -- Rows go in sorted by start time so zone maps prune time windows.
 INSERT INTO spans
 SELECT trace_id, span_id, parent_span_id, trace_state, name, kind, start_ns, end_ns,
@@ -14,4 +15,4 @@ SELECT trace_id, span_id, parent_span_id, trace_state, name, kind, start_ns, end
 FROM _spans_in
 ORDER BY start_ns
 ON CONFLICT DO NOTHING
-RETURNING tool_rule IS NOT NULL AS is_tool;
+RETURNING trace_id, span_id, tool_rule IS NOT NULL AS is_tool;

@@ -1,0 +1,121 @@
+"""Span requests of one writer burst are stored as one batch, each request counted exactly.
+
+The serve throughput work (benchmarks/serve.py) merges every span request of a group
+commit into one insert, one `batches` row and one ledger entry. These tests pin what must
+not change: each request's own counts (new, duplicate, tool calls, rejected), dedupe
+across requests of the same burst, the ledger still verifying, and a bad request in a
+merged burst costing the others nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from collector.otlp import SpanWrite, prepare_write
+from collector.writer_queue import WriteQueue
+from toolctl.audit.ledger import verify
+from toolctl.store import Store
+
+SOURCE = "otlp-http:/v1/traces"
+
+
+def _span(trace: int, span: int, *, tool: str | None = None, parent: int | None = None,
+          attrs: dict | None = None) -> dict:
+    a = [{"key": k, "value": {"stringValue": v}} for k, v in (attrs or {}).items()]
+    if tool:
+        a += [{"key": "gen_ai.operation.name", "value": {"stringValue": "execute_tool"}},
+              {"key": "gen_ai.tool.name", "value": {"stringValue": tool}}]
+    sp = {"traceId": f"{trace:032x}", "spanId": f"{span:016x}", "name": f"execute_tool {tool}" if tool else "x",
+          "startTimeUnixNano": str(1_795_000_000_000_000_000 + span),
+          "endTimeUnixNano": str(1_795_000_000_000_000_000 + span + 5_000_000), "attributes": a}
+    if parent:
+        sp["parentSpanId"] = f"{parent:016x}"
+    return sp
+
+
+def _request(*spans: dict) -> bytes:
+    return json.dumps({"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "svc"}}]},
+        "scopeSpans": [{"scope": {"name": "t"}, "spans": list(spans)}]}]}).encode()
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store.open(tmp_path / "g.duckdb", write=True)
+    yield s
+    s.close()
+
+
+def _burst(queue: WriteQueue, writes: list) -> list:
+    """Submit all writes while the writer is blocked, so they form one burst."""
+    gate = threading.Event()
+    blocker = queue.submit(lambda s: gate.wait(10), 1)
+    futures = [queue.submit(w, 1) for w in writes]
+    gate.set()
+    blocker.result(10)
+    return futures
+
+
+def _write(body: bytes) -> SpanWrite:
+    return prepare_write(body, "json", source=SOURCE, kind="http")
+
+
+def test_a_burst_of_span_requests_is_one_batch_with_exact_per_request_counts(store):
+    # A: 3 new spans, 2 of them tool calls. B: 1 span of A again + 2 new (1 tool) + a span
+    # repeated inside B. C: only an already-stored span and one refused span (bad id).
+    a = _request(_span(1, 1), _span(1, 2, tool="search", parent=1), _span(1, 3, tool="read", parent=1))
+    b = _request(_span(1, 2, tool="search", parent=1), _span(2, 4, tool="write"), _span(2, 5),
+                 _span(2, 5))
+    c = _request(_span(1, 3, tool="read", parent=1), {**_span(3, 6), "spanId": "xyz"})
+    queue = WriteQueue(store)
+    queue.start()
+    results = [f.result(10) for f in _burst(queue, [_write(a), _write(b), _write(c)])]
+    queue.close(10)
+
+    assert [(r.spans, r.duplicates, r.tool_calls, r.rejected_spans) for r in results] == [
+        (3, 0, 2, 0), (2, 2, 1, 0), (0, 1, 0, 1)]
+    assert "spans[1]" in results[2].error_message and results[0].error_message is None
+    assert queue.merged_jobs == 3
+    assert store.scalar("SELECT count(*) FROM spans") == 5
+    assert store.scalar("SELECT count(*) FROM tool_calls") == 3
+    # One batch for the burst: every span and the refused one under the same batch_id.
+    batches = store.fetch_dicts("SELECT batch_id, lines, accepted, duplicates, rejected FROM batches")
+    assert len(batches) == 1
+    assert batches[0]["lines"] == 3 + 4 + 2 and batches[0]["accepted"] == 5
+    assert batches[0]["duplicates"] == 3 and batches[0]["rejected"] == 1
+    assert store.scalar("SELECT count(DISTINCT batch_id) FROM spans") == 1
+    assert store.scalar("SELECT count(*) FROM rejects WHERE batch_id = ?", [batches[0]["batch_id"]]) == 1
+    assert verify(store).intact
+
+
+def test_a_bad_request_in_a_merged_burst_is_refused_alone(store):
+    good1 = _write(_request(_span(5, 1, tool="a"), _span(5, 2)))
+    good2 = _write(_request(_span(6, 3, tool="b")))
+    bad = _write(_request(_span(7, 4)))
+    bad.spans = bad.spans.drop_columns(["start_ns"])  # the insert cannot bind this table
+    queue = WriteQueue(store)
+    queue.start()
+    futures = _burst(queue, [good1, bad, good2])
+    assert (futures[0].result(10).spans, futures[2].result(10).spans) == (2, 1)
+    with pytest.raises(Exception):
+        futures[1].result(10)
+    queue.close(10)
+    assert store.scalar("SELECT count(*) FROM spans") == 3
+    assert store.scalar("SELECT count(*) FROM spans WHERE trace_id = ?", [f"{7:032x}"]) == 0
+    # Replayed one request per transaction: one batch each for the two good ones.
+    assert store.scalar("SELECT count(*) FROM batches") == 2
+    assert verify(store).intact
+
+
+def test_requests_from_different_sources_are_not_merged(store):
+    w1 = _write(_request(_span(8, 1)))
+    w2 = prepare_write(_request(_span(8, 2)), "json", source="other-source", kind="http")
+    queue = WriteQueue(store)
+    queue.start()
+    assert [f.result(10).spans for f in _burst(queue, [w1, w2])] == [1, 1]
+    queue.close(10)
+    rows = store.fetch_dicts("SELECT source, count(*) AS n FROM batches GROUP BY source ORDER BY source")
+    assert rows == [{"source": "other-source", "n": 1}, {"source": SOURCE, "n": 1}]
