@@ -210,7 +210,7 @@ def main() -> None:
         sql = ref_sql(kind)
         con.execute(sql).fetchall()  # warm the buffer pool once; every case below is warm
         res[f"bare_ref_{kind}"] = median_of(lambda: con.execute(sql).fetchall(), r)
-        tsql = render_stats_sql(dims)
+        tsql = render_stats_sql(dims, every is not None)
         p = dict(tc_params, every=every)
         res[f"bare_toolctl_sql_{kind}"] = median_of(lambda: con.execute(tsql, p).fetchall(), r)
     con.close()
