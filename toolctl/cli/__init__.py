@@ -43,6 +43,10 @@ def _root(
         Optional[str],
         typer.Option("--config", metavar="FILE", help="Configuration file (default: $TOOLCTL_CONFIG, else ./toolctl.toml, else the per-user toolctl.toml)."),
     ] = None,
+    profile: Annotated[
+        bool,
+        typer.Option("--profile", help="Print where the command spent its time to stderr (also TOOLCTL_PROFILE=1; 2 adds DuckDB's operator profile)."),
+    ] = False,
 ) -> None:
     ctx.obj = State(db_option=db, config_option=config)
 
@@ -61,8 +65,17 @@ top_cmd.register(app)
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: library errors become `Error: …` and their exit code."""
+    from toolctl import profile
     from toolctl.cli._output import fail
 
+    args = sys.argv[1:] if argv is None else argv
+    # Enabled before Typer parses anything, so the timeline starts at main(); the --profile
+    # option itself is declared on the root callback (for --help and parsing).
+    level = profile.env_level()
+    if "--profile" in args[: args.index("--") if "--" in args else len(args)]:
+        level = max(level, 1)
+    if level:
+        profile.enable(level)
     try:
         app(args=argv, prog_name="toolctl")
     except ToolctlError as exc:
@@ -70,3 +83,6 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         sys.stderr.write("Interrupted.\n")
         raise SystemExit(130)
+    finally:
+        if profile.ENABLED:
+            sys.stderr.write(profile.report())

@@ -64,15 +64,25 @@ def _template() -> str:
     return resources.files("toolctl.metrics").joinpath("queries", "stats.sql").read_text("utf-8")
 
 
-def render_stats_sql(dims: list[str]) -> str:
-    """The stats query for these dimensions; identifiers come from DIMENSIONS only."""
+def render_stats_sql(dims: list[str], bucketed: bool = False) -> str:
+    """The stats query for these dimensions; identifiers come from DIMENSIONS only.
+
+    ``bucketed`` (the query has ``every``) adds the time bucket to the call-level keys;
+    without it they hold the dimensions alone.
+    """
     out = [quote_ident(d, DIMENSIONS) for d in dims]
     cols = [quote_ident(DIMENSIONS[d], DIMENSIONS.values()) for d in dims]
+    grp = out + (["bucket"] if bucketed else [])  # "bucket": a fixed name, not input
     return _template().format(
         dim_cols="".join(f"{c} AS {o}, " for c, o in zip(cols, out)),
         dims="".join(f"{o}, " for o in out),
         dims_out="".join(f"t.{o}, " for o in out),
-        join_dims="".join(f" AND t.{o} IS NOT DISTINCT FROM c.{o}" for o in out),
+        dims_t="".join(f"t.{o}, " for o in out),
+        grp="".join(f"{g}, " for g in grp),
+        a_grp="".join(f"a.{g}, " for g in grp),
+        x_join="".join(f" AND a.{g} IS NOT DISTINCT FROM x.{g}" for g in grp),
+        join_c="".join(f" AND t.{g} IS NOT DISTINCT FROM c.{g}" for g in grp),
+        join_x="".join(f" AND t.{g} IS NOT DISTINCT FROM x.{g}" for g in grp),
         order_dims="".join(f", t.{o}" for o in out),
     )
 
@@ -93,7 +103,7 @@ def stats(store: Store, query: StatsQuery) -> list[dict[str, Any]]:
         "tool": query.tool, "tenant": query.tenant, "version": query.version,
         "service": query.service, "status": query.status,
     }
-    rows = store.fetch_dicts(render_stats_sql(query.by), params)
+    rows = store.fetch_dicts(render_stats_sql(query.by, query.every is not None), params)
     if query.every is None:
         for row in rows:
             del row["bucket"]

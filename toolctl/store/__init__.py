@@ -21,6 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
+from toolctl import profile
 from toolctl.errors import SchemaVersionError, StoreBusyError, StoreError
 
 _LOCK_PATTERNS = ("could not set lock", "conflicting lock", "database is locked")
@@ -109,6 +110,13 @@ class Store:
         Raises StoreBusyError when another process holds the file past ``wait_seconds``,
         SchemaVersionError when the schema is newer than this toolctl or (read-only) older.
         """
+        if profile.ENABLED:  # --profile: time the open (import duckdb, lock, migrations) as a phase
+            with profile.phase("store open" + (" for writing" if write else " read-only")):
+                return cls._open(path, write=write, wait_seconds=wait_seconds)
+        return cls._open(path, write=write, wait_seconds=wait_seconds)
+
+    @classmethod
+    def _open(cls, path: Path | str, *, write: bool, wait_seconds: float) -> "Store":
         import duckdb
 
         path = Path(path)
@@ -158,9 +166,12 @@ class Store:
     def _configure(self) -> None:
         # Timestamps are stored as naive UTC; make every conversion in SQL agree.
         self.conn.execute("SET TimeZone = 'UTC'")
+        if profile.LEVEL >= 2:  # TOOLCTL_PROFILE=2: DuckDB keeps each query's operator profile
+            self.conn.execute("SET enable_profiling = 'no_output'")
 
     def close(self) -> None:
         self.conn.close()
+        profile.mark("store closed")
 
     def __enter__(self) -> "Store":
         return self
@@ -220,13 +231,29 @@ class Store:
     # -- queries ---------------------------------------------------------------------------
     def fetch_dicts(self, sql: str, params: dict[str, Any] | Sequence[Any] | None = None) -> list[dict]:
         """Run one statement with bound parameters and return its rows as dicts."""
+        if profile.ENABLED:
+            return profile.query(sql, lambda: self._fetch_dicts(sql, params), explain=self._explain)
+        return self._fetch_dicts(sql, params)
+
+    def _fetch_dicts(self, sql: str, params: Any) -> list[dict]:
         cur = self.conn.execute(sql, params) if params is not None else self.conn.execute(sql)
         cols = [d[0] for d in cur.description]
         return [dict(zip(cols, row)) for row in cur.fetchall()]
 
+    def _explain(self) -> str | None:
+        """DuckDB's operator profile of the statement just run (TOOLCTL_PROFILE=2)."""
+        try:
+            doc = self.conn.get_profiling_information(format="json")
+        except Exception:  # profiling unavailable for this statement: the timeline still stands
+            return None
+        return profile.summarize_duckdb_profile(doc)
+
     def row(self, sql: str, params: Any = None) -> tuple | None:
         """The first row of a statement (the result is drained: DuckDB 2 requires it)."""
-        rows = self.execute(sql, params).fetchall()
+        if profile.ENABLED:
+            rows = profile.query(sql, lambda: self._run(sql, params).fetchall(), explain=self._explain)
+        else:
+            rows = self._run(sql, params).fetchall()
         return rows[0] if rows else None
 
     def scalar(self, sql: str, params: Any = None) -> Any:
@@ -234,6 +261,12 @@ class Store:
         return row[0] if row else None
 
     def execute(self, sql: str, params: Any = None) -> Any:
+        if profile.ENABLED:  # DuckDB runs the statement in execute(); fetching is cheap after
+            return profile.query(sql, lambda: self._run(sql, params), rows_of=lambda _: None,
+                                 explain=self._explain)
+        return self._run(sql, params)
+
+    def _run(self, sql: str, params: Any) -> Any:
         return self.conn.execute(sql, params) if params is not None else self.conn.execute(sql)
 
 

@@ -4,31 +4,54 @@
 --   NULL = every tool).
 -- Output: one row per arm: arm, calls, errors (final attempt is an error), abandoned (final
 --   attempt is a retryable error).
-WITH a AS (
+--
+-- The final attempt of a call is the highest (attempt, ts, event_id). As in
+-- metrics/queries/stats.sql, each call keeps fixed-size maxima of k = attempt·2^64 + epoch
+-- µs per outcome class (ok, retryable error, other error) instead of an arg_max over a
+-- struct holding event_id: the class with the strictly highest k is the call's outcome.
+-- Only calls where two classes share the highest k need event_id (`ties`: none in ordinary
+-- data); they get the exact arg_max. Events without call_id are calls of their own.
+WITH a AS NOT MATERIALIZED (
     SELECT CASE WHEN $all::BOOLEAN THEN '*' ELSE version END AS arm,
-           call_id,
-           event_id AS solo_id,  -- used only where call_id IS NULL: no call_id, its own call
-           attempt, ts, event_id, status, retryable
+           call_id, attempt, ts, event_id, status,
+           coalesce(retryable, false) AS retryable,
+           coalesce(attempt, 1)::HUGEINT * 18446744073709551616 + epoch_us(ts) AS k
     FROM tool_calls
     WHERE ts >= $since::TIMESTAMP AND ts < $until::TIMESTAMP
       AND ($all::BOOLEAN OR version = $baseline::VARCHAR OR version = $candidate::VARCHAR)
       AND ($tools::VARCHAR[] IS NULL OR list_contains($tools::VARCHAR[], tool))
-), final_attempt AS (
-    -- The final attempt of a call: highest attempt, then latest ts, then greatest event_id.
-    -- One arg_max of a struct: a second arg_max over the same 10M groups doubles the cost.
-    SELECT arm,
-           arg_max({'status': status, 'retryable': coalesce(retryable, false)},
-                   (attempt, ts, event_id)) AS fin
+), per_call AS MATERIALIZED (
+    SELECT arm, call_id,
+           coalesce(max(k) FILTER (WHERE status IS DISTINCT FROM 'error'), 0) AS ko,
+           coalesce(max(k) FILTER (WHERE status = 'error' AND retryable), 0) AS kr,
+           coalesce(max(k) FILTER (WHERE status = 'error' AND NOT retryable), 0) AS kn
     FROM a
-    -- One key per call; an event without call_id is a call of its own. The prefix byte keeps
-    -- an event_id from ever equalling a call_id.
-    GROUP BY arm, coalesce('c' || call_id, 'e' || solo_id)
-), by_call AS (
-    SELECT arm,
-           count(*) AS calls,
-           count(*) FILTER (WHERE fin.status = 'error') AS errors,
-           count(*) FILTER (WHERE fin.status = 'error' AND fin.retryable) AS abandoned
-    FROM final_attempt
-    GROUP BY arm
+    WHERE call_id IS NOT NULL
+    GROUP BY arm, call_id
+), classified AS (
+    SELECT arm, call_id,
+           CASE WHEN ko > kr AND ko > kn THEN 'ok'
+                WHEN kr > ko AND kr > kn THEN 'retryable'
+                WHEN kn > ko AND kn > kr THEN 'error'
+           END AS outcome  -- NULL: a tie between classes, decided by event_id below
+    FROM per_call
+), tie_final AS (
+    SELECT a.arm, arg_max({'status': a.status, 'retryable': a.retryable},
+                          (a.attempt, a.ts, a.event_id)) AS fin
+    FROM a SEMI JOIN (SELECT arm, call_id FROM classified WHERE outcome IS NULL) x
+      ON a.arm IS NOT DISTINCT FROM x.arm AND a.call_id = x.call_id
+    GROUP BY a.arm, a.call_id
+), finals AS (
+    SELECT arm, outcome <> 'ok' AS is_error, outcome = 'retryable' AS is_abandoned
+    FROM classified WHERE outcome IS NOT NULL
+    UNION ALL
+    SELECT arm, fin.status = 'error', fin.status = 'error' AND fin.retryable FROM tie_final
+    UNION ALL
+    SELECT arm, status = 'error', status = 'error' AND retryable FROM a WHERE call_id IS NULL
 )
-SELECT * FROM by_call;
+SELECT arm,
+       count(*) AS calls,
+       count(*) FILTER (WHERE is_error) AS errors,
+       count(*) FILTER (WHERE is_abandoned) AS abandoned
+FROM finals
+GROUP BY arm;

@@ -1,19 +1,33 @@
 -- stats: the tool-call figures per group (definitions: README "Figure definitions").
 -- Parameters: $since, $until (naive UTC, half-open window; NULL = open), $every (INTERVAL
 --   or NULL), $tool, $tenant, $version, $service, $status (NULL = no filter).
--- Identifiers: {dims} / {dim_cols} are filled only from metrics.stats.DIMENSIONS.
+-- Identifiers: {dims} / {dim_cols} / {grp} / ... are filled only from metrics.stats.DIMENSIONS
+--   (and `bucket` when $every is given: render_stats_sql(dims, bucketed=True)).
 -- Output: one row per group: the group keys, attempts, calls, retries, errors,
 --   error_rate, auth_failures, p50_ms, p95_ms, p99_ms.
--- Two hash aggregations (attempt level and call level) joined on the group key: cheaper at
--- 10M rows than a window function that sorts every call's attempts.
-WITH a AS (
+--
+-- Cost at 10M events (benchmarks/queries.py, docs/performance.md): the one unavoidable
+-- expense is grouping every attempt by its call (≈ one hash-table entry per call) to find
+-- each call's final attempt. Everything else here keeps that grouping as cheap as the
+-- bare query an operator would write by hand:
+-- * `a` is NOT MATERIALIZED: it is read three times, and re-scanning the columnar table is
+--   far cheaper than materializing 10M rows of strings (what DuckDB does by default for a
+--   CTE used more than once).
+-- * The final attempt of a call is the highest (attempt, ts, event_id). Instead of an
+--   arg_max over that struct (a string in every aggregate state), each call keeps two
+--   fixed-size maxima of k = attempt·2^64 + epoch µs: over its error attempts (ke) and over
+--   its other attempts (ko). ke > ko: the call ended in an error; ko > ke: it did not. Only
+--   when ke = ko (an error and a success with the same attempt and ts) does event_id
+--   decide: those calls (`ties`, none in ordinary data) get the exact arg_max.
+-- * Events without call_id are calls of their own: counted in the attempt-level pass, kept
+--   out of the call grouping.
+WITH a AS NOT MATERIALIZED (
     SELECT
         0 AS _g,  -- a constant key: "no dims" still yields no row when nothing matches
         {dim_cols}
         time_bucket($every::INTERVAL, ts) AS bucket,  -- NULL when not bucketing
-        call_id,
-        CASE WHEN call_id IS NULL THEN event_id END AS solo_id,  -- no call_id: its own call
-        attempt, ts, event_id, status, latency_ms,
+        call_id, attempt, ts, event_id, status, latency_ms,
+        coalesce(attempt, 1)::HUGEINT * 18446744073709551616 + epoch_us(ts) AS k,
         auth_failure AS is_auth  -- defined once, in the tool_calls view (migration 0002)
     FROM tool_calls
     WHERE ($since::TIMESTAMP IS NULL OR ts >= $since::TIMESTAMP)
@@ -27,27 +41,48 @@ WITH a AS (
     SELECT _g, {dims} bucket,
            count(*) AS attempts,
            count(*) FILTER (WHERE is_auth) AS auth_failures,
+           count(*) FILTER (WHERE call_id IS NULL) AS solo_calls,
+           count(*) FILTER (WHERE call_id IS NULL AND status = 'error') AS solo_errors,
            quantile_cont(latency_ms, [0.5, 0.95, 0.99]) AS q
     FROM a
     GROUP BY _g, {dims} bucket
-), final_attempt AS (
-    -- The final attempt of a call: highest attempt, then latest ts, then greatest event_id.
-    SELECT _g, {dims} bucket, arg_max(status, (attempt, ts, event_id)) AS final_status
+), per_call AS MATERIALIZED (  -- one row per call: read by by_call and ties
+    -- Keyed by the call and the group's own keys only ({grp}: the dims, plus bucket when
+    -- bucketing): no constant columns in the widest hash table of the query.
+    SELECT {grp} call_id,
+           max(k) FILTER (WHERE status = 'error') AS ke,
+           max(k) FILTER (WHERE status IS DISTINCT FROM 'error') AS ko
     FROM a
-    GROUP BY _g, {dims} bucket, call_id, solo_id
+    WHERE call_id IS NOT NULL
+    GROUP BY {grp} call_id
 ), by_call AS (
-    SELECT _g, {dims} bucket,
+    SELECT {grp}
            count(*) AS calls,
-           count(*) FILTER (WHERE final_status = 'error') AS errors
-    FROM final_attempt
-    GROUP BY _g, {dims} bucket
+           count(*) FILTER (WHERE coalesce(ke, 0) > coalesce(ko, 0)) AS errors
+    FROM per_call
+    GROUP BY ALL
+), ties AS (
+    SELECT {grp} call_id FROM per_call WHERE ke = ko
+), tie_final AS (
+    SELECT {a_grp} arg_max(a.status, (a.attempt, a.ts, a.event_id)) AS final_status
+    FROM a SEMI JOIN ties x ON a.call_id = x.call_id {x_join}
+    GROUP BY {a_grp} a.call_id
+), by_tie AS (
+    SELECT {grp} count(*) FILTER (WHERE final_status = 'error') AS errors
+    FROM tie_final
+    GROUP BY ALL
+), totals AS (
+    SELECT t._g, {dims_t} t.bucket, t.attempts, t.auth_failures, t.q,
+           t.solo_calls + coalesce(c.calls, 0) AS calls,
+           t.solo_errors + coalesce(c.errors, 0) + coalesce(x.errors, 0) AS errors
+    FROM by_attempt t
+    LEFT JOIN by_call c ON true {join_c}
+    LEFT JOIN by_tie x ON true {join_x}
 )
 SELECT {dims_out}
        strftime(t.bucket, '%Y-%m-%dT%H:%M:%SZ') AS bucket,
-       t.attempts, c.calls, t.attempts - c.calls AS retries, c.errors,
-       c.errors / c.calls AS error_rate, t.auth_failures,
+       t.attempts, t.calls, t.attempts - t.calls AS retries, t.errors,
+       t.errors / t.calls AS error_rate, t.auth_failures,
        t.q[1] AS p50_ms, t.q[2] AS p95_ms, t.q[3] AS p99_ms
-FROM by_attempt t
-JOIN by_call c
-  ON t._g = c._g AND t.bucket IS NOT DISTINCT FROM c.bucket {join_dims}
-ORDER BY t.bucket NULLS FIRST, c.calls DESC {order_dims};
+FROM totals t
+ORDER BY t.bucket NULLS FIRST, t.calls DESC {order_dims};
