@@ -395,3 +395,21 @@ def test_instrument_stays_out_of_the_cli_and_the_terminal_layer():
         names |= {n.module.split(".")[0] for n in ast.walk(tree)
                   if isinstance(n, ast.ImportFrom) and n.module and n.level == 0}
         assert not names & {"typer", "rich", "click", "duckdb"}, path
+
+
+def test_values_json_cannot_hold_are_recorded_as_text_without_breaking_the_tool(otel):
+    inst, exporter, buf = make(otel, capture_arguments=True, capture_results=True)
+    cyclic: list = []
+    cyclic.append(cyclic)
+
+    @inst.tool
+    def odd(x: object) -> dict:
+        return {"score": float("nan"), "when": time}
+
+    out = odd(cyclic)
+    assert out["when"] is time
+    [span] = exporter.get_finished_spans()
+    assert json.loads(span.attributes["gen_ai.tool.call.arguments"]) == {"x": ["[...]"]}
+    assert json.loads(span.attributes["gen_ai.tool.call.result"]) == {"score": "nan", "when": str(time)}
+    [ev] = events(buf)
+    ToolCallEvent.model_validate(ev)

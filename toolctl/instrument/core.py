@@ -10,6 +10,7 @@ import contextvars
 import functools
 import inspect
 import json
+import math
 import os
 import threading
 import time
@@ -111,9 +112,21 @@ def _check_http_status(status: int | None) -> int | None:
     return status
 
 
-def _jsonable(v: Any) -> Any:
-    """A value as plain JSON (non-JSON leaves become their str())."""
-    return json.loads(json.dumps(v, default=str, allow_nan=False))
+def _jsonable(v: Any, _path: tuple[int, ...] = ()) -> Any:
+    """A value as plain JSON, leaf by leaf: other leaves become their str(), NaN/±inf their
+    text, a container inside itself "[...]". Recording must never break the tool call."""
+    if v is None or isinstance(v, (bool, int, str)):
+        return v
+    if isinstance(v, float):
+        return v if math.isfinite(v) else str(v)
+    if isinstance(v, (dict, list, tuple)):
+        if id(v) in _path:
+            return "[...]"
+        inner = _path + (id(v),)
+        if isinstance(v, dict):
+            return {str(k): _jsonable(x, inner) for k, x in v.items()}
+        return [_jsonable(x, inner) for x in v]
+    return str(v)
 
 
 def _as_object(v: Any, key: str) -> dict[str, Any] | None:
