@@ -1,0 +1,552 @@
+"""Instrument tool calls: one OTel GenAI ``execute_tool`` span (and optionally one schema-v1
+JSON-line event) per attempt, with the attribute names toolctl's collector maps to tool-call
+columns (docs/spans.md, docs/instrument.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import functools
+import inspect
+import json
+import math
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator, TextIO
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from toolctl.audit.redact import RULES_ENV, Redactor, Rules, load_rules
+from toolctl.instrument.errors import (DEFAULT_RETRYABLE_CODES, ToolError, ToolTimeoutError,
+                                       error_fields)
+from toolctl.instrument.retry import NO_RETRY, RetryPolicy
+from toolctl.instrument.sink import JsonLineSink
+
+#: Span attribute names (docs/spans.md "Field mapping"): OTel GenAI where a convention
+#: exists, toolctl's own names where none does.
+A_OPERATION = "gen_ai.operation.name"
+A_TOOL = "gen_ai.tool.name"
+A_TOOL_TYPE = "gen_ai.tool.type"
+A_CALL_ID = "gen_ai.tool.call.id"
+A_ARGUMENTS = "gen_ai.tool.call.arguments"
+A_RESULT = "gen_ai.tool.call.result"
+A_ERROR_TYPE = "error.type"
+A_TENANT = "tenant.id"
+A_SESSION = "session.id"
+A_USER = "user.id"
+A_HTTP_STATUS = "http.response.status_code"
+A_ATTEMPT = "toolctl.attempt"
+A_IDEMPOTENCY_KEY = "toolctl.idempotency_key"
+A_RETRYABLE = "toolctl.retryable"
+A_CONFIDENCE = "toolctl.confidence"
+A_TIMEOUT_MS = "toolctl.timeout_ms"
+A_STAGE = "toolctl.stage"
+
+STAGES = ("validate", "authorize", "execute")
+
+_scope: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("toolctl_instrument_scope",
+                                                                        default={})
+_current: contextvars.ContextVar["ToolCall | None"] = contextvars.ContextVar(
+    "toolctl_instrument_call", default=None)
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """What a tool may return instead of a bare value, to report confidence or an HTTP status."""
+
+    data: Any = None
+    confidence: float | None = None
+    http_status: int | None = None
+
+
+@dataclass
+class Outcome:
+    """The final result of a call after all its attempts (``Instrument.run`` / ``arun``)."""
+
+    tool: str
+    call_id: str
+    status: str
+    attempts: int
+    data: Any = None
+    confidence: float | None = None
+    trace_id: str | None = None
+    error_code: str | None = None
+    message: str | None = None
+    retryable: bool | None = None
+    http_status: int | None = None
+    value: Any = None  # what the tool returned, unchanged
+    exception: BaseException | None = field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def envelope(self) -> dict[str, Any]:
+        """The gateway's result envelope for the model (data unredacted: it is the answer)."""
+        if self.ok:
+            return {"status": "ok", "data": self.data, "confidence": self.confidence,
+                    "trace_id": self.trace_id}
+        return {"status": "error", "error_code": self.error_code, "message": self.message,
+                "retryable": self.retryable}
+
+
+def _check_confidence(confidence: float | None) -> float | None:
+    if confidence is None:
+        return None
+    if type(confidence) not in (int, float) or not 0 <= confidence <= 1:
+        raise ValueError(f"confidence must be a number within [0, 1], got {confidence!r}")
+    return float(confidence)
+
+
+def _check_http_status(status: int | None) -> int | None:
+    if status is not None and (type(status) is not int or not -(2**31) <= status < 2**31):
+        raise ValueError(f"http_status must be a 32-bit integer, got {status!r}")
+    return status
+
+
+def _jsonable(v: Any, _path: tuple[int, ...] = ()) -> Any:
+    """A value as plain JSON, leaf by leaf: other leaves become their str(), NaN/±inf their
+    text, a container inside itself "[...]". Recording must never break the tool call."""
+    if v is None or isinstance(v, (bool, int, str)):
+        return v
+    if isinstance(v, float):
+        return v if math.isfinite(v) else str(v)
+    if isinstance(v, (dict, list, tuple)):
+        if id(v) in _path:
+            return "[...]"
+        inner = _path + (id(v),)
+        if isinstance(v, dict):
+            return {str(k): _jsonable(x, inner) for k, x in v.items()}
+        return [_jsonable(x, inner) for x in v]
+    return str(v)
+
+
+def _as_object(v: Any, key: str) -> dict[str, Any] | None:
+    """Schema v1 wants objects for args/data: anything else is wrapped as {key: value}."""
+    if v is None:
+        return None
+    v = _jsonable(v)
+    return v if isinstance(v, dict) else {key: v}
+
+
+def _rfc3339(ns: int) -> str:
+    dt = datetime.fromtimestamp(ns // 1_000_000_000, tz=timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{(ns % 1_000_000_000) // 1000:06d}Z"
+
+
+class ToolCall:
+    """One attempt of one tool call: a context manager (``with`` or ``async with``).
+
+    Inside, call ``succeed(data, confidence=...)`` or ``fail(code, ...)``; leaving the block by
+    an exception records it as the attempt's error (``ToolError`` fields, ``TimeoutError`` →
+    ``TIMEOUT``, anything else → its class name) and lets it propagate. Leaving normally
+    without either records success with no data. Attributes after exit: ``status``,
+    ``error_code``, ``retryable``, ``trace_id``, ``span_id``, ``latency_ms``, ``event``.
+    """
+
+    def __init__(self, inst: "Instrument", tool: str, *, args: Any = None, call_id: str | None = None,
+                 attempt: int = 1, idempotency_key: str | None = None, tenant: str | None = None,
+                 session_id: str | None = None, user: str | None = None,
+                 timeout_ms: float | None = None, stage: str | None = None,
+                 retryable_codes: frozenset[str] = DEFAULT_RETRYABLE_CODES):
+        if not isinstance(tool, str) or not tool:
+            raise ValueError("tool name must be a non-empty string")
+        if type(attempt) is not int or not 1 <= attempt < 2**31:
+            raise ValueError(f"attempt must be an integer ≥ 1, got {attempt!r}")
+        if stage is not None and stage not in STAGES:
+            raise ValueError(f"stage must be one of {', '.join(STAGES)}, got {stage!r}")
+        scope = _scope.get()
+        self.inst = inst
+        self.tool = tool
+        self.args = args
+        self.call_id = call_id or f"call_{uuid.uuid4().hex[:24]}"
+        self.attempt = attempt
+        self.idempotency_key = idempotency_key
+        self.tenant = tenant or scope.get("tenant") or inst.tenant
+        self.session_id = session_id or scope.get("session_id")
+        self.user = user or scope.get("user")
+        self.timeout_ms = timeout_ms
+        self.stage = stage
+        self.retryable_codes = retryable_codes
+        self.status: str | None = None
+        self.data: Any = None
+        self.confidence: float | None = None
+        self.http_status: int | None = None
+        self.error_code: str | None = None
+        self.message: str | None = None
+        self.retryable: bool | None = None
+        self.trace_id: str | None = None
+        self.span_id: str | None = None
+        self.latency_ms: float | None = None
+        self.event: dict[str, Any] | None = None
+        self._span: Any = None
+        self._tokens: tuple[Any, Any] | None = None
+        self._start_ns = 0
+
+    # -- recording ---------------------------------------------------------------------------
+    def succeed(self, data: Any = None, *, confidence: float | None = None,
+                http_status: int | None = None) -> None:
+        """Record this attempt as a success returning ``data``."""
+        self.confidence = _check_confidence(confidence)
+        self.http_status = _check_http_status(http_status)
+        self.status, self.data = "ok", data
+        self.error_code = self.message = self.retryable = None
+
+    def fail(self, code: str, message: str = "", *, retryable: bool | None = None,
+             http_status: int | None = None) -> None:
+        """Record this attempt as failed without raising (a gateway-side decision)."""
+        err = ToolError(code, message, retryable=retryable, http_status=http_status)
+        self._record_error(err.code, err.message, err.retryable, err.http_status)
+
+    def _record_error(self, code: str, message: str, retryable: bool | None,
+                      http_status: int | None) -> None:
+        self.status, self.data, self.confidence = "error", None, None
+        self.error_code, self.message = code, message
+        self.retryable = retryable if retryable is not None else code in self.retryable_codes
+        if http_status is not None:
+            self.http_status = http_status
+
+    # -- the span ----------------------------------------------------------------------------
+    def _start(self) -> "ToolCall":
+        if self._span is not None:
+            raise RuntimeError("a ToolCall records one attempt: create a new one per attempt")
+        red = self.inst._redactor()
+        attrs: dict[str, Any] = {A_OPERATION: "execute_tool", A_TOOL: self.tool, A_TOOL_TYPE: "function",
+                                 A_CALL_ID: self.call_id, A_ATTEMPT: self.attempt}
+        for key, value in ((A_IDEMPOTENCY_KEY, self.idempotency_key), (A_TENANT, self.tenant),
+                           (A_SESSION, self.session_id), (A_USER, self.user),
+                           (A_TIMEOUT_MS, self.timeout_ms), (A_STAGE, self.stage)):
+            if value is not None:
+                attrs[key] = value
+        if self.inst.capture_arguments and self.args is not None:
+            self._recorded_args = red.value(_as_object(self.args, "value"))
+            attrs[A_ARGUMENTS] = json.dumps(self._recorded_args, ensure_ascii=False, separators=(",", ":"))
+        else:
+            self._recorded_args = None
+        self._start_ns = time.time_ns()
+        self._span = self.inst.tracer.start_span(f"execute_tool {self.tool}", kind=SpanKind.INTERNAL,
+                                                 attributes=attrs, start_time=self._start_ns)
+        ctx = self._span.get_span_context()
+        if ctx.is_valid:
+            self.trace_id, self.span_id = f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}"
+        self._tokens = (otel_context.attach(trace.set_span_in_context(self._span)), _current.set(self))
+        return self
+
+    def _finish(self, exc: BaseException | None) -> None:
+        end_ns = max(time.time_ns(), self._start_ns)
+        if exc is not None:
+            self._record_error(*error_fields(exc))
+        elif self.status is None:
+            self.status = "ok"
+        red = self.inst._redactor()
+        span = self._span
+        recorded_data = None
+        if self.status == "ok":
+            recorded_data = red.value(_as_object(self.data, "result")) if self.inst.capture_results else None
+            if recorded_data is not None:
+                span.set_attribute(A_RESULT, json.dumps(recorded_data, ensure_ascii=False, separators=(",", ":")))
+            if self.confidence is not None:
+                span.set_attribute(A_CONFIDENCE, self.confidence)
+            span.set_status(Status(StatusCode.OK))
+        else:
+            self.message = red.loose_text(self.message or "")
+            span.set_attribute(A_ERROR_TYPE, self.error_code)
+            span.set_attribute(A_RETRYABLE, bool(self.retryable))
+            if exc is not None and not isinstance(exc, ToolError):
+                span.record_exception(exc, attributes={
+                    "exception.message": self.message,
+                    "exception.stacktrace": red.loose_text(_stacktrace(exc))}, timestamp=end_ns)
+            span.set_status(Status(StatusCode.ERROR, self.message))
+        if self.http_status is not None:
+            span.set_attribute(A_HTTP_STATUS, self.http_status)
+        span.end(end_time=end_ns)
+        tokens, self._tokens = self._tokens, None
+        if tokens is not None:
+            _current.reset(tokens[1])
+            otel_context.detach(tokens[0])
+        self.latency_ms = (end_ns - self._start_ns) / 1e6
+        if self.inst.sink is not None:
+            self.event = self._event(recorded_data)
+            self.inst.sink.write(self.event)
+
+    def _event(self, recorded_data: Any) -> dict[str, Any]:
+        ev: dict[str, Any] = {
+            "schema_version": 1,
+            "event_id": f"{self.trace_id}:{self.span_id}" if self.trace_id else uuid.uuid4().hex,
+            "ts": _rfc3339(self._start_ns), "tool": self.tool, "status": self.status,
+            "latency_ms": self.latency_ms, "trace_id": self.trace_id, "span_id": self.span_id,
+            "call_id": self.call_id, "session_id": self.session_id, "tenant": self.tenant,
+            "user": self.user, "service": self.inst.service, "version": self.inst.version,
+            "stage": self.stage, "attempt": self.attempt, "idempotency_key": self.idempotency_key,
+            "timeout_ms": self.timeout_ms, "http_status": self.http_status,
+        }
+        if self.status == "ok":
+            ev.update(confidence=self.confidence, data=recorded_data)
+        else:
+            ev.update(error_code=self.error_code, message=self.message, retryable=self.retryable)
+        if self._recorded_args is not None:
+            ev["args"] = self._recorded_args
+        return {k: v for k, v in ev.items() if v is not None}
+
+    def __enter__(self) -> "ToolCall":
+        return self._start()
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        self._finish(exc)
+        return False
+
+    async def __aenter__(self) -> "ToolCall":
+        return self._start()
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        self._finish(exc)
+        return False
+
+
+def _stacktrace(exc: BaseException) -> str:
+    import traceback
+
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+
+
+def current_call() -> ToolCall | None:
+    """The attempt being recorded in this context (inside a tool: set confidence, status …)."""
+    return _current.get()
+
+
+class Instrument:
+    """Instrumentation for one gateway or agent process.
+
+    Args:
+        tracer_provider: an OpenTelemetry ``TracerProvider`` (default: the global one). Its
+            resource's ``service.name`` / ``service.version`` are the call's service and
+            version (the canary dimension) for spans and JSON lines alike.
+        service, version: override the resource's values in JSON-line events only (spans
+            always carry the resource); give them when there is no SDK provider.
+        tenant: the default tenant (``context()`` and per-call arguments override it).
+        events: a path, a text stream or a ``JsonLineSink`` for schema-v1 JSON lines
+            (None: spans only).
+        capture_arguments, capture_results: record arguments / results (opt-in; redacted
+            with toolctl's rules before they leave the process).
+        redaction_rules: ``Rules``, a rules file (TOML, see docs/audit.md) or None for
+            ``$TOOLCTL_REDACTION_RULES`` or the default rules.
+        redaction_salt: the HMAC key of redaction fingerprints (default: random per process,
+            so fingerprints correlate within a process only).
+    """
+
+    def __init__(self, *, tracer_provider: Any = None, service: str | None = None,
+                 version: str | None = None, tenant: str | None = None,
+                 events: JsonLineSink | str | Path | TextIO | None = None,
+                 capture_arguments: bool = False, capture_results: bool = False,
+                 redaction_rules: Rules | str | Path | None = None,
+                 redaction_salt: bytes | None = None):
+        provider = tracer_provider or trace.get_tracer_provider()
+        self.tracer = provider.get_tracer("toolctl.instrument")
+        resource = getattr(getattr(provider, "resource", None), "attributes", {}) or {}
+        self.service = service or _str_or_none(resource.get("service.name"))
+        self.version = version or _str_or_none(resource.get("service.version"))
+        self.tenant = tenant
+        if events is None or isinstance(events, JsonLineSink):
+            self.sink = events
+        else:
+            self.sink = JsonLineSink(events)
+        self.capture_arguments = capture_arguments
+        self.capture_results = capture_results
+        if redaction_rules is None or isinstance(redaction_rules, (str, Path)):
+            redaction_rules = load_rules(redaction_rules or os.environ.get(RULES_ENV) or None)
+        self.rules = redaction_rules
+        self.salt = redaction_salt if redaction_salt is not None else os.urandom(16)
+
+    def _redactor(self) -> Redactor:
+        return Redactor(self.rules, self.salt)
+
+    @contextlib.contextmanager
+    def context(self, *, tenant: str | None = None, session_id: str | None = None,
+                user: str | None = None) -> Iterator[None]:
+        """Ambient tenant/session/user for every call made inside the block (contextvars:
+        safe across threads and asyncio tasks)."""
+        merged = dict(_scope.get())
+        merged.update({k: v for k, v in (("tenant", tenant), ("session_id", session_id),
+                                         ("user", user)) if v is not None})
+        token = _scope.set(merged)
+        try:
+            yield
+        finally:
+            _scope.reset(token)
+
+    def call(self, tool: str, **kw: Any) -> ToolCall:
+        """One attempt as a context manager (see ``ToolCall``); ``kw``: args, call_id, attempt,
+        idempotency_key, tenant, session_id, user, timeout_ms, stage, retryable_codes."""
+        return ToolCall(self, tool, **kw)
+
+    # -- calls with attempts -----------------------------------------------------------------
+    def _prepare(self, tool: str, policy: RetryPolicy | None, call_id: str | None,
+                 idempotency_key: str | None) -> tuple[RetryPolicy, str, str | None]:
+        policy = policy or NO_RETRY
+        call_id = call_id or f"call_{uuid.uuid4().hex[:24]}"
+        if idempotency_key is None and policy.max_attempts > 1:
+            idempotency_key = f"idem_{uuid.uuid4().hex}"  # one key shared by every attempt
+        return policy, call_id, idempotency_key
+
+    def run(self, fn: Callable[..., Any], args: dict[str, Any] | None = None, *, tool: str | None = None,
+            policy: RetryPolicy | None = None, call_id: str | None = None,
+            idempotency_key: str | None = None, record_args: Any = None, **call_kw: Any) -> Outcome:
+        """Call a sync ``fn(**args)`` under ``policy``: one span/event per attempt, all sharing
+        the call id and idempotency key. Never raises for the tool's failures: the final
+        ``Outcome`` carries them (``outcome.envelope()`` is what a gateway returns)."""
+        return self._run_sync(fn, (), dict(args or {}), tool or fn.__name__, policy, call_id,
+                              idempotency_key, args if record_args is None else record_args, call_kw)
+
+    async def arun(self, fn: Callable[..., Any], args: dict[str, Any] | None = None, *,
+                   tool: str | None = None, policy: RetryPolicy | None = None,
+                   call_id: str | None = None, idempotency_key: str | None = None,
+                   record_args: Any = None, **call_kw: Any) -> Outcome:
+        """``run`` for a coroutine function (timeouts cancel the attempt's task)."""
+        return await self._run_async(fn, (), dict(args or {}), tool or fn.__name__, policy, call_id,
+                                     idempotency_key, args if record_args is None else record_args,
+                                     call_kw)
+
+    def _run_sync(self, fn, a, kw, tool, policy, call_id, idem, record_args, call_kw) -> Outcome:
+        policy, call_id, idem = self._prepare(tool, policy, call_id, idem)
+        for attempt in range(1, policy.max_attempts + 1):
+            call = self.call(tool, args=record_args, call_id=call_id, attempt=attempt,
+                             idempotency_key=idem, timeout_ms=policy.timeout_ms,
+                             retryable_codes=policy.retryable_codes, **call_kw)
+            value = exc = None
+            try:
+                with call:
+                    value = _call_with_timeout(fn, a, kw, policy.timeout_ms)
+                    _record_value(call, value)
+            except Exception as e:  # recorded on the span/event by ToolCall
+                exc = e
+            if call.status == "ok" or attempt == policy.max_attempts or not call.retryable:
+                return _outcome(call, attempt, value, exc)
+            time.sleep(policy.delay_ms(attempt) / 1000)
+        raise AssertionError("unreachable")
+
+    async def _run_async(self, fn, a, kw, tool, policy, call_id, idem, record_args, call_kw) -> Outcome:
+        policy, call_id, idem = self._prepare(tool, policy, call_id, idem)
+        for attempt in range(1, policy.max_attempts + 1):
+            call = self.call(tool, args=record_args, call_id=call_id, attempt=attempt,
+                             idempotency_key=idem, timeout_ms=policy.timeout_ms,
+                             retryable_codes=policy.retryable_codes, **call_kw)
+            value = exc = None
+            try:
+                async with call:
+                    if policy.timeout_ms is None:
+                        value = await fn(*a, **kw)
+                    else:
+                        try:
+                            value = await asyncio.wait_for(fn(*a, **kw), policy.timeout_ms / 1000)
+                        except asyncio.TimeoutError as e:
+                            raise ToolTimeoutError(policy.timeout_ms) from e
+                    _record_value(call, value)
+            except Exception as e:
+                exc = e
+            if call.status == "ok" or attempt == policy.max_attempts or not call.retryable:
+                return _outcome(call, attempt, value, exc)
+            await asyncio.sleep(policy.delay_ms(attempt) / 1000)
+        raise AssertionError("unreachable")
+
+    # -- the decorator -----------------------------------------------------------------------
+    def tool(self, name: str | Callable[..., Any] | None = None, *, retry: RetryPolicy | None = None,
+             stage: str | None = None) -> Any:
+        """Decorate a sync or async tool function: every invocation is one call (one span and
+        event per attempt under ``retry``). The function's arguments are the call's arguments
+        (recorded only with ``capture_arguments``); its return value is passed through and its
+        final exception re-raised. Usable bare (``@inst.tool``) or with options
+        (``@inst.tool("search", retry=RetryPolicy(...))``). Per-invocation call id, tenant …
+        come from ``inst.context(...)``."""
+        if callable(name):
+            return self.tool()(name)
+
+        def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+            tool_name = name or fn.__name__
+            sig = inspect.signature(fn)
+
+            def recorded(a: tuple, kw: dict) -> dict[str, Any]:
+                try:
+                    bound = sig.bind(*a, **kw).arguments
+                except TypeError:
+                    return {"args": list(a), **kw}
+                return {k: v for k, v in bound.items() if k not in ("self", "cls")}
+
+            if inspect.iscoroutinefunction(fn):
+                @functools.wraps(fn)
+                async def async_wrapper(*a: Any, **kw: Any) -> Any:
+                    out = await self._run_async(fn, a, kw, tool_name, retry, None, None,
+                                                recorded(a, kw), {"stage": stage})
+                    return _unwrap(out)
+                return async_wrapper
+
+            @functools.wraps(fn)
+            def wrapper(*a: Any, **kw: Any) -> Any:
+                out = self._run_sync(fn, a, kw, tool_name, retry, None, None, recorded(a, kw),
+                                     {"stage": stage})
+                return _unwrap(out)
+            return wrapper
+
+        return decorate
+
+
+def _str_or_none(v: Any) -> str | None:
+    return v if isinstance(v, str) and v else None
+
+
+def _record_value(call: ToolCall, value: Any) -> None:
+    if call.status is not None:  # the tool recorded its own outcome through current_call()
+        return
+    if isinstance(value, ToolResult):
+        call.succeed(value.data, confidence=value.confidence, http_status=value.http_status)
+    else:
+        call.succeed(value)
+
+
+def _outcome(call: ToolCall, attempts: int, value: Any, exc: BaseException | None) -> Outcome:
+    return Outcome(tool=call.tool, call_id=call.call_id, status=call.status or "ok", attempts=attempts,
+                   data=call.data, confidence=call.confidence, trace_id=call.trace_id,
+                   error_code=call.error_code, message=call.message, retryable=call.retryable,
+                   http_status=call.http_status, value=value, exception=exc)
+
+
+def _unwrap(out: Outcome) -> Any:
+    if out.ok:
+        return out.value
+    if out.exception is not None:
+        raise out.exception
+    raise ToolError(out.error_code or "_OTHER", out.message or "", retryable=out.retryable,
+                    http_status=out.http_status)
+
+
+def _call_with_timeout(fn: Callable[..., Any], a: tuple, kw: dict, timeout_ms: float | None) -> Any:
+    """Run a sync function with a deadline. Python cannot stop a thread: a late attempt keeps
+    running in its daemon thread after it is recorded as TIMEOUT (prefer async tools, or tools
+    that honour their own deadline, when that matters)."""
+    if timeout_ms is None:
+        return fn(*a, **kw)
+    ctx = contextvars.copy_context()  # the attempt's span stays the parent of the tool's spans
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def target() -> None:
+        try:
+            box["value"] = ctx.run(fn, *a, **kw)
+        except BaseException as e:  # handed to the caller's thread
+            box["error"] = e
+        finally:
+            done.set()
+
+    threading.Thread(target=target, name="toolctl-attempt", daemon=True).start()
+    if not done.wait(timeout_ms / 1000):
+        raise ToolTimeoutError(timeout_ms)
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
