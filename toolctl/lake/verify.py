@@ -98,7 +98,9 @@ def verify_lake(store: Any, root: Path | str) -> dict:
     writers: dict[str, int] = {}
     for p in unknown:
         writers[on_disk[p].writer_id] = writers.get(on_disk[p].writer_id, 0) + 1
-    problems.sort(key=lambda p: p["seq"])
+    seen_paths: set[str] = set()  # one problem per broken file, at the first entry it breaks
+    problems = [p for p in sorted(problems, key=lambda p: p["seq"])
+                if not (p["path"] in seen_paths or seen_paths.add(p["path"]))]
     return {"lake": str(root), "lake_id": lake_id, "intact": not problems, "files_recorded": len(expected),
             "files_present": sum(1 for p in expected if p in present), "compacted_away": compacted_away,
             "rows": rows, "problems": problems, "unknown_files": len(unknown),
