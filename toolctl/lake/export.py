@@ -95,6 +95,8 @@ def _drop_orphans(root: Path, lake_id: str, writer_id: str, next_seq: int) -> in
             for f in list_files(root):
                 if f.writer_id == writer_id:
                     candidates[f.seq] = root / f.path
+            for tmp in root.glob(f"*/dt=*/hour=*/.{writer_id}-*.parquet.tmp"):
+                tmp.unlink(missing_ok=True)  # a killed export's unfinished file
         for seq, path in candidates.items():
             if seq >= next_seq:
                 try:
@@ -111,8 +113,9 @@ def export_pending(store: Any, root: Path | str, *, since: datetime | None = Non
     """Export the store's rows not yet in the lake at ``root`` (created if missing).
 
     ``since``/``until`` (naive UTC) are widened to whole hours. Without them, every pending
-    row is exported and ``complete_through`` advances. Runs in the caller's transaction if
-    one is open. Raises LakeError for a directory that is not a toolctl lake.
+    row is exported and ``complete_through`` advances. Call it outside a transaction (the
+    writer id is committed before any file is published). Raises LakeError for a directory
+    that is not a toolctl lake.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -123,6 +126,10 @@ def export_pending(store: Any, root: Path | str, *, since: datetime | None = Non
     lake_id = doc["lake_id"]
     since_h = floor_hour(since) if since is not None else None
     until_h = ceil_hour(until) if until is not None else None
+    with store.transaction():
+        # Committed on its own first: files published under this writer id must be
+        # recognisable as this store's orphans even if the export below never commits.
+        lake_state(store, root, lake_id)
     with store.transaction():
         state = lake_state(store, root, lake_id)
         writer_id, seq = state["writer_id"], state["next_seq"]
