@@ -243,6 +243,7 @@ def test_a_held_partition_lock_is_skipped_and_a_stale_one_taken_over(seeded, tmp
     assert len(list(part.glob("*.parquet"))) == 1 and not lock.exists()
 
 
+@pytest.mark.slow
 def test_two_compactors_from_two_stores_lose_and_double_nothing(tmp_path):
     lake = tmp_path / "lake"
     dbs = []

@@ -47,6 +47,7 @@ def wait_for(predicate, timeout: float = 30.0) -> None:
         time.sleep(0.1)
 
 
+@pytest.mark.slow
 def test_two_collectors_writing_one_lake_give_exactly_the_union(serve, tmp_path):
     lake = tmp_path / "lake"
     a = serve("--lake", str(lake), "--lake-flush-seconds", "0.2", db=tmp_path / "a.duckdb")
@@ -132,3 +133,22 @@ def test_kill_9_during_an_export_leaves_only_complete_files_and_the_next_export_
     assert len(events) == len(set(events)) == len(docs)
     v = run_toolctl("--db", db, "audit", "verify", "--lake", lake)
     assert v.returncode == 0, v.stderr
+
+
+def test_export_compact_and_verify_run_on_the_collector_that_holds_the_store(serve, tmp_path):
+    lake, db = tmp_path / "lake", tmp_path / "s.duckdb"
+    s = serve(db=db)
+    for k in range(2):
+        docs = [event(100 * k + i, ts="2026-11-24T03:00:00Z") for i in range(20)]
+        assert s.post("/v1/tool-calls", ndjson(docs), NDJSON).status_code == 200
+        r = run_toolctl("--db", db, "lake", "export", lake, "--format", "json")
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["rows"]["events"] == 20
+    r = run_toolctl("--db", db, "lake", "compact", lake, "--format", "json")
+    assert r.returncode == 0, r.stderr
+    assert len(json.loads(r.stdout)["compacted"]) == 1
+    v = run_toolctl("--db", db, "audit", "verify", "--lake", lake, "--format", "json")
+    assert v.returncode == 0, v.stderr
+    assert json.loads(v.stdout)["lake"]["compacted_away"] == 2
+    assert s.stop() == 0
+    assert sorted(lake_ids(lake)[0]) == sorted(f"e{i}" for i in [*range(20), *range(100, 120)])
