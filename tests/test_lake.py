@@ -287,6 +287,7 @@ def test_verify_lake_passes_then_exits_5_on_a_modified_or_deleted_file(seeded, t
     v = run_toolctl("--db", db, "audit", "verify", "--lake", lake)
     assert v.returncode == 5
     assert f"{doc['files'][0]['path']} was modified" in v.stderr
+    assert "Hint: lake files were changed or removed outside toolctl" in v.stderr
     victim.unlink()
     v = run_toolctl("--db", db, "audit", "verify", "--lake", lake, "--format", "json")
     assert v.returncode == 5

@@ -306,8 +306,12 @@ def verify(ctx: typer.Context,
         sys.stderr.write(f"Error: ledger broken at {where}: {first['problem']}\n")
         for p in doc["problems"][1:]:
             sys.stderr.write(f"  also: entry {p['seq']}: {p['problem']}\n")
-        sys.stderr.write("Hint: the store was changed outside toolctl; restore it from a backup "
-                         "and compare with `toolctl audit log`\n")
+        if all(p["problem"].startswith("lake: ") for p in doc["problems"]):
+            sys.stderr.write("Hint: lake files were changed or removed outside toolctl; restore them "
+                             "from a copy (`toolctl audit log --kind lake_file` lists what was written)\n")
+        else:
+            sys.stderr.write("Hint: the store was changed outside toolctl; restore it from a backup "
+                             "and compare with `toolctl audit log`\n")
         raise typer.Exit(EXIT_TAMPERED)
 
 
