@@ -60,6 +60,8 @@ class ServerConfig:
     queue_max_items: int = 1024
     queue_max_bytes: int = 256 * 1024 * 1024
     url: str | None = None  # announced in the discovery file once serving
+    lake: Path | None = None  # also append committed rows to this Parquet lake (collector/lake_sink.py)
+    lake_flush_seconds: float = 1.0
 
 
 class HTTPProblem(Exception):
@@ -315,9 +317,19 @@ def create_app(store: Any, config: ServerConfig) -> Any:
     readers = _Readers(store, READ_CURSORS)
     retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
     telemetry = Telemetry(version=toolctl_version(), max_tools=max_tools_from_env(), queue_depth=writes.depth)
-    writes.on_commit = lambda seconds, start_ns, jobs: telemetry.record_commit(
-        seconds, start_ns=start_ns, jobs=len(jobs),
-        quiet=all(getattr(job.run, "toolctl_quiet", False) for job in jobs))
+    lake_sink = None
+    if config.lake is not None:
+        from collector.lake_sink import LakeSink
+
+        lake_sink = LakeSink(writes, config.lake, flush_seconds=config.lake_flush_seconds)
+
+    def on_commit(seconds: float, start_ns: int, jobs: list) -> None:
+        telemetry.record_commit(seconds, start_ns=start_ns, jobs=len(jobs),
+                                quiet=all(getattr(job.run, "toolctl_quiet", False) for job in jobs))
+        if lake_sink is not None:
+            lake_sink.notify(jobs)
+
+    writes.on_commit = on_commit
 
     async def commit(run: Any, nbytes: int, request: Any = None) -> Any:
         import asyncio
@@ -460,7 +472,11 @@ def create_app(store: Any, config: ServerConfig) -> Any:
         import asyncio
 
         try:
-            future = writes.submit(lambda s: api.run_local(s, name, req, "write"), nbytes)
+            def run(s: Any) -> Any:
+                return api.run_local(s, name, req, "write")
+
+            run.toolctl_alone = name.startswith("lake_")  # they commit their own transactions
+            future = writes.submit(run, nbytes)
         except (QueueFullError, QueueClosedError) as exc:
             raise HTTPProblem(503, exc.message, retry) from None
         # Errors are not converted inside the job: they must roll its transaction back.
@@ -508,12 +524,16 @@ def create_app(store: Any, config: ServerConfig) -> Any:
     async def lifespan(app: Any):
         otel = start_otel(telemetry)
         writes.start()
+        if lake_sink is not None:
+            lake_sink.start()
         if config.url:
             write_discovery(config.db_path, url=config.url)
         try:
             yield
         finally:
             # uvicorn has stopped accepting and finished the open requests: drain, close.
+            if lake_sink is not None:
+                lake_sink.close()  # the last export, through the writer, before it stops
             writes.close()
             readers.close()
             store.close()
@@ -532,6 +552,7 @@ def create_app(store: Any, config: ServerConfig) -> Any:
         Route("/metrics", metrics, methods=["GET"]),
     ], lifespan=lifespan)
     app.state.writes = writes
+    app.state.lake_sink = lake_sink
     app.state.telemetry = telemetry
     # Outside the auth check, so 401s are counted too.
     return TelemetryMiddleware(BearerAuth(app, config.token) if config.token else app, telemetry)

@@ -136,6 +136,13 @@ class WriteQueue:
                 live.append(job)
             else:
                 self._release(job)
+        # Jobs that commit their own transactions (lake export/compaction) never join a burst.
+        alone = [job for job in live if getattr(job.run, "toolctl_alone", False)]
+        self._run_group([job for job in live if not getattr(job.run, "toolctl_alone", False)])
+        for job in alone:
+            self._run(job, started=True)
+
+    def _run_group(self, live: list[Job]) -> None:
         if len(live) == 1:
             self._run(live[0], started=True)
             return

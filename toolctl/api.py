@@ -197,6 +197,41 @@ def _db_backup(store: Any, q: DbBackup) -> Any:
     return jsonable(backup_store(store, Path(q.path), force=q.force))
 
 
+class LakeExport(BaseModel):
+    """``toolctl lake export``: the lake directory (absolute) and an optional window."""
+
+    lake: str
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+class LakeCompact(BaseModel):
+    lake: str
+    before: datetime | None = None
+
+
+class LakeVerify(BaseModel):
+    lake: str
+
+
+def _lake_export(store: Any, q: LakeExport) -> Any:
+    from toolctl.lake.export import export_pending
+
+    return export_pending(store, q.lake, since=q.since, until=q.until).to_dict()
+
+
+def _lake_compact(store: Any, q: LakeCompact) -> Any:
+    from toolctl.lake.compact import compact
+
+    return compact(store, q.lake, before=q.before).to_dict()
+
+
+def _lake_verify(store: Any, q: LakeVerify) -> Any:
+    from toolctl.lake.verify import verify_lake
+
+    return verify_lake(store, q.lake)
+
+
 #: name → (zero-argument getter of the request model, function(store, request)).
 READS: dict[str, tuple[Callable[[], type[BaseModel]], Callable[[Any, Any], Any]]] = {
     "stats": (_stats_model, _stats),
@@ -212,6 +247,7 @@ READS: dict[str, tuple[Callable[[], type[BaseModel]], Callable[[Any, Any], Any]]
     "audit_verify": (lambda: NoArgs, _audit_verify),
     "db_info": (lambda: NoArgs, _db_info),
     "db_prune_plan": (lambda: DbPrune, lambda store, q: _db_prune(store, q, dry_run=True)),
+    "lake_verify": (lambda: LakeVerify, _lake_verify),
 }
 
 
@@ -273,6 +309,8 @@ WRITES: dict[str, tuple[Callable[[], type[BaseModel]], Callable[[Any, Any], Any]
     "runbook_run": (_runbook_model, _runbook_run),
     "db_prune": (lambda: DbPrune, _db_prune),
     "db_backup": (lambda: DbBackup, _db_backup),
+    "lake_export": (lambda: LakeExport, _lake_export),
+    "lake_compact": (lambda: LakeCompact, _lake_compact),
 }
 
 

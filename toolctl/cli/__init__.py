@@ -11,6 +11,7 @@ from toolctl.cli import audit as audit_cmd
 from toolctl.cli import config as config_cmd
 from toolctl.cli import db as db_cmd
 from toolctl.cli import ingest as ingest_cmd
+from toolctl.cli import lake as lake_cmd
 from toolctl.cli import serve as serve_cmd
 from toolctl.cli import stats as stats_cmd
 from toolctl.cli import baseline as baseline_cmd
@@ -57,6 +58,7 @@ serve_cmd.register(app)
 app.add_typer(db_cmd.app, name="db")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(audit_cmd.app, name="audit")
+app.add_typer(lake_cmd.app, name="lake")
 gate_cmd.register(app)
 runbook_cmd.register(app)
 baseline_cmd.register(app)

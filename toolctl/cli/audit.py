@@ -272,15 +272,18 @@ def log(ctx: typer.Context,
 
 @app.command("verify")
 def verify(ctx: typer.Context,
-           fmt: Annotated[DocFormat, typer.Option("--format", "-f", help="Output format.")] = DocFormat.table) -> None:
+           fmt: Annotated[DocFormat, typer.Option("--format", "-f", help="Output format.")] = DocFormat.table,
+           lake: Annotated[Optional[str], typer.Option("--lake", metavar="DIR", help="Also check the lake's files against this store's ledger.")] = None) -> None:
     """Recompute every batch digest and walk the hash chain. Exit 0 intact, 5 tampered.
 
-    Example: TOOLCTL_LEDGER_KEY=... toolctl audit verify
+    Example: TOOLCTL_LEDGER_KEY=... toolctl audit verify --lake /data/lake
     """
     from toolctl.api import NoArgs
     from toolctl.audit.ledger import EXIT_TAMPERED
 
     doc = _read(ctx, "audit_verify", NoArgs())
+    if lake is not None:
+        _merge_lake(doc, _read_lake(ctx, lake))
     if fmt is DocFormat.json:
         print_json(doc)
     elif doc["intact"]:
@@ -293,6 +296,8 @@ def verify(ctx: typer.Context,
             by_entry.setdefault(p["pruned_by"], []).append(str(p["batch_id"]))
         for seq, batches in by_entry.items():
             stdout().print(f"batches {', '.join(batches)}: pruned by entry {seq}", highlight=False)
+    if fmt is not DocFormat.json and doc.get("lake"):
+        _print_lake(doc["lake"])
     if not doc["intact"]:
         import sys
 
@@ -301,6 +306,33 @@ def verify(ctx: typer.Context,
         sys.stderr.write(f"Error: ledger broken at {where}: {first['problem']}\n")
         for p in doc["problems"][1:]:
             sys.stderr.write(f"  also: entry {p['seq']}: {p['problem']}\n")
-        sys.stderr.write("Hint: the store was changed outside toolctl; restore it from a backup "
-                         "and compare with `toolctl audit log`\n")
+        if all(p["problem"].startswith("lake: ") for p in doc["problems"]):
+            sys.stderr.write("Hint: lake files were changed or removed outside toolctl; restore them "
+                             "from a copy (`toolctl audit log --kind lake_file` lists what was written)\n")
+        else:
+            sys.stderr.write("Hint: the store was changed outside toolctl; restore it from a backup "
+                             "and compare with `toolctl audit log`\n")
         raise typer.Exit(EXIT_TAMPERED)
+
+
+def _read_lake(ctx: typer.Context, lake: str) -> dict:
+    from pathlib import Path
+
+    from toolctl.api import LakeVerify
+
+    return _read(ctx, "lake_verify", LakeVerify(lake=str(Path(lake).expanduser().resolve())))
+
+
+def _merge_lake(doc: dict, lake_doc: dict) -> None:
+    """The lake's problems join the ledger's (as entries' problems: exit 5 either way)."""
+    doc["lake"] = lake_doc
+    for p in lake_doc["problems"]:
+        doc["problems"].append({"seq": p["seq"], "problem": f"lake: {p['problem']}"})
+    doc["intact"] = doc["intact"] and lake_doc["intact"]
+
+
+def _print_lake(lake: dict) -> None:
+    state = "intact" if lake["intact"] else "BROKEN"
+    stdout().print(f"lake {state}: {lake['files_present']} of {lake['files_recorded']} recorded file(s) present, "
+                   f"{lake['compacted_away']} compacted away, {lake['rows']:,} rows; "
+                   f"{lake['unknown_files']} file(s) of other writers", highlight=False)

@@ -34,6 +34,8 @@ def serve(
     max_line_bytes: Annotated[int, typer.Option(help="Longest accepted JSON line in bytes.", min=1)] = 1024 * 1024,
     queue_max_items: Annotated[int, typer.Option(help="Requests waiting for the writer before 503.", min=1)] = 1024,
     queue_max_bytes: Annotated[int, typer.Option(help="Bytes of bodies waiting for the writer before 503.", min=1)] = 256 * 1024 * 1024,
+    lake: Annotated[Optional[str], typer.Option("--lake", metavar="DIR", help="Also append stored rows to this Parquet lake (docs/lake.md).")] = None,
+    lake_flush_seconds: Annotated[float, typer.Option(help="Seconds the lake may lag the store (rows are batched into files meanwhile).", min=0.0)] = 1.0,
 ) -> None:
     """Receive OTLP/HTTP traces and logs and JSON lines into the store; serve reads while running.
 
@@ -56,6 +58,14 @@ def serve(
     if running:
         raise StoreBusyError(f"store {db_path} is already served by pid {running.pid} at {running.url}",
                              hint="send data to that collector, or stop it first")
+    lake_dir = None
+    if lake is not None:
+        from pathlib import Path
+
+        from toolctl.lake.layout import open_lake
+
+        lake_dir = Path(lake).expanduser().resolve()
+        open_lake(lake_dir, create=True)  # a bad lake fails here, before anything is accepted
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -77,7 +87,8 @@ def serve(
     url = f"http://{shown_host}:{bound_port}"
     config = ServerConfig(db_path=db_path, token=token, max_body_bytes=max_body_bytes,
                           max_line_bytes=max_line_bytes, queue_max_items=queue_max_items,
-                          queue_max_bytes=queue_max_bytes, url=url)
+                          queue_max_bytes=queue_max_bytes, url=url, lake=lake_dir,
+                          lake_flush_seconds=lake_flush_seconds)
     app = create_app(store, config)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on",
                                            timeout_graceful_shutdown=30, access_log=False))
@@ -85,7 +96,7 @@ def serve(
     # handlers that do nothing make SIGTERM/SIGINT a clean exit 0 after the drain.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
-    sys.stderr.write(f"toolctl serve: {url} → {db_path} (pid {os.getpid()}"
+    sys.stderr.write(f"toolctl serve: {url} → {db_path}{f' + lake {lake_dir}' if lake_dir else ''} (pid {os.getpid()}"
                      f"{', token required' if token else ''})\n")
     sys.stderr.flush()
     server.run(sockets=[sock])
