@@ -1,0 +1,122 @@
+"""DuckDB-file, DuckDB-lake and Spark-lake give the same figures and the same gate verdict.
+
+The events are generated (seeded), ingested with the real CLI into two stores (two
+collectors, disjoint halves), each store written into one lake as its own writer. Size:
+TOOLCTL_PARITY_EVENTS (default 200 000; CI runs the default).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_toolctl
+
+N_EVENTS = int(os.environ.get("TOOLCTL_PARITY_EVENTS", "200000"))
+START = datetime(2026, 11, 20, 0, 0, tzinfo=timezone.utc)
+HOURS = 36
+TOOLS = ["search_web", "read_file", "send_email", "query_db", "create_ticket"]
+TENANTS = ["acme", "globex", "initech", "umbrella"]
+OFFSETS = [timedelta(0), timedelta(hours=2), timedelta(hours=-5, minutes=-30), timedelta(hours=9)]
+
+
+def _stamp(t: datetime, rng: random.Random) -> str:
+    """The instant t written in a random UTC offset (what gateways in several regions send)."""
+    off = rng.choice(OFFSETS)
+    local = t.astimezone(timezone(off))
+    s = local.isoformat(timespec="microseconds")
+    return s.replace("+00:00", "Z") if off == timedelta(0) else s
+
+
+def generate_events(n: int, seed: int = 9) -> list[dict]:
+    """Calls with retries (shared call_id), auth failures, calls without call_id, duplicates."""
+    rng = random.Random(seed)
+    out: list[dict] = []
+    i = 0
+    while len(out) < n:
+        i += 1
+        tool = rng.choice(TOOLS)
+        version = "v2" if rng.random() < 0.4 else "v1"
+        t = START + timedelta(seconds=rng.random() * HOURS * 3600)
+        attempts = 1 if rng.random() < 0.8 else rng.randint(2, 4)
+        call_id = f"call-{i}" if rng.random() < 0.9 else None
+        base_lat = {"search_web": 300.0, "read_file": 20.0, "send_email": 150.0,
+                    "query_db": 80.0, "create_ticket": 250.0}[tool] * (1.3 if version == "v2" else 1.0)
+        for a in range(1, attempts + 1):
+            doc = {"event_id": f"e{i}-{a}", "ts": _stamp(t + timedelta(milliseconds=700 * (a - 1)), rng),
+                   "tool": tool, "status": "ok",
+                   # rounded to µs-exact decimals: ties and repeats exercise the interpolation
+                   "latency_ms": round(rng.lognormvariate(math.log(base_lat), 0.6), 1),
+                   "tenant": rng.choice(TENANTS), "version": version, "service": "gateway",
+                   "attempt": a}
+            if call_id:
+                doc["call_id"] = call_id
+            r = rng.random()
+            if a < attempts or r < 0.05:
+                doc.update(status="error", error_code="TIMEOUT", retryable=True)
+            elif r < 0.07:
+                doc.update(status="error", http_status=rng.choice([401, 403]))
+            elif r < 0.08:
+                doc.update(status="error", error_code="PERMISSION_DENIED")
+            elif r < 0.09:
+                doc.update(status="error", error_code="VALIDATION")
+            if rng.random() < 0.3:
+                doc["confidence"] = round(rng.random(), 3)
+            out.append(doc)
+            if rng.random() < 0.01:
+                out.append(dict(doc))  # a gateway re-sent the line: stored once
+    return out[:n]
+
+
+def write_lake_from_store(db: Path, lake: Path, writer_id: str) -> None:
+    """Test-only lake writer: the store's events/spans as hive-partitioned zstd Parquet."""
+    import duckdb
+
+    lake.mkdir(parents=True, exist_ok=True)
+    (lake / "_toolctl_lake.json").write_text(json.dumps({"format": "toolctl-lake", "version": 1}))
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        for table, col in (("events", "ts"), ("spans", "start_time")):
+            if not con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]:
+                continue
+            staging = lake / f"_staging_{writer_id}_{table}"
+            con.execute(
+                f"COPY (SELECT *, strftime({col}, '%Y-%m-%d') AS dt, strftime({col}, '%H') AS hour "
+                f"FROM {table} ORDER BY {col}) TO '{staging}' "
+                f"(FORMAT parquet, PARTITION_BY (dt, hour), COMPRESSION zstd, FILENAME_PATTERN '{writer_id}-{{i}}')")
+            for f in staging.rglob("*.parquet"):  # merge the writer's files into the shared tree
+                dest = lake / table / f.parent.parent.name / f.parent.name / f.name
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                f.rename(dest)
+            for d in sorted(staging.rglob("*"), reverse=True):
+                d.rmdir()
+            staging.rmdir()
+    finally:
+        con.close()
+
+
+def build_stores_and_lake(tmp: Path, n: int) -> tuple[Path, Path]:
+    """(the one store of every event, the lake written by two writers from disjoint halves)."""
+    from tests.conftest import write_jsonl
+
+    docs = generate_events(n)
+    half = len(docs) // 2
+    while docs[half]["event_id"] == docs[half - 1]["event_id"]:
+        half += 1  # a re-sent line stays with its collector (the store dedupes; the lake does not)
+    files = [write_jsonl(tmp / f"part{k}.jsonl", part) for k, part in enumerate((docs[:half], docs[half:]))]
+    full = tmp / "all.duckdb"
+    r = run_toolctl("--db", full, "ingest", *files, timeout=600)
+    assert r.returncode == 0, r.stderr
+    lake = tmp / "lake"
+    for k, f in enumerate(files):
+        db = tmp / f"collector{k}.duckdb"
+        r = run_toolctl("--db", db, "ingest", f, timeout=600)
+        assert r.returncode == 0, r.stderr
+        write_lake_from_store(db, lake, f"w{k}")
+    return full, lake
