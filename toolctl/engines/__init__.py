@@ -175,7 +175,9 @@ def spark_session(master: str | None = None):
          .config("spark.sql.session.timeZone", "UTC")
          .config("spark.ui.enabled", "false")
          .config("spark.ui.showConsoleProgress", "false")  # stderr stays readable
-         .config("spark.sql.ansi.enabled", "false"))
+         .config("spark.sql.ansi.enabled", "false")
+         # spans.start_time is Parquet TIMESTAMP(NANOS), which Spark 3.5 reads only as a long.
+         .config("spark.sql.legacy.parquet.nanosAsLong", "true"))
     if master.startswith("local"):
         # A laptop: few cores, so few shuffle partitions; a cluster keeps its own defaults.
         b = (b.config("spark.sql.shuffle.partitions", str(max(2, 2 * (os.cpu_count() or 1))))

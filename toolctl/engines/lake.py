@@ -115,12 +115,20 @@ def projection(table: str, source: str, dialect: str, empty: bool = False) -> st
     """
     from sqlglot import exp
 
-    def typ(t: str) -> str:
-        # Spark has no nanosecond timestamp: TIMESTAMP_NS is read at microseconds there.
-        return "TIMESTAMP" if dialect == "spark" and t.startswith("TIMESTAMP") else t
+    import sqlglot
 
-    sel = exp.select(*[exp.alias_(exp.cast(exp.Null() if empty else exp.column(c), typ(t), dialect="duckdb"), c)
-                       for c, t in table_columns(table)])
+    def col(c: str, t: str):
+        if empty:
+            # Spark has no nanosecond timestamp: TIMESTAMP_NS is read at microseconds there.
+            return exp.cast(exp.Null(), "TIMESTAMP" if dialect == "spark" and t == "TIMESTAMP_NS" else t,
+                            dialect="duckdb")
+        if dialect == "spark" and t == "TIMESTAMP_NS":
+            # Spark reads Parquet TIMESTAMP(NANOS) as epoch ns (spark.sql.legacy.parquet.nanosAsLong)
+            e = sqlglot.parse_one("CAST(timestamp_micros(__c DIV 1000) AS TIMESTAMP_NTZ)", read="spark")
+            return e.transform(lambda n: exp.column(c) if isinstance(n, exp.Column) and n.name == "__c" else n)
+        return exp.cast(exp.column(c), t, dialect="duckdb")
+
+    sel = exp.select(*[exp.alias_(col(c, t), c) for c, t in table_columns(table)])
     sel = sel.where(exp.false()) if empty else sel.from_(source)
     return sel.sql(dialect=dialect)
 

@@ -154,7 +154,8 @@ def rewrite_for_spark(tree, params: Mapping[str, Any]):
             keys = order.expressions
             if len(keys) != 1 or keys[0].args.get("desc") or keys[0].this != order.this:
                 raise ValueError("list(x ORDER BY ..) runs on Spark only ordered by x ascending")
-            return exp.SortArray(this=exp.ArrayAgg(this=order.this), asc=exp.true())
+            return exp.Anonymous(this="sort_array", expressions=[
+                exp.Anonymous(this="collect_list", expressions=[order.this])])
         if isinstance(node, exp.TimeToStr):
             fmt = node.args["format"]
             return exp.Anonymous(this="date_format",
@@ -163,7 +164,15 @@ def rewrite_for_spark(tree, params: Mapping[str, Any]):
             node.set("materialized", None)  # a planner hint Spark does not parse
         return node
 
-    return tree.transform(sub)
+    # Children before parents, so a rewritten node's arguments are already rewritten.
+    for node in reversed(list(tree.walk(bfs=False))):
+        new = sub(node)
+        if new is not node:
+            if node is tree:
+                tree = new
+            else:
+                node.replace(new)
+    return tree
 
 
 def unroll_recursive(tree, depth: int):
