@@ -120,3 +120,89 @@ def build_stores_and_lake(tmp: Path, n: int) -> tuple[Path, Path]:
         assert r.returncode == 0, r.stderr
         write_lake_from_store(db, lake, f"w{k}")
     return full, lake
+
+
+# -- the parity test -------------------------------------------------------------------------
+
+def assert_same(got, want, where=""):
+    """Equal, except floats to 1e-9 relative (sums and quantiles in another order)."""
+    if isinstance(want, dict):
+        assert isinstance(got, dict) and set(got) == set(want), where
+        for k in want:
+            assert_same(got[k], want[k], f"{where}.{k}")
+    elif isinstance(want, list):
+        assert isinstance(got, list) and len(got) == len(want), f"{where}: {len(got)} vs {len(want)} rows"
+        for i, (g, w) in enumerate(zip(got, want)):
+            assert_same(g, w, f"{where}[{i}]")
+    elif isinstance(want, float) and not isinstance(want, bool):
+        assert got == pytest.approx(want, rel=1e-9, abs=1e-12), where
+    else:
+        assert got == want and type(got) is type(want), f"{where}: {got!r} != {want!r}"
+
+
+STATS_CASES = {
+    "by_tool": dict(by=["tool"]),
+    "four_dims_hourly": dict(by=["tool", "tenant", "version"], every=timedelta(hours=1)),
+    "window": dict(by=["tool", "version"], since=datetime(2026, 11, 20, 7, 30), until=datetime(2026, 11, 21, 2, 0)),
+    "tool_filter": dict(by=["tenant"], tool="search_web", every=timedelta(minutes=90)),
+}
+GATE_WINDOW = dict(since=datetime(2026, 11, 20, 0, 0), until=datetime(2026, 11, 21, 12, 0))
+
+
+@pytest.fixture(scope="module")
+def parity(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("parity")
+    return build_stores_and_lake(tmp, N_EVENTS)
+
+
+def _figures(source) -> dict:
+    from toolctl.gate import GateRequest, run_gate, run_runbook
+    from toolctl.gate.runbook import load_runbook
+    from toolctl.metrics.stats import StatsQuery, stats
+
+    out = {name: stats(source, StatsQuery(**q)) for name, q in STATS_CASES.items()}
+    report = run_gate(source, GateRequest(baseline="v1", candidate="v2", runbook=load_runbook("canary-promotion"),
+                                          now=GATE_WINDOW["until"], record=False, **GATE_WINDOW))
+    out["gate"] = {k: report[k] for k in ("verdict", "reason", "since", "until", "arms")}
+    out["gate"]["checks"] = [{k: c[k] for k in ("name", "outcome", "estimate", "lower", "upper")}
+                             for c in report["checks"]]
+    health = run_runbook(source, load_runbook("latency-slo"), now=GATE_WINDOW["until"], **GATE_WINDOW)
+    out["runbook_latency_slo"] = [{k: c[k] for k in ("name", "outcome", "estimate")} for c in health["checks"]]
+    return out
+
+
+@pytest.mark.slow
+def test_duckdb_file_duckdb_lake_and_spark_lake_give_the_same_figures(parity):
+    from toolctl.engines import open_source, spark_session
+    from toolctl.store import Store
+
+    pytest.importorskip("pyspark")
+    full, lake = parity
+    with Store.open(full, write=False) as store:
+        want = _figures(store)
+    # the data really has what the figures must handle
+    by_tool = want["by_tool"]
+    assert sum(r["attempts"] for r in by_tool) > 0.9 * N_EVENTS  # ~1% duplicates dropped
+    assert all(r["retries"] > 0 and r["auth_failures"] > 0 and r["errors"] > 0 for r in by_tool)
+    assert len(want["four_dims_hourly"]) > 500
+    assert want["gate"]["verdict"] in ("hold", "rollback", "promote", "inconclusive")
+
+    with open_source("duckdb", lake) as src:
+        assert_same(_figures(src), want, "duckdb-lake")
+    spark_session("local[2]")
+    with open_source("spark", lake, "local[2]") as src:
+        assert_same(_figures(src), want, "spark-lake")
+
+
+@pytest.mark.slow
+def test_cli_spark_engine_prints_the_store_figures(parity):
+    import json as _json
+
+    pytest.importorskip("pyspark")
+    full, lake = parity
+    args = ["--db", full, "stats", "--by", "tool", "--since", "2026-11-20T10:00:00+02:00",
+            "--until", "2026-11-20T20:00:00Z", "--format", "json"]
+    want = run_toolctl(*args)
+    got = run_toolctl(*args, "--engine", "spark", "--lake", lake, "--spark-master", "local[2]", timeout=300)
+    assert want.returncode == 0 and got.returncode == 0, got.stderr
+    assert_same(_json.loads(got.stdout), _json.loads(want.stdout))
