@@ -206,7 +206,7 @@ class SparkLake(LakeSource):
 
         if files:
             raw = f"_{view}_files"
-            self.spark.read.option("mergeSchema", "true").parquet(*files).createOrReplaceTempView(raw)
+            self.spark.read.parquet(*files).createOrReplaceTempView(raw)  # v1: one schema
             sql = projection(table, raw, "spark")
         else:
             sql = projection(table, "", "spark", empty=True)
