@@ -101,6 +101,18 @@ def write_lake_from_store(db: Path, lake: Path, writer_id: str) -> None:
         con.close()
 
 
+def write_lake(db: Path, lake: Path, writer_id: str) -> None:
+    """The store's rows into the lake: the real `toolctl lake export` where this tree has the
+    lake writer (toolctl.lake), else the test-only COPY writer above (same layout)."""
+    import toolctl
+
+    if (Path(toolctl.__file__).parent / "lake" / "export.py").exists():  # this tree's, not an install's
+        r = run_toolctl("--db", db, "lake", "export", lake, timeout=600)
+        assert r.returncode == 0, r.stderr
+    else:
+        write_lake_from_store(db, lake, writer_id)
+
+
 def build_stores_and_lake(tmp: Path, n: int) -> tuple[Path, Path]:
     """(the one store of every event, the lake written by two writers from disjoint halves)."""
     from tests.conftest import write_jsonl
@@ -118,7 +130,7 @@ def build_stores_and_lake(tmp: Path, n: int) -> tuple[Path, Path]:
         db = tmp / f"collector{k}.duckdb"
         r = run_toolctl("--db", db, "ingest", f, timeout=600)
         assert r.returncode == 0, r.stderr
-        write_lake_from_store(db, lake, f"w{k}")
+        write_lake(db, lake, f"w{k}")
     return full, lake
 
 
