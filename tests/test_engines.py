@@ -222,6 +222,9 @@ def test_spark_rewrites_compute_what_duckdb_computes(spark):
          f"FROM {values} GROUP BY b ORDER BY b", {"every": timedelta(hours=7)}),
         (f"SELECT time_bucket($every::INTERVAL, ts) IS NULL AS b, count(*) AS n FROM {values} GROUP BY b", {"every": None}),
         (f"SELECT g, list(x ORDER BY x) AS l FROM {values} GROUP BY g ORDER BY g", {}),
+        # a 128-bit composite sort key (attempt, µs since the epoch), as stats.sql builds it
+        (f"SELECT g, max(coalesce(g, 1)::HUGEINT * 18446744073709551616 + epoch_us(ts)) AS k "
+         f"FROM {values} GROUP BY g ORDER BY g", {}),
         (f"SELECT g, count(*) FILTER (WHERE x > 2) AS n, arg_max({{'s': s, 'x': x}}, ts).s AS last_s "
          f"FROM {values} GROUP BY g ORDER BY g", {}),
     ]
