@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from toolctl.cli._engine import Engine, EngineOpt, LakeOpt, SparkMasterOpt, lake_source
 from toolctl.cli._output import DocFormat, fmt_ms, print_json, stdout, table
 
 app = typer.Typer(help="Forensics: find events, follow a trace or call, verify the ledger.",
@@ -71,11 +72,12 @@ def _filter(event_id, call_id, trace_id, idempotency_key, user, tenant, tool, ve
                        until=_when(until, "--until"))
 
 
-def _read(ctx: typer.Context, operation: str, request):
-    """Run an audit read here, or on `toolctl serve` when it holds the store (toolctl.api)."""
+def _read(ctx: typer.Context, operation: str, request, source=None):
+    """Run an audit read here, or on `toolctl serve` when it holds the store (toolctl.api);
+    on ``source`` (a lake, toolctl.engines) when given."""
     from toolctl import api
 
-    with ctx.obj.open_read() as store:
+    with source or ctx.obj.open_read() as store:
         return api.read(store, operation, request)
 
 
@@ -86,7 +88,8 @@ def search(ctx: typer.Context, event_id: EventId = None, call_id: CallId = None,
            status: Status = None, error_code: ErrorCode = None, http_status: HttpStatus = None,
            since: Since = None, until: Until = None,
            limit: Annotated[int, typer.Option(help="At most this many events.", min=1)] = 100,
-           fmt: Annotated[SearchFormat, typer.Option("--format", "-f", help="Output format.")] = SearchFormat.table) -> None:
+           fmt: Annotated[SearchFormat, typer.Option("--format", "-f", help="Output format.")] = SearchFormat.table,
+           engine: EngineOpt = Engine.duckdb, lake: LakeOpt = None, spark_master: SparkMasterOpt = None) -> None:
     """Find stored events by id or attributes, newest first, with every stored field.
 
     Example: toolctl audit search --call-id call-42 --format json
@@ -95,7 +98,8 @@ def search(ctx: typer.Context, event_id: EventId = None, call_id: CallId = None,
 
     flt = _filter(event_id, call_id, trace_id, idempotency_key, user, tenant, tool, version,
                   status, error_code, http_status, since, until)
-    rows = _read(ctx, "audit_search", AuditSearch(filter=flt, limit=limit))
+    rows = _read(ctx, "audit_search", AuditSearch(filter=flt, limit=limit),
+                 lake_source(engine, lake, spark_master))
     if fmt is SearchFormat.json:
         print_json(rows)
     elif fmt is SearchFormat.jsonl:

@@ -6,6 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from toolctl.cli._engine import Engine, EngineOpt, LakeOpt, SparkMasterOpt, lake_source
+
 from toolctl.cli._output import DocFormat, fmt_int, fmt_ms, fmt_pct, print_json, stdout, table
 
 FormatOpt = Annotated[DocFormat, typer.Option("--format", "-f", help="Output format.")]
@@ -107,6 +109,9 @@ def regress(
     since: Annotated[Optional[str], typer.Option(help="Current window start (default: 1h before --until).")] = None,
     until: Annotated[Optional[str], typer.Option(help="Current window end, exclusive (default: now).")] = None,
     fmt: FormatOpt = DocFormat.table,
+    engine: EngineOpt = Engine.duckdb,
+    lake: LakeOpt = None,
+    spark_master: SparkMasterOpt = None,
 ) -> None:
     """Flag tools regressed against a baseline: exit 0 ok, 10 hold, 20 regressed, 30 no data, 40 error.
 
@@ -123,8 +128,10 @@ def regress(
     u = parse_time(until, option="--until", now=now) or now
     s = parse_time(since, option="--since", now=now) or u - timedelta(hours=1)
     try:
+        source = lake_source(engine, lake, spark_master)  # the current window's calls, if given
         with ctx.obj.open_read() as store:
-            report = compute(store, baseline, since=s, until=u)
+            with source or store as data:
+                report = compute(store, baseline, since=s, until=u, data=data)
     except StoreError as exc:
         from toolctl.cli._output import error_lines
 

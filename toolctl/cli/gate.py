@@ -6,6 +6,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
+from toolctl.cli._engine import Engine, EngineOpt, LakeOpt, SparkMasterOpt, lake_source
 from toolctl.cli._output import DocFormat, print_json, stdout, table
 
 FormatOpt = Annotated[DocFormat, typer.Option("--format", "-f", help="Output format.")]
@@ -33,6 +34,9 @@ def gate(
     tool: Annotated[Optional[List[str]], typer.Option("--tool", help="Only these tools (repeatable).")] = None,
     fmt: FormatOpt = DocFormat.table,
     junit: Annotated[Optional[str], typer.Option("--junit", metavar="FILE", help="Also write a JUnit XML report (one test case per check).")] = None,
+    engine: EngineOpt = Engine.duckdb,
+    lake: LakeOpt = None,
+    spark_master: SparkMasterOpt = None,
 ) -> None:
     """Gate a canary: exit 0 promote, 10 hold, 20 rollback, 30 inconclusive, 40 error, 2 usage.
 
@@ -56,9 +60,17 @@ def gate(
         since=parse_time(since, option="--since", now=now),
         until=parse_time(until, option="--until", now=now), tools=tool or None)
     try:
-        # While `toolctl serve` holds the store, the collector's writer runs the gate.
-        with ctx.obj.open_write_or_remote() as store:
-            report = api.write(store, "gate", req)
+        source = lake_source(engine, lake, spark_master)
+        if source is not None:
+            # A lake is read-only: the evaluation is not recorded in the store's gate history.
+            from toolctl.gate import GateRequest, run_gate
+
+            with source:
+                report = api.jsonable(run_gate(source, GateRequest(**dict(req), record=False)))
+        else:
+            # While `toolctl serve` holds the store, the collector's writer runs the gate.
+            with ctx.obj.open_write_or_remote() as store:
+                report = api.write(store, "gate", req)
     except StoreError as exc:
         # The store unreadable → verdict `error` (exit 40), still one JSON document.
         from toolctl.cli._output import error_lines

@@ -6,6 +6,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
+from toolctl.cli._engine import Engine, EngineOpt, LakeOpt, SparkMasterOpt, lake_source
 from toolctl.cli._output import Format, fmt_int, fmt_ms, fmt_pct, print_csv, print_json, stdout, table
 
 # Colour thresholds of the human table (the figures themselves are never altered).
@@ -34,6 +35,9 @@ def stats(
     histogram: Annotated[bool, typer.Option("--histogram", help="Latency distribution with p50/p95/p99 marked.")] = False,
     bins: Annotated[int, typer.Option(help="Bins of --histogram.", min=1, max=200)] = 20,
     scale: Annotated[str, typer.Option(help="Bin edges of --histogram: log or linear.")] = "log",
+    engine: EngineOpt = Engine.duckdb,
+    lake: LakeOpt = None,
+    spark_master: SparkMasterOpt = None,
 ) -> None:
     """Tool-call figures: calls, errors, error rate, auth failures, retries, p50/p95/p99.
 
@@ -77,7 +81,8 @@ def stats(
         until=parse_time(until, option="--until", now=now),
         tool=tool, tenant=tenant, version=version, service=service, status=status,
     )
-    with ctx.obj.open_read() as store:  # a RemoteStore while `toolctl serve` holds the file
+    source = lake_source(engine, lake, spark_master)
+    with source or ctx.obj.open_read() as store:  # a RemoteStore while `toolctl serve` holds the file
         rows = api.read(store, "stats", query)
         total = (api.read(store, "stats", query.model_copy(update={"by": [], "every": None}))
                  if fmt is Format.table else None)

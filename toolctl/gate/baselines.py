@@ -8,6 +8,7 @@ bound p95/p99 later with the same order-statistic interval as the gate, without 
 from __future__ import annotations
 
 import math
+from typing import Any
 from datetime import datetime
 
 from toolctl.errors import UsageError
@@ -120,8 +121,13 @@ def delete_baseline(store: Store, name: str) -> None:
         _record_ledger(store, "baseline_delete", {"name": name})
 
 
-def regress(store: Store, name: str, *, since: datetime, until: datetime, confidence: float = 0.95) -> dict:
-    """Flag tools whose error rate, auth-failure rate, p95 or p99 regressed against a baseline."""
+def regress(store: Store, name: str, *, since: datetime, until: datetime, confidence: float = 0.95,
+            data: Any = None) -> dict:
+    """Flag tools whose error rate, auth-failure rate, p95 or p99 regressed against a baseline.
+
+    ``data``: where the current window's calls are read (a lake source, toolctl.engines);
+    default the store. The baseline itself always comes from the store.
+    """
     import numpy as np
 
     from toolctl.gate.verdict import decide
@@ -131,10 +137,11 @@ def regress(store: Store, name: str, *, since: datetime, until: datetime, confid
                          hint="--since must be earlier than --until")
     head = _get(store, name)
     base = {r["tool"]: r for r in store.fetch_dicts("SELECT * FROM baseline_tools WHERE name = $n", {"n": name})}
-    cur = {r["tool"]: r for r in store.fetch_dicts(load_query("baseline_tools"),
+    data = store if data is None else data
+    cur = {r["tool"]: r for r in data.fetch_dicts(load_query("baseline_tools"),
                                                     {"since": since, "until": until, "version": None, "fracs": [0.5]})}
     lats = {r["tool"]: np.asarray(r["latencies"], dtype=float) for r in
-            store.fetch_dicts(load_query("tool_latencies"), {"since": since, "until": until})}
+            data.fetch_dicts(load_query("tool_latencies"), {"since": since, "until": until})}
     results: list[CheckResult] = []
     for tool in sorted(base):
         b, c = base[tool], cur.get(tool)

@@ -1,0 +1,264 @@
+"""toolctl.engines: the lake views, partition pruning, the DuckDB → Spark rewrites, CLI errors."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, event, run_toolctl, write_jsonl
+from tests.test_lake_parity import write_lake_from_store
+
+OTLP = REPO / "tests" / "fixtures" / "otlp"
+
+
+def _stats(*args):
+    r = run_toolctl(*args, "--format", "json")
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+@pytest.fixture
+def small_lake(tmp_path):
+    """12 events over 3 hours (4 per hour), one store, its lake."""
+    docs = [event(i, ts=f"2026-11-24T{6 + i // 4:02d}:{(i % 4) * 15:02d}:00Z", latency_ms=10.0 * (i + 1),
+                  tool="a" if i % 2 else "b", call_id=f"c{i // 2}", attempt=1 + i % 2,
+                  status="error" if i % 3 == 0 else "ok") for i in range(12)]
+    db = tmp_path / "s.duckdb"
+    assert run_toolctl("--db", db, "ingest", write_jsonl(tmp_path / "e.jsonl", docs)).returncode == 0
+    lake = tmp_path / "lake"
+    write_lake_from_store(db, lake, "w0")
+    return db, lake
+
+
+# -- the lake ------------------------------------------------------------------------------
+
+def test_pruning_lists_only_hour_partitions_meeting_the_window(tmp_path):
+    from toolctl.engines.lake import list_files
+
+    for d, h in [("2026-11-23", "23"), ("2026-11-24", "00"), ("2026-11-24", "01"), ("2026-11-24", "02")]:
+        p = tmp_path / "events" / f"dt={d}" / f"hour={h}"
+        p.mkdir(parents=True)
+        for name in ("w0-0.parquet", "w1-0.parquet", ".w2-0.parquet.tmp", "_w3-0.parquet"):
+            (p / name).write_bytes(b"")
+    got = list_files(tmp_path, "events", datetime(2026, 11, 24, 0, 30), datetime(2026, 11, 24, 2, 0))
+    rel = [str(Path(f).relative_to(tmp_path / "events")) for f in got]
+    assert rel == ["dt=2026-11-24/hour=00/w0-0.parquet", "dt=2026-11-24/hour=00/w1-0.parquet",
+                   "dt=2026-11-24/hour=01/w0-0.parquet", "dt=2026-11-24/hour=01/w1-0.parquet"]
+    assert len(list_files(tmp_path, "events")) == 8  # no window: every data file, no temp/marker files
+    assert list_files(tmp_path, "spans") == []
+
+
+def test_duckdb_lake_opens_only_the_window_files_and_matches_the_store(small_lake):
+    from toolctl.engines import open_source
+    from toolctl.metrics.stats import StatsQuery, stats
+    from toolctl.store import Store
+
+    db, lake = small_lake
+    q = StatsQuery(by=["tool"], since=datetime(2026, 11, 24, 7, 0), until=datetime(2026, 11, 24, 8, 0))
+    with Store.open(db, write=False) as store:
+        want = stats(store, q)
+    with open_source("duckdb", lake) as src:
+        got = stats(src, q)
+        assert src.files_read == {"events": 1, "spans": 0}
+        assert stats(src, StatsQuery(by=["tool"])) and src.files_read["events"] == 3
+    assert got == want and sum(r["attempts"] for r in got) == 4
+    # Proof that files outside the window are never opened: corrupt them, query the window.
+    for f in lake.glob("events/dt=2026-11-24/hour=0[68]/*.parquet"):
+        f.write_bytes(b"not parquet")
+    with open_source("duckdb", lake) as src:
+        assert stats(src, q) == want
+        with pytest.raises(Exception, match="(?i)parquet"):
+            stats(src, StatsQuery(by=["tool"]))
+
+
+def test_lake_views_have_the_store_schema(small_lake):
+    import duckdb
+
+    from toolctl.engines import open_source
+
+    db, lake = small_lake
+    con = duckdb.connect(str(db), read_only=True)
+    want = [(r[0], r[1]) for r in con.execute("DESCRIBE events").fetchall()]
+    con.close()
+    with open_source("duckdb", lake) as src:
+        src.execute("SELECT 1", {})
+        got = [(r[0], r[1]) for r in src.conn.execute("DESCRIBE events").fetchall()]
+    assert got == [(c, "VARCHAR" if t == "JSON" else t) for c, t in want]
+
+
+def test_not_a_lake_is_a_usage_error_naming_the_dir(tmp_path):
+    (tmp_path / "nolake").mkdir()
+    r = run_toolctl("stats", "--lake", tmp_path / "nolake")
+    assert r.returncode == 2
+    assert "is not a toolctl lake" in r.stderr and "nolake" in r.stderr
+    r = run_toolctl("stats", "--lake", tmp_path / "missing")
+    assert r.returncode == 2 and "does not exist" in r.stderr
+    (tmp_path / "v9").mkdir()
+    (tmp_path / "v9" / "_toolctl_lake.json").write_text('{"format": "toolctl-lake", "version": 9}')
+    r = run_toolctl("stats", "--lake", tmp_path / "v9")
+    assert r.returncode == 2 and "upgrade toolctl" in r.stderr
+
+
+def test_spark_engine_without_a_lake_is_a_usage_error():
+    r = run_toolctl("stats", "--engine", "spark")
+    assert r.returncode == 2 and "--lake DIR is missing" in r.stderr
+
+
+def test_stats_and_audit_search_on_the_duckdb_lake_equal_the_store(small_lake):
+    db, lake = small_lake
+    for args in (["--by", "tool"], ["--by", "tool", "--every", "1h"], ["--tool", "a", "--since", "2026-11-24T07:00:00Z"]):
+        assert _stats("--db", db, "stats", *args, "--lake", lake) == _stats("--db", db, "stats", *args)
+    for args in (["--tool", "a"], ["--call-id", "c3"]):
+        assert (_stats("--db", db, "audit", "search", *args, "--lake", lake)
+                == _stats("--db", db, "audit", "search", *args))
+
+
+# -- the one tool_calls definition, bounded for the lake -----------------------------------
+
+def _chain_db(depth: int):
+    """A span chain root ← s1 ← … ← s{depth}; only the deepest span signals auth failure."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE spans (trace_id VARCHAR, span_id VARCHAR, parent_span_id VARCHAR, auth_signal BOOLEAN)")
+    rows = [("t", "s0", None, False)] + [("t", f"s{k}", f"s{k - 1}", k == depth) for k in range(1, depth + 1)]
+    con.executemany("INSERT INTO spans VALUES (?, ?, ?, ?)", rows)
+    return con
+
+
+WALK = """
+WITH RECURSIVE up(trace_id, span_id) AS (
+    SELECT trace_id, parent_span_id FROM spans WHERE auth_signal AND parent_span_id IS NOT NULL
+    UNION
+    SELECT s.trace_id, s.parent_span_id FROM spans s JOIN up u ON s.trace_id = u.trace_id AND s.span_id = u.span_id
+    WHERE s.parent_span_id IS NOT NULL
+) SELECT span_id FROM up ORDER BY span_id"""
+
+
+def test_unrolled_auth_walk_equals_the_recursive_one_within_its_depth():
+    import sqlglot
+
+    from toolctl.engines.transpile import unroll_recursive
+
+    con = _chain_db(6)
+    full = con.execute(WALK).fetchall()
+    assert full == [(f"s{k}",) for k in range(6)]  # every ancestor of s6
+    bounded = unroll_recursive(sqlglot.parse_one(WALK, read="duckdb"), 6).sql("duckdb")
+    assert "RECURSIVE" not in bounded.upper()
+    assert sorted(con.execute(bounded).fetchall()) == full
+    short = unroll_recursive(sqlglot.parse_one(WALK, read="duckdb"), 3).sql("duckdb")
+    assert sorted(con.execute(short).fetchall()) == [("s3",), ("s4",), ("s5",)]  # the documented bound
+
+
+def test_lake_tool_calls_is_the_migrations_view_with_a_bounded_walk():
+    from toolctl.engines.lake import AUTH_WALK_DEPTH, tool_calls_tree
+
+    sql = tool_calls_tree().sql("duckdb")
+    assert "RECURSIVE" not in sql.upper()
+    assert f"auth_ancestor__{AUTH_WALK_DEPTH}" in sql and f"auth_ancestor__{AUTH_WALK_DEPTH + 1}" not in sql
+    assert "FROM spans_all" in sql and "FROM spans AS s" in sql
+
+
+# -- DuckDB → Spark rewrites ----------------------------------------------------------------
+
+def test_strftime_formats_become_quoted_java_patterns():
+    from toolctl.engines.transpile import _strftime_java
+
+    assert _strftime_java("%Y-%m-%dT%H:%M:%SZ") == "yyyy'-'MM'-'dd'T'HH':'mm':'ss'Z'"
+    assert _strftime_java("%Y%m%d") == "yyyyMMdd"
+    with pytest.raises(ValueError):
+        _strftime_java("%j")
+
+
+def test_params_bind_as_literals_not_text():
+    from toolctl.engines.transpile import to_spark
+
+    sql = to_spark("SELECT * FROM t WHERE tool = $tool::VARCHAR AND ts >= $since::TIMESTAMP "
+                   "AND list_contains($tools::VARCHAR[], tool) LIMIT $limit",
+                   {"tool": "x' OR 1=1 --", "since": datetime(2026, 1, 2, 3, 4, 5, 6),
+                    "tools": ["a", "b"], "limit": 5})
+    assert "'x\\' OR 1=1 --'" in sql or "'x'' OR 1=1 --'" in sql  # one quoted string literal
+    assert "'2026-01-02 03:04:05.000006'" in sql and "ARRAY('a', 'b')" in sql and "LIMIT 5" in sql
+    with pytest.raises(KeyError):
+        to_spark("SELECT $missing", {})
+
+
+# -- Spark (one session per test process) ---------------------------------------------------
+
+@pytest.fixture(scope="session")
+def spark():
+    pytest.importorskip("pyspark")
+    from toolctl.engines import spark_session
+
+    return spark_session("local[2]")
+
+
+def _duck(sql):
+    import duckdb
+
+    return duckdb.connect().execute(sql).fetchall()
+
+
+@pytest.mark.slow
+def test_spark_rewrites_compute_what_duckdb_computes(spark):
+    from toolctl.engines.transpile import to_spark
+
+    values = "(VALUES (1, 3e0, 'x', TIMESTAMP '2026-11-24 06:59:59.999999'), (1, 1e0, 'y', TIMESTAMP '2026-11-24 07:00:00'), " \
+             "(2, 10e0, 'z', TIMESTAMP '2026-11-24 07:44:00'), (1, 2e0, 'w', TIMESTAMP '2026-11-24 07:14:59'), " \
+             "(2, 4e0, 'v', TIMESTAMP '2026-11-23 23:01:00')) AS v(g, x, s, ts)"
+    cases = [
+        # quantile_cont ↔ percentile: linear interpolation between closest ranks
+        (f"SELECT g, quantile_cont(x, [0.0, 0.25, 0.5, 0.95, 1.0]) AS q FROM {values} GROUP BY g ORDER BY g", {}),
+        (f"SELECT quantile_cont(x, $f::DOUBLE[]) AS q FROM {values}", {"f": [0.1, 0.333]}),
+        # arg_max with a tuple key compares field by field
+        (f"SELECT g, arg_max(s, (x > 2, ts, s)) AS m FROM {values} GROUP BY g ORDER BY g", {}),
+        # time_bucket widths that do and do not divide a day, and a NULL width
+        (f"SELECT strftime(time_bucket($every::INTERVAL, ts), '%Y-%m-%dT%H:%M:%SZ') AS b, count(*) AS n "
+         f"FROM {values} GROUP BY b ORDER BY b", {"every": timedelta(minutes=15)}),
+        (f"SELECT strftime(time_bucket($every::INTERVAL, ts), '%Y-%m-%dT%H:%M:%SZ') AS b, count(*) AS n "
+         f"FROM {values} GROUP BY b ORDER BY b", {"every": timedelta(hours=7)}),
+        (f"SELECT time_bucket($every::INTERVAL, ts) IS NULL AS b, count(*) AS n FROM {values} GROUP BY b", {"every": None}),
+        (f"SELECT g, list(x ORDER BY x) AS l FROM {values} GROUP BY g ORDER BY g", {}),
+        # a 128-bit composite sort key (attempt, µs since the epoch), as stats.sql builds it
+        (f"SELECT g, max(coalesce(g, 1)::HUGEINT * 18446744073709551616 + epoch_us(ts)) AS k "
+         f"FROM {values} GROUP BY g ORDER BY g", {}),
+        (f"SELECT g, count(*) FILTER (WHERE x > 2) AS n, arg_max({{'s': s, 'x': x}}, ts).s AS last_s "
+         f"FROM {values} GROUP BY g ORDER BY g", {}),
+    ]
+    import duckdb
+
+    for sql, params in cases:
+        want = [tuple(r) for r in duckdb.connect().execute(sql, params or None).fetchall()]
+        got = [tuple(r) for r in spark.sql(to_spark(sql, params)).collect()]
+        assert len(got) == len(want), sql
+        for g, w in zip(got, want):
+            for a, b in zip(g, w):
+                if isinstance(b, list):
+                    assert a == pytest.approx(b, rel=1e-12), sql
+                else:
+                    assert a == b, sql
+
+
+@pytest.mark.slow
+def test_span_auth_failures_agree_on_all_engines(tmp_path, spark):
+    """The OTLP auth fixtures: a 401 on a child and a PERMISSION_DENIED on a grandchild."""
+    from toolctl.engines import open_source
+    from toolctl.metrics.stats import StatsQuery, stats
+    from toolctl.store import Store
+
+    db = tmp_path / "s.duckdb"
+    for name in ("auth_parent.json", "auth_child.json", "auth_middle.json"):
+        assert run_toolctl("--db", db, "ingest", OTLP / name).returncode == 0
+    lake = tmp_path / "lake"
+    write_lake_from_store(db, lake, "w0")
+    q = StatsQuery(by=["tool"])
+    with Store.open(db, write=False) as store:
+        want = stats(store, q)
+    assert sum(r["auth_failures"] for r in want) == 2 and sum(r["calls"] for r in want) == 2
+    with open_source("duckdb", lake) as src:
+        assert stats(src, q) == want
+    with open_source("spark", lake, "local[2]") as src:
+        assert stats(src, q) == want

@@ -1,0 +1,247 @@
+"""Query engines over the Parquet lake: DuckDB on one machine, Apache Spark on a cluster.
+
+``open_source(engine, lake)`` returns a read-only source with the Store's query interface
+(``fetch_dicts``, ``row``, ``scalar``, ``execute(..).fetchnumpy()``, ``read_only``), so the
+library functions that compute the figures (metrics.stats, gate.data, audit.lookups,
+gate.baselines) run unchanged on it: the same SQL text, with the same parameters.
+
+* ``duckdb``: an in-memory DuckDB reading the lake's Parquet files;
+* ``spark``: a SparkSession (``--spark-master``, default ``local[*]``), the SQL transpiled by
+  toolctl.engines.transpile.
+
+Both register views ``events``, ``spans``, ``rejects`` (empty: rejected lines stay in the
+store) and ``tool_calls`` (the migrations' definition, its auth walk unrolled to
+lake.AUTH_WALK_DEPTH levels). Before each statement the views are pointed at the files of the
+statement's window (its ``since``/``until`` parameters): partitions outside it are not read.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Mapping
+
+from toolctl.errors import UsageError
+
+ENGINES = ("duckdb", "spark")
+DEFAULT_SPARK_MASTER = "local[*]"
+
+
+def spark_master_default() -> str:
+    """``$TOOLCTL_SPARK_MASTER`` or ``local[*]``."""
+    return os.environ.get("TOOLCTL_SPARK_MASTER") or DEFAULT_SPARK_MASTER
+
+
+def _window(params: Mapping[str, Any] | None) -> tuple[datetime | None, datetime | None]:
+    if not isinstance(params, Mapping):
+        return None, None
+    since, until = params.get("since"), params.get("until")
+    return (since if isinstance(since, datetime) else None,
+            until if isinstance(until, datetime) else None)
+
+
+class Result:
+    """Rows of one statement, drained: ``fetchall`` / ``fetchnumpy`` like a DuckDB result."""
+
+    def __init__(self, columns: list[str], rows: list[tuple]):
+        self.description = [(c,) for c in columns]
+        self._rows = rows
+
+    def fetchall(self) -> list[tuple]:
+        return list(self._rows)
+
+    def fetchnumpy(self) -> dict:
+        import numpy as np
+
+        return {c[0]: np.array([r[i] for r in self._rows]) for i, c in enumerate(self.description)}
+
+
+class LakeSource:
+    """A read-only query source over a lake (subclasses: one per engine)."""
+
+    read_only = True
+    engine = ""
+
+    def __init__(self, root: Path):
+        from toolctl.engines.lake import check_lake
+
+        self.root = check_lake(root)
+        self._window: tuple | None = None
+        self.files_read: dict[str, int] = {}  # dataset → files behind its view, last statement
+
+    # -- the Store query interface ---------------------------------------------------------
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> Result:
+        self._point_views(*_window(params))
+        return self._run(sql, dict(params or {}))
+
+    def fetch_dicts(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict]:
+        res = self.execute(sql, params)
+        cols = [d[0] for d in res.description]
+        return [dict(zip(cols, r)) for r in res.fetchall()]
+
+    def row(self, sql: str, params: Any = None) -> tuple | None:
+        rows = self.execute(sql, params).fetchall()
+        return rows[0] if rows else None
+
+    def scalar(self, sql: str, params: Any = None) -> Any:
+        row = self.row(sql, params)
+        return row[0] if row else None
+
+    def __enter__(self) -> "LakeSource":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        pass
+
+    # -- views -----------------------------------------------------------------------------
+    def _point_views(self, since: datetime | None, until: datetime | None) -> None:
+        from toolctl.engines.lake import list_files
+
+        if self._window == (since, until):
+            return
+        if self._window is None:
+            self._define("spans_all", "spans", list_files(self.root, "spans"))
+            self._define("rejects", "rejects", [])
+        files = {d: list_files(self.root, d, since, until) for d in ("events", "spans")}
+        for d, fs in files.items():
+            self._define(d, d, fs)
+        if self._window is None:
+            self._define_tool_calls()
+        self.files_read = {d: len(fs) for d, fs in files.items()}
+        self._window = (since, until)
+
+    def _define(self, view: str, table: str, files: list[str]) -> None:
+        raise NotImplementedError
+
+    def _define_tool_calls(self) -> None:
+        raise NotImplementedError
+
+    def _run(self, sql: str, params: dict) -> Result:
+        raise NotImplementedError
+
+
+class DuckDBLake(LakeSource):
+    """The lake read by an in-memory DuckDB (one machine; the store's SQL as is)."""
+
+    engine = "duckdb"
+
+    def __init__(self, root: Path):
+        import duckdb
+
+        super().__init__(root)
+        self.conn = duckdb.connect(":memory:")
+        self.conn.execute("SET TimeZone = 'UTC'")
+
+    def _define(self, view: str, table: str, files: list[str]) -> None:
+        from toolctl.engines.lake import projection
+
+        if files:
+            # The file list goes in as a value (a relation), never as SQL text.
+            raw = f"_{view}_files"
+            self.conn.read_parquet(files, union_by_name=True).create_view(raw, replace=True)
+            sql = projection(table, raw, "duckdb")
+        else:
+            sql = projection(table, "", "duckdb", empty=True)
+        self.conn.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS {sql}")  # names: fixed set
+
+    def _define_tool_calls(self) -> None:
+        from toolctl.engines.lake import tool_calls_tree
+
+        self.conn.execute("CREATE OR REPLACE TEMP VIEW tool_calls AS " + tool_calls_tree().sql("duckdb"))
+
+    def _run(self, sql: str, params: dict) -> Result:
+        cur = self.conn.execute(sql, params) if params else self.conn.execute(sql)
+        return Result([d[0] for d in cur.description], cur.fetchall())
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+_SPARK: dict[str, Any] = {}
+
+
+def spark_session(master: str | None = None):
+    """The process's SparkSession (created once; UTC session time zone)."""
+    from pyspark.sql import SparkSession
+
+    master = master or spark_master_default()
+    if master in _SPARK:
+        return _SPARK[master]
+    b = (SparkSession.builder.master(master).appName("toolctl")
+         .config("spark.sql.session.timeZone", "UTC")
+         .config("spark.ui.enabled", "false")
+         .config("spark.ui.showConsoleProgress", "false")  # stderr stays readable
+         .config("spark.sql.ansi.enabled", "false")
+         # spans.start_time is Parquet TIMESTAMP(NANOS), which Spark 3.5 reads only as a long.
+         .config("spark.sql.legacy.parquet.nanosAsLong", "true"))
+    if master.startswith("local"):
+        # A laptop: few cores, so few shuffle partitions; a cluster keeps its own defaults.
+        b = (b.config("spark.sql.shuffle.partitions", str(max(2, 2 * (os.cpu_count() or 1))))
+             .config("spark.driver.memory", os.environ.get("TOOLCTL_SPARK_DRIVER_MEMORY", "2g")))
+    session = b.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    _SPARK[master] = session
+    return session
+
+
+class SparkLake(LakeSource):
+    """The lake read by Apache Spark; each statement transpiled from the DuckDB text."""
+
+    engine = "spark"
+
+    def __init__(self, root: Path, master: str | None = None):
+        super().__init__(root)
+        try:
+            self.spark = spark_session(master)
+        except ImportError:
+            raise UsageError("--engine spark needs pyspark",
+                             hint="pip install 'toolctl[spark]' (and Java 17)") from None
+
+    def _define(self, view: str, table: str, files: list[str]) -> None:
+        from toolctl.engines.lake import projection
+
+        if files:
+            raw = f"_{view}_files"
+            self.spark.read.parquet(*files).createOrReplaceTempView(raw)  # v1: one schema
+            sql = projection(table, raw, "spark")
+        else:
+            sql = projection(table, "", "spark", empty=True)
+        self.spark.sql(f"CREATE OR REPLACE TEMP VIEW {view} AS {sql}")  # names: fixed set
+
+    def _define_tool_calls(self) -> None:
+        from toolctl.engines.lake import tool_calls_tree
+        from toolctl.engines.transpile import rewrite_for_spark
+
+        tree = rewrite_for_spark(tool_calls_tree().copy(), {})
+        self.spark.sql("CREATE OR REPLACE TEMP VIEW tool_calls AS " + tree.sql("spark"))
+
+    def _run(self, sql: str, params: dict) -> Result:
+        from toolctl.engines.transpile import to_spark
+
+        df = self.spark.sql(to_spark(sql, params))
+        rows = df.collect()
+        return Result(list(df.columns), [tuple(_plain(v) for v in r) for r in rows])
+
+
+def _plain(v: Any) -> Any:
+    """Spark Row/struct values as the Python values DuckDB returns (dicts, lists)."""
+    from pyspark.sql import Row
+
+    if isinstance(v, Row):
+        return {k: _plain(x) for k, x in v.asDict().items()}
+    if isinstance(v, list):
+        return [_plain(x) for x in v]
+    return v
+
+
+def open_source(engine: str, lake: str | Path, spark_master: str | None = None) -> LakeSource:
+    """A read-only source over ``lake`` for ``engine`` (duckdb | spark). UsageError if unknown."""
+    if engine not in ENGINES:
+        raise UsageError(f"unknown engine {engine!r}", hint="--engine takes duckdb or spark")
+    if engine == "duckdb":
+        return DuckDBLake(Path(lake))
+    return SparkLake(Path(lake), spark_master)

@@ -1,0 +1,244 @@
+"""DuckDB SQL → Spark SQL at run time: sqlglot plus a small set of tested rewrites.
+
+The figure definitions live once, as DuckDB SQL (toolctl/metrics/queries, toolctl/gate/queries,
+toolctl/audit/queries, the tool_calls view of the migrations). Spark runs the same text after:
+
+* parameters (``$name``) bound as typed literals in the syntax tree (never pasted as text);
+* ``quantile_cont(x, [..])`` → Spark's exact ``percentile(x, array(..))`` (both interpolate
+  linearly between the two closest ranks);
+* ``time_bucket(INTERVAL, ts)`` → epoch-microsecond arithmetic with DuckDB's origin
+  (2000-01-03 00:00:00, a Monday) so the buckets are the same;
+* ``arg_max(v, (k1, k2, ..))`` → ``max_by(v, struct(k1, k2, ..))`` (field-by-field order);
+* ``list(x ORDER BY x)`` → ``sort_array(collect_list(x))``;
+* ``strftime(ts, '%Y-..')`` → ``date_format(ts, 'yyyy-..')`` with literal text quoted;
+* ``HUGEINT`` → ``DECIMAL(38, 0)``; ``epoch_us(ts)`` → ``unix_micros(ts)`` (session time zone UTC);
+* a recursive CTE → a bounded-depth union of joins (``unroll_recursive``): Spark 3.5 has no
+  recursive CTE. The DuckDB-over-lake engine uses the same bounded form so the engines agree.
+
+sqlglot itself handles the rest (casts, FILTER, IS NOT DISTINCT FROM, 1-based list indexes,
+struct literals, list_contains, integer division).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any, Mapping
+
+from toolctl.errors import UsageError
+
+#: DuckDB's time_bucket origin for sub-month widths (microseconds since the epoch).
+TIME_BUCKET_ORIGIN_US = 946857600 * 1_000_000  # 2000-01-03T00:00:00Z
+
+#: strftime directives the figure queries use → Java DateTimeFormatter letters.
+_STRFTIME_TO_JAVA = {"%Y": "yyyy", "%m": "MM", "%d": "dd", "%H": "HH", "%M": "mm", "%S": "ss",
+                     "%f": "SSSSSS", "%%": "%"}
+
+
+def _exp():
+    from sqlglot import exp
+
+    return exp
+
+
+def literal(value: Any):
+    """A Python parameter value as a sqlglot literal expression (typed, quoted by sqlglot)."""
+    exp = _exp()
+    if value is None:
+        return exp.Null()
+    if isinstance(value, bool):
+        return exp.Boolean(this=value)
+    if isinstance(value, (int, float)):
+        return exp.Literal.number(repr(value) if isinstance(value, float) else str(value))
+    if isinstance(value, str):
+        return exp.Literal.string(value)
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            from datetime import timezone
+
+            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        return exp.cast(exp.Literal.string(value.isoformat(sep=" ")), "TIMESTAMP")
+    if isinstance(value, date):
+        return exp.cast(exp.Literal.string(value.isoformat()), "DATE")
+    if isinstance(value, (list, tuple)):
+        return exp.Array(expressions=[literal(v) for v in value])
+    if isinstance(value, timedelta):
+        micros = (value.days * 86400 + value.seconds) * 1_000_000 + value.microseconds
+        return exp.Interval(this=exp.Literal.string(str(micros)), unit=exp.var("MICROSECOND"))
+    raise TypeError(f"cannot bind a {type(value).__name__} as an SQL literal")
+
+
+def _param_name(node) -> str | None:
+    exp = _exp()
+    while isinstance(node, exp.Cast):
+        node = node.this
+    if isinstance(node, exp.Placeholder):
+        return node.name
+    return None
+
+
+def bind_params(tree, params: Mapping[str, Any]):
+    """Replace every ``$name`` placeholder with the literal of ``params[name]``."""
+    exp = _exp()
+
+    def sub(node):
+        if isinstance(node, exp.Placeholder):
+            if node.name not in params:
+                raise KeyError(f"query parameter ${node.name} was not given")
+            return literal(params[node.name])
+        return node
+
+    return tree.transform(sub)
+
+
+def _time_bucket(node, params: Mapping[str, Any]):
+    """time_bucket($every::INTERVAL, ts) → NULL, or DuckDB's bucket start computed on epoch µs."""
+    import sqlglot
+
+    exp = _exp()
+    name = _param_name(node.this)
+    if name is None:
+        raise UsageError("time_bucket needs its width as a query parameter to run on Spark",
+                         hint="pass the bucket width as $every")
+    width = params.get(name)
+    if width is None:
+        return exp.cast(exp.Null(), "TIMESTAMP")
+    if not isinstance(width, timedelta) or width <= timedelta(0):
+        raise UsageError(f"bucket width {width!r} is not a positive duration", hint="use e.g. --every 1h")
+    w = (width.days * 86400 + width.seconds) * 1_000_000 + width.microseconds
+    tmpl = sqlglot.parse_one(
+        "timestamp_micros(floor((unix_micros(CAST(__ts AS TIMESTAMP)) - __o) / __w) * __w + __o)",
+        read="spark")
+    repl = {"__ts": node.expression, "__o": exp.Literal.number(TIME_BUCKET_ORIGIN_US),
+            "__w": exp.Literal.number(w)}
+    # floor(x / w) on doubles is exact here: both operands are integers below 2^53.
+    return tmpl.transform(lambda n: repl[n.name].copy()
+                          if isinstance(n, exp.Column) and n.name in repl else n)
+
+
+def _strftime_java(fmt: str) -> str:
+    out, text, i = [], [], 0
+
+    def flush():
+        if text:
+            out.append("'" + "".join(text).replace("'", "''") + "'")
+            text.clear()
+
+    while i < len(fmt):
+        d = fmt[i:i + 2]
+        if fmt[i] == "%":
+            if d not in _STRFTIME_TO_JAVA:
+                raise ValueError(f"strftime directive {d!r} has no Spark rewrite")
+            flush()
+            out.append(_STRFTIME_TO_JAVA[d])
+            i += 2
+        else:
+            text.append(fmt[i])
+            i += 1
+    flush()
+    return "".join(out)
+
+
+def rewrite_for_spark(tree, params: Mapping[str, Any]):
+    """The DuckDB → Spark rewrites sqlglot does not do by itself (module docstring)."""
+    exp = _exp()
+
+    def sub(node):
+        if isinstance(node, exp.DateBin):
+            return _time_bucket(node, params)
+        if isinstance(node, exp.PercentileCont) and not isinstance(node.parent, exp.WithinGroup):
+            return exp.Anonymous(this="percentile", expressions=[node.this, node.expression])
+        if isinstance(node, (exp.ArgMax, exp.ArgMin)) and isinstance(node.expression, exp.Tuple):
+            key = exp.Struct(expressions=list(node.expression.expressions))
+            return node.__class__(this=node.this, expression=key)
+        if isinstance(node, exp.ArrayAgg) and isinstance(node.this, exp.Order):
+            order = node.this
+            keys = order.expressions
+            if len(keys) != 1 or keys[0].args.get("desc") or keys[0].this != order.this:
+                raise ValueError("list(x ORDER BY ..) runs on Spark only ordered by x ascending")
+            return exp.Anonymous(this="sort_array", expressions=[
+                exp.Anonymous(this="collect_list", expressions=[order.this])])
+        if isinstance(node, exp.TimeToStr):
+            fmt = node.args["format"]
+            return exp.Anonymous(this="date_format",
+                                 expressions=[node.this, exp.Literal.string(_strftime_java(fmt.name))])
+        if isinstance(node, exp.CTE):
+            node.set("materialized", None)  # a planner hint Spark does not parse
+        if isinstance(node, exp.DataType) and node.this in (exp.DataType.Type.INT128, exp.DataType.Type.UINT128):
+            # Spark has no 128-bit integer; DECIMAL(38, 0) holds the same composite sort keys exactly
+            return exp.DataType.build("DECIMAL(38, 0)")
+        if isinstance(node, exp.Anonymous) and node.name.lower() == "epoch_us":
+            return exp.Anonymous(this="unix_micros", expressions=[
+                exp.cast(node.expressions[0], exp.DataType.build("TIMESTAMP_LTZ", dialect="spark"))])
+        return node
+
+    # Children before parents, so a rewritten node's arguments are already rewritten.
+    for node in reversed(list(tree.walk(bfs=False))):
+        new = sub(node)
+        if new is not node:
+            if node is tree:
+                tree = new
+            else:
+                node.replace(new)
+    return tree
+
+
+def unroll_recursive(tree, depth: int):
+    """Replace each ``WITH RECURSIVE`` CTE ``r AS (base UNION step)`` by ``depth`` levels.
+
+    Level 1 is ``base``; level k is ``step`` reading level k-1 instead of ``r``; ``r`` becomes
+    the DISTINCT union of the levels (UNION in a recursive CTE deduplicates). Exact whenever
+    the recursion ends within ``depth`` steps (for the auth walk: span trees at most ``depth``
+    levels above a signalling span).
+    """
+    exp = _exp()
+    with_ = tree.args.get("with_") or tree.args.get("with")
+    if with_ is None or not with_.args.get("recursive"):
+        return tree
+    new_ctes = []
+    for cte in with_.expressions:
+        name = cte.alias_or_name
+        body = cte.this
+        refs = [t for t in body.find_all(exp.Table) if t.name == name]
+        if not refs:
+            new_ctes.append(cte)
+            continue
+        if not isinstance(body, exp.Union):
+            raise ValueError(f"recursive CTE {name} is not `base UNION step`")
+        cols = [c.name for c in cte.args["alias"].columns] if cte.args.get("alias") and \
+            cte.args["alias"].columns else None
+        base, step = body.this, body.expression
+        levels = []
+        prev = None
+        for k in range(1, depth + 1):
+            lname = f"{name}__{k}"
+            if k == 1:
+                q = base.copy()
+            else:
+                q = step.copy().transform(
+                    lambda n, p=prev: exp.Table(this=exp.to_identifier(p), alias=n.args.get("alias"))
+                    if isinstance(n, exp.Table) and n.name == name else n)
+            alias = exp.TableAlias(this=exp.to_identifier(lname),
+                                   columns=[exp.to_identifier(c) for c in cols] if cols else None)
+            new_ctes.append(exp.CTE(this=q, alias=alias))
+            levels.append(lname)
+            prev = lname
+        union = None
+        for lname in levels:
+            sel = exp.select("*").from_(lname)
+            union = sel if union is None else exp.union(union, sel, distinct=False)
+        final = exp.select("*").distinct().from_(union.subquery("u"))
+        new_ctes.append(exp.CTE(this=final, alias=exp.TableAlias(
+            this=exp.to_identifier(name), columns=[exp.to_identifier(c) for c in cols] if cols else None)))
+    with_.set("expressions", new_ctes)
+    with_.set("recursive", None)
+    return tree
+
+
+def to_spark(sql: str, params: Mapping[str, Any]) -> str:
+    """One DuckDB statement as Spark SQL, parameters bound as literals."""
+    import sqlglot
+
+    tree = sqlglot.parse_one(sql, read="duckdb")
+    tree = rewrite_for_spark(tree, params)
+    tree = bind_params(tree, params)
+    return tree.sql(dialect="spark", comments=False)
