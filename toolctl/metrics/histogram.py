@@ -7,7 +7,6 @@ so they are the figures ``toolctl stats`` prints (``quantile_cont`` over attempt
 
 from __future__ import annotations
 
-from datetime import datetime
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -15,24 +14,18 @@ from typing import Any
 from pydantic import BaseModel, Field, field_validator
 
 from toolctl.errors import UsageError
+from toolctl.metrics.stats import CallFilter, call_filter_sql
 from toolctl.store import Store
 from toolctl.timeutil import iso_utc
 
 SCALES = ("log", "linear")
 
 
-class HistogramQuery(BaseModel):
+class HistogramQuery(CallFilter):
     """Which attempts to count (the filters of ``toolctl stats``) and how to bin them."""
 
     bins: int = Field(20, ge=1, le=200)
     scale: str = "log"
-    since: datetime | None = None
-    until: datetime | None = None
-    tool: str | None = None
-    tenant: str | None = None
-    version: str | None = None
-    service: str | None = None
-    status: str | None = None
 
     @field_validator("scale")
     @classmethod
@@ -45,7 +38,7 @@ class HistogramQuery(BaseModel):
 @lru_cache(maxsize=1)
 def _sql() -> str:
     return resources.files("toolctl.metrics").joinpath(
-        "queries", "latency_histogram.sql").read_text("utf-8")
+        "queries", "latency_histogram.sql").read_text("utf-8").format(call_filter=call_filter_sql())
 
 
 def latency_histogram(store: Store, query: HistogramQuery) -> dict[str, Any]:
@@ -59,9 +52,7 @@ def latency_histogram(store: Store, query: HistogramQuery) -> dict[str, Any]:
     """
     from toolctl.metrics.stats import StatsQuery, stats
 
-    filters = {"since": query.since, "until": query.until, "tool": query.tool,
-               "tenant": query.tenant, "version": query.version, "service": query.service,
-               "status": query.status}
+    filters = query.filters()
     figures = stats(store, StatsQuery(**filters))  # validates the window and status too
     rows = store.fetch_dicts(_sql(), {**filters, "bins": query.bins, "log": query.scale == "log"})
     top = figures[0] if figures else {}

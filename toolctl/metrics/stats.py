@@ -27,11 +27,12 @@ FIGURES = ("attempts", "calls", "retries", "errors", "error_rate", "auth_failure
            "p50_ms", "p95_ms", "p99_ms")
 
 
-class StatsQuery(BaseModel):
-    """What to compute: grouping, filters and the half-open window [since, until)."""
+class CallFilter(BaseModel):
+    """Which tool calls count: the half-open window [since, until) and equality filters.
 
-    by: list[str] = Field(default_factory=list)
-    every: timedelta | None = None
+    Shared by every question asked of the same calls (stats, the latency histogram), with
+    one SQL text for it (``queries/call_filter.sql``)."""
+
     since: datetime | None = None
     until: datetime | None = None
     tool: str | None = None
@@ -39,6 +40,24 @@ class StatsQuery(BaseModel):
     version: str | None = None
     service: str | None = None
     status: str | None = None
+
+    @field_validator("status")
+    @classmethod
+    def _known_status(cls, status: str | None) -> str | None:
+        if status is not None and status not in ("ok", "error"):
+            raise UsageError(f"invalid --status {status!r}", hint="--status takes ok or error")
+        return status
+
+    def filters(self) -> dict[str, Any]:
+        """The filter values, as the bound parameters of ``call_filter.sql``."""
+        return {name: getattr(self, name) for name in CallFilter.model_fields}
+
+
+class StatsQuery(CallFilter):
+    """What to compute: grouping, filters and the half-open window [since, until)."""
+
+    by: list[str] = Field(default_factory=list)
+    every: timedelta | None = None
 
     @field_validator("by")
     @classmethod
@@ -51,17 +70,21 @@ class StatsQuery(BaseModel):
             )
         return list(dict.fromkeys(dims))  # repeated --by tool is one dimension
 
-    @field_validator("status")
-    @classmethod
-    def _known_status(cls, status: str | None) -> str | None:
-        if status is not None and status not in ("ok", "error"):
-            raise UsageError(f"invalid --status {status!r}", hint="--status takes ok or error")
-        return status
+
+def _query_text(name: str) -> str:
+    return resources.files("toolctl.metrics").joinpath("queries", f"{name}.sql").read_text("utf-8")
+
+
+@lru_cache(maxsize=1)
+def call_filter_sql() -> str:
+    """The WHERE condition of ``CallFilter`` (comment lines dropped), for ``{call_filter}``."""
+    lines = _query_text("call_filter").splitlines()
+    return "\n".join(line for line in lines if not line.lstrip().startswith("--")).strip()
 
 
 @lru_cache(maxsize=1)
 def _template() -> str:
-    return resources.files("toolctl.metrics").joinpath("queries", "stats.sql").read_text("utf-8")
+    return _query_text("stats")
 
 
 def render_stats_sql(dims: list[str], bucketed: bool = False) -> str:
@@ -74,6 +97,7 @@ def render_stats_sql(dims: list[str], bucketed: bool = False) -> str:
     cols = [quote_ident(DIMENSIONS[d], DIMENSIONS.values()) for d in dims]
     grp = out + (["bucket"] if bucketed else [])  # "bucket": a fixed name, not input
     return _template().format(
+        call_filter=call_filter_sql(),
         dim_cols="".join(f"{c} AS {o}, " for c, o in zip(cols, out)),
         dims="".join(f"{o}, " for o in out),
         dims_out="".join(f"t.{o}, " for o in out),
@@ -98,11 +122,7 @@ def stats(store: Store, query: StatsQuery) -> list[dict[str, Any]]:
             f"empty window: --since {iso_utc(query.since)} is not before --until {iso_utc(query.until)}",
             hint="--since must be earlier than --until (the window is [since, until))",
         )
-    params = {
-        "since": query.since, "until": query.until, "every": query.every,
-        "tool": query.tool, "tenant": query.tenant, "version": query.version,
-        "service": query.service, "status": query.status,
-    }
+    params = {**query.filters(), "every": query.every}
     rows = store.fetch_dicts(render_stats_sql(query.by, query.every is not None), params)
     if query.every is None:
         for row in rows:

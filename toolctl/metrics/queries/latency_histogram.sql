@@ -10,13 +10,7 @@
 WITH a AS (
     SELECT latency_ms AS x
     FROM tool_calls
-    WHERE ($since::TIMESTAMP IS NULL OR ts >= $since::TIMESTAMP)
-      AND ($until::TIMESTAMP IS NULL OR ts < $until::TIMESTAMP)
-      AND ($tool::VARCHAR IS NULL OR tool = $tool::VARCHAR)
-      AND ($tenant::VARCHAR IS NULL OR tenant = $tenant::VARCHAR)
-      AND ($version::VARCHAR IS NULL OR version = $version::VARCHAR)
-      AND ($service::VARCHAR IS NULL OR service = $service::VARCHAR)
-      AND ($status::VARCHAR IS NULL OR status = $status::VARCHAR)
+    WHERE {call_filter}
 ), r AS (
     SELECT CASE WHEN $log::BOOLEAN THEN coalesce(min(x) FILTER (WHERE x > 0), 1.0) ELSE min(x) END AS lo,
            max(x) AS hi, count(*) AS n

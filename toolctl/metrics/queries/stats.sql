@@ -30,13 +30,7 @@ WITH a AS NOT MATERIALIZED (
         coalesce(attempt, 1)::HUGEINT * 18446744073709551616 + epoch_us(ts) AS k,
         auth_failure AS is_auth  -- defined once, in the tool_calls view (migration 0002)
     FROM tool_calls
-    WHERE ($since::TIMESTAMP IS NULL OR ts >= $since::TIMESTAMP)
-      AND ($until::TIMESTAMP IS NULL OR ts < $until::TIMESTAMP)
-      AND ($tool::VARCHAR IS NULL OR tool = $tool::VARCHAR)
-      AND ($tenant::VARCHAR IS NULL OR tenant = $tenant::VARCHAR)
-      AND ($version::VARCHAR IS NULL OR version = $version::VARCHAR)
-      AND ($service::VARCHAR IS NULL OR service = $service::VARCHAR)
-      AND ($status::VARCHAR IS NULL OR status = $status::VARCHAR)
+    WHERE {call_filter}
 ), by_attempt AS (
     SELECT _g, {dims} bucket,
            count(*) AS attempts,
