@@ -414,12 +414,16 @@ class Instrument:
                                      idempotency_key, args if record_args is None else record_args,
                                      call_kw)
 
+    def _attempt(self, tool, record_args, call_id, attempt, idem, policy, call_kw) -> ToolCall:
+        """One attempt of a call run under ``policy`` (shared call id and idempotency key)."""
+        return self.call(tool, args=record_args, call_id=call_id, attempt=attempt,
+                         idempotency_key=idem, timeout_ms=policy.timeout_ms,
+                         retryable_codes=policy.retryable_codes, **call_kw)
+
     def _run_sync(self, fn, a, kw, tool, policy, call_id, idem, record_args, call_kw) -> Outcome:
         policy, call_id, idem = self._prepare(tool, policy, call_id, idem)
         for attempt in range(1, policy.max_attempts + 1):
-            call = self.call(tool, args=record_args, call_id=call_id, attempt=attempt,
-                             idempotency_key=idem, timeout_ms=policy.timeout_ms,
-                             retryable_codes=policy.retryable_codes, **call_kw)
+            call = self._attempt(tool, record_args, call_id, attempt, idem, policy, call_kw)
             value = exc = None
             try:
                 with call:
@@ -427,7 +431,7 @@ class Instrument:
                     _record_value(call, value)
             except Exception as e:  # recorded on the span/event by ToolCall
                 exc = e
-            if call.status == "ok" or attempt == policy.max_attempts or not call.retryable:
+            if _final(call, attempt, policy):
                 return _outcome(call, attempt, value, exc)
             time.sleep(policy.delay_ms(attempt) / 1000)
         raise AssertionError("unreachable")
@@ -435,9 +439,7 @@ class Instrument:
     async def _run_async(self, fn, a, kw, tool, policy, call_id, idem, record_args, call_kw) -> Outcome:
         policy, call_id, idem = self._prepare(tool, policy, call_id, idem)
         for attempt in range(1, policy.max_attempts + 1):
-            call = self.call(tool, args=record_args, call_id=call_id, attempt=attempt,
-                             idempotency_key=idem, timeout_ms=policy.timeout_ms,
-                             retryable_codes=policy.retryable_codes, **call_kw)
+            call = self._attempt(tool, record_args, call_id, attempt, idem, policy, call_kw)
             value = exc = None
             try:
                 async with call:
@@ -451,7 +453,7 @@ class Instrument:
                     _record_value(call, value)
             except Exception as e:
                 exc = e
-            if call.status == "ok" or attempt == policy.max_attempts or not call.retryable:
+            if _final(call, attempt, policy):
                 return _outcome(call, attempt, value, exc)
             await asyncio.sleep(policy.delay_ms(attempt) / 1000)
         raise AssertionError("unreachable")
@@ -508,6 +510,11 @@ def _record_value(call: ToolCall, value: Any) -> None:
         call.succeed(value.data, confidence=value.confidence, http_status=value.http_status)
     else:
         call.succeed(value)
+
+
+def _final(call: ToolCall, attempt: int, policy: RetryPolicy) -> bool:
+    """No further attempt: it succeeded, the budget is spent, or the error is not retryable."""
+    return call.status == "ok" or attempt == policy.max_attempts or not call.retryable
 
 
 def _outcome(call: ToolCall, attempts: int, value: Any, exc: BaseException | None) -> Outcome:
