@@ -18,6 +18,7 @@ statement's window (its ``since``/``until`` parameters): partitions outside it a
 from __future__ import annotations
 
 import os
+from abc import ABC, abstractmethod
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Mapping
@@ -57,7 +58,18 @@ class Result:
         return {c[0]: np.array([r[i] for r in self._rows]) for i, c in enumerate(self.description)}
 
 
-class LakeSource:
+#: The views a lake source defines (identifiers in SQL text come from this list only).
+LAKE_VIEWS = ("events", "spans", "spans_all", "rejects")
+
+
+def _view(name: str) -> str:
+    """``name`` if it is one of LAKE_VIEWS (plain identifiers, valid in both dialects)."""
+    if name not in LAKE_VIEWS:
+        raise ValueError(f"not a lake view: {name!r}")
+    return name
+
+
+class LakeSource(ABC):
     """A read-only query source over a lake (subclasses: one per engine)."""
 
     read_only = True
@@ -114,14 +126,17 @@ class LakeSource:
         self.files_read = {d: len(fs) for d, fs in files.items()}
         self._window = (since, until)
 
+    @abstractmethod
     def _define(self, view: str, table: str, files: list[str]) -> None:
-        raise NotImplementedError
+        """Define ``view`` over ``files`` of the lake dataset ``table``."""
 
+    @abstractmethod
     def _define_tool_calls(self) -> None:
-        raise NotImplementedError
+        """Define the tool_calls view over the lake views."""
 
+    @abstractmethod
     def _run(self, sql: str, params: dict) -> Result:
-        raise NotImplementedError
+        """Run one statement with bound parameters."""
 
 
 class DuckDBLake(LakeSource):
@@ -146,7 +161,7 @@ class DuckDBLake(LakeSource):
             sql = projection(table, raw, "duckdb")
         else:
             sql = projection(table, "", "duckdb", empty=True)
-        self.conn.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS {sql}")  # names: fixed set
+        self.conn.execute("CREATE OR REPLACE TEMP VIEW " + _view(view) + " AS " + sql)
 
     def _define_tool_calls(self) -> None:
         from toolctl.engines.lake import tool_calls_tree
@@ -210,7 +225,7 @@ class SparkLake(LakeSource):
             sql = projection(table, raw, "spark")
         else:
             sql = projection(table, "", "spark", empty=True)
-        self.spark.sql(f"CREATE OR REPLACE TEMP VIEW {view} AS {sql}")  # names: fixed set
+        self.spark.sql("CREATE OR REPLACE TEMP VIEW " + _view(view) + " AS " + sql)
 
     def _define_tool_calls(self) -> None:
         from toolctl.engines.lake import tool_calls_tree
