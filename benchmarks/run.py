@@ -1,11 +1,24 @@
-"""Benchmarks: toolctl against the physical limit, as ratios measured in one run.
+"""Benchmarks: toolctl against the physical limit and a peer, as ratios measured in one run.
 
-    python benchmarks/run.py --events 1000000            # ~600 MB of gateway-like JSON lines
-    python benchmarks/run.py --events 20000 --repeat 1   # smoke size
+    python benchmarks/run.py --events 1000000                 # every case, issue 7's scale
+    python benchmarks/run.py --events 20000 --repeat 1        # smoke size, every case
+    python benchmarks/run.py --events 1000000 --cases ingest  # one part only
 
-Every case runs in a fresh subprocess (so peak RSS is per case) on the same generated file; the
-reference is DuckDB's own `CREATE TABLE AS SELECT * FROM read_json(...)` of that file, the
-practical upper bound for getting JSON lines into DuckDB. Prints a table and one JSON document.
+The one entry point of the suite. Each part is its own script (so it can be run and read
+alone) and runs here as a subprocess, in this order, with sizes derived from --events:
+
+  ingest   (this file)          `toolctl ingest` vs DuckDB's own read_json CTAS of the same file;
+  queries  (queries.py)         stats / audit search / gate / start-up vs bare DuckDB and
+                                `python -c pass`, on an --events store;
+  serve    (serve.py)           `toolctl serve` under concurrent OTLP/HTTP exporters (and the
+                                peer given by --peer-python, e.g. Arize Phoenix's venv);
+  engines  (engines.py)         DuckDB file vs DuckDB lake vs Spark local (Spark only when
+                                pyspark is importable).
+
+Ingest: every case runs in a fresh subprocess (so peak RSS is per case) on the same generated
+file; the reference is DuckDB's own `CREATE TABLE AS SELECT * FROM read_json(...)` of that
+file, the practical upper bound for getting JSON lines into DuckDB. Each part prints its own
+table; at the end this script prints one JSON document holding every part's document.
 """
 
 from __future__ import annotations
@@ -65,13 +78,77 @@ def run_case(code: str) -> tuple[float, int]:
     return wall, rss_kb * 1024
 
 
+PARTS = ("ingest", "queries", "serve", "engines")
+HERE = Path(__file__).resolve().parent
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=200_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--workdir", default=None, help="where the data and stores go (default: a temp dir)")
+    ap.add_argument("--cases", default=",".join(PARTS),
+                    help=f"comma-separated parts to run, of {', '.join(PARTS)} (default: all)")
+    ap.add_argument("--peer-python", default=None,
+                    help="serve: the Python of a venv with the peer (Arize Phoenix) installed")
     args = ap.parse_args()
+    parts = [c.strip() for c in args.cases.split(",") if c.strip()]
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        ap.error(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(PARTS)}")
 
+    docs = {}
+    for part in PARTS:
+        if part not in parts:
+            continue
+        print(f"\n== {part} ==", flush=True)
+        docs[part] = ingest_part(args) if part == "ingest" else script_part(part, args)
+    print(json.dumps({"date": time.strftime("%Y-%m-%d"), "events": args.events,
+                      "repeat": args.repeat, "parts": docs}))
+
+
+def script_part(part: str, args: argparse.Namespace) -> dict:
+    """Run benchmarks/<part>.py with sizes derived from --events; return its JSON document."""
+    events, repeat = str(args.events), str(args.repeat)
+    argv = {
+        "queries": ["--events", events, "--repeat", repeat],
+        # Serve: spans on the wire, not stored events; 200k is enough to reach a steady state.
+        "serve": ["--spans", str(max(2_000, min(args.events // 5, 200_000))), "--procs", "4"]
+                 + (["--peer-python", args.peer_python] if args.peer_python else []),
+        "engines": ["--events", events, "--repeat", repeat]
+                   + ([] if _has_module("pyspark") else ["--no-spark"]),
+    }[part]
+    if args.workdir and part in ("queries", "engines"):
+        argv += ["--workdir" if part == "queries" else "--work", str(Path(args.workdir) / part)]
+    proc = subprocess.run([sys.executable, str(HERE / f"{part}.py"), *argv],
+                          stdout=subprocess.PIPE, text=True)
+    sys.stdout.write(proc.stdout)
+    if proc.returncode != 0:
+        return {"error": f"{part}.py exited {proc.returncode}"}
+    return last_json_document(proc.stdout)
+
+
+def last_json_document(text: str) -> dict:
+    """The last top-level JSON object in a script's output (they print a table first)."""
+    decoder = json.JSONDecoder()
+    for start in reversed([i for i, ch in enumerate(text) if ch == "{" and (i == 0 or text[i - 1] == "\n")]):
+        try:
+            doc, _ = decoder.raw_decode(text, start)
+        except ValueError:
+            continue
+        if isinstance(doc, dict):
+            return doc
+    return {"error": "no JSON document in the output"}
+
+
+def _has_module(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
+def ingest_part(args: argparse.Namespace) -> dict:
+    """`toolctl ingest` against DuckDB's read_json CTAS of the same generated file."""
     work = Path(args.workdir or tempfile.mkdtemp(prefix="toolctl-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     data = work / f"events-{args.events}.jsonl"
@@ -115,7 +192,7 @@ def main() -> None:
     for name, r in results.items():
         print(f"{name:40s} {r['median_s']:9.2f} {r['ratio_to_reference']:6.2f} "
               f"{r['events_per_s']:10,.0f} {r['peak_rss_mb']:13,.0f}")
-    print(json.dumps(doc))
+    return doc
 
 
 if __name__ == "__main__":
