@@ -45,3 +45,16 @@ def write_jsonl(path: Path, docs, newline="\n"):
     path.write_text("".join((d if isinstance(d, str) else json.dumps(d)) + newline for d in docs),
                     encoding="utf-8")
     return path
+
+
+def submit_burst(queue, jobs: list) -> list:
+    """Submit jobs to a collector WriteQueue while its writer is blocked, so they form one
+    burst (one group commit); returns their futures."""
+    import threading
+
+    gate = threading.Event()
+    blocker = queue.submit(lambda s: gate.wait(10), 1)
+    futures = [queue.submit(job, 1) for job in jobs]
+    gate.set()
+    blocker.result(10)
+    return futures

@@ -10,7 +10,6 @@ merged burst costing the others nothing.
 from __future__ import annotations
 
 import json
-import threading
 
 import pytest
 
@@ -18,6 +17,7 @@ from collector.otlp import SpanWrite, prepare_write
 from collector.writer_queue import WriteQueue
 from toolctl.audit.ledger import verify
 from toolctl.store import Store
+from tests.conftest import submit_burst
 
 SOURCE = "otlp-http:/v1/traces"
 
@@ -49,14 +49,6 @@ def store(tmp_path):
     s.close()
 
 
-def _burst(queue: WriteQueue, writes: list) -> list:
-    """Submit all writes while the writer is blocked, so they form one burst."""
-    gate = threading.Event()
-    blocker = queue.submit(lambda s: gate.wait(10), 1)
-    futures = [queue.submit(w, 1) for w in writes]
-    gate.set()
-    blocker.result(10)
-    return futures
 
 
 def _write(body: bytes) -> SpanWrite:
@@ -72,7 +64,7 @@ def test_a_burst_of_span_requests_is_one_batch_with_exact_per_request_counts(sto
     c = _request(_span(1, 3, tool="read", parent=1), {**_span(3, 6), "spanId": "xyz"})
     queue = WriteQueue(store)
     queue.start()
-    results = [f.result(10) for f in _burst(queue, [_write(a), _write(b), _write(c)])]
+    results = [f.result(10) for f in submit_burst(queue, [_write(a), _write(b), _write(c)])]
     queue.close(10)
 
     assert [(r.spans, r.duplicates, r.tool_calls, r.rejected_spans) for r in results] == [
@@ -98,7 +90,7 @@ def test_a_bad_request_in_a_merged_burst_is_refused_alone(store):
     bad.spans = bad.spans.drop_columns(["start_ns"])  # the insert cannot bind this table
     queue = WriteQueue(store)
     queue.start()
-    futures = _burst(queue, [good1, bad, good2])
+    futures = submit_burst(queue, [good1, bad, good2])
     assert (futures[0].result(10).spans, futures[2].result(10).spans) == (2, 1)
     with pytest.raises(Exception):
         futures[1].result(10)
@@ -115,7 +107,7 @@ def test_requests_from_different_sources_are_not_merged(store):
     w2 = prepare_write(_request(_span(8, 2)), "json", source="other-source", kind="http")
     queue = WriteQueue(store)
     queue.start()
-    assert [f.result(10).spans for f in _burst(queue, [w1, w2])] == [1, 1]
+    assert [f.result(10).spans for f in submit_burst(queue, [w1, w2])] == [1, 1]
     queue.close(10)
     rows = store.fetch_dicts("SELECT source, count(*) AS n FROM batches GROUP BY source ORDER BY source")
     assert rows == [{"source": "other-source", "n": 1}, {"source": SOURCE, "n": 1}]

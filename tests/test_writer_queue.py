@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 
 import pytest
 
 from collector.writer_queue import WriteQueue
 from toolctl.store import Store
+from tests.conftest import submit_burst
 
 
 def _insert(value):
@@ -32,20 +32,12 @@ def store(tmp_path):
     s.close()
 
 
-def _burst(queue, store, runs):
-    """Submit all runs while the writer is blocked, so they form one burst."""
-    gate = threading.Event()
-    blocker = queue.submit(lambda s: gate.wait(10), 1)
-    futures = [queue.submit(run, 1) for run in runs]
-    gate.set()
-    blocker.result(10)
-    return futures
 
 
 def test_a_burst_of_requests_commits_as_one_transaction(store):
     queue = WriteQueue(store)
     queue.start()
-    futures = _burst(queue, store, [_insert(i) for i in range(20)])
+    futures = submit_burst(queue, [_insert(i) for i in range(20)])
     assert [f.result(10) for f in futures] == list(range(20))
     queue.close(10)
     assert queue.group_commits >= 1 and queue.committed_jobs == 21
@@ -55,7 +47,7 @@ def test_a_burst_of_requests_commits_as_one_transaction(store):
 def test_one_failing_request_does_not_lose_the_rest_of_its_burst(store):
     queue = WriteQueue(store)
     queue.start()
-    futures = _burst(queue, store, [_insert(1), _fail, _insert(2)])
+    futures = submit_burst(queue, [_insert(1), _fail, _insert(2)])
     assert futures[0].result(10) == 1 and futures[2].result(10) == 2
     with pytest.raises(RuntimeError, match="bad request"):
         futures[1].result(10)
