@@ -75,8 +75,9 @@ def test_plot_draws_column_charts_on_a_terminal(view_db):
 
     rows = json.loads(run_toolctl("--db", view_db, "stats", "--every", "5m", "--tool", "fetch",
                                   "--format", "json").stdout)
+    totals = json.loads(run_toolctl("--db", view_db, "stats", "--tool", "fetch", "--format", "json").stdout)
     con = terminal()
-    render_plot(rows, [], "5m", con)
+    render_plot(rows, totals, [], "5m", con)
     out = normalise(con.file.getvalue())
     check_snapshot("stats_plot_terminal", out)
     # The tallest error-rate column belongs to the bucket with the highest error rate.
@@ -84,6 +85,30 @@ def test_plot_draws_column_charts_on_a_terminal(view_db):
     top_row = next(line for line in lines if "┤" in line and line.split("┤")[0].strip().endswith("%"))
     worst = max(range(len(rows)), key=lambda i: rows[i]["error_rate"])
     assert top_row.split("┤")[1][worst] == "█"
+
+
+def test_plot_heading_counts_a_call_spanning_two_buckets_once(tmp_path):
+    from tests.conftest import write_jsonl
+
+    docs = [  # fetch's one call retries across the 06:05 bucket boundary
+        {"event_id": "a1", "ts": "2026-11-24T06:04:59.500000Z", "tool": "fetch", "status": "error",
+         "latency_ms": 10.0, "call_id": "c1", "attempt": 1},
+        {"event_id": "a2", "ts": "2026-11-24T06:05:00.500000Z", "tool": "fetch", "status": "ok",
+         "latency_ms": 12.0, "call_id": "c1", "attempt": 2},
+        {"event_id": "s1", "ts": "2026-11-24T06:01:00Z", "tool": "search", "status": "ok", "latency_ms": 5.0},
+        {"event_id": "s2", "ts": "2026-11-24T06:06:00Z", "tool": "search", "status": "ok", "latency_ms": 6.0},
+    ]
+    db = tmp_path / "s.duckdb"
+    assert run_toolctl("--db", db, "ingest", write_jsonl(tmp_path / "s.jsonl", docs)).returncode == 0
+    calls = {}  # distinct call ids per tool; an event without one is a call of its own
+    for d in docs:
+        calls.setdefault(d["tool"], set()).add(d.get("call_id", d["event_id"]))
+    out = cli(db, "stats", "--every", "5m", "--plot", "--by", "tool")
+    # Both tools have 2 calls in the per-bucket rows; search leads, fetch is one call.
+    assert out.splitlines()[0] == f"tool=search: {len(calls['search'])} calls in 2 of 2 buckets of 5m"
+    assert f"tool=fetch: {len(calls['fetch'])} calls in 2 of 2 buckets of 5m" in out.splitlines()
+    whole = cli(db, "stats", "--every", "5m", "--plot")
+    assert whole.splitlines()[0] == f"all calls: {sum(map(len, calls.values()))} calls in 2 of 2 buckets of 5m"
 
 
 def test_histogram_snapshot_marks_percentiles_in_their_bins(view_db):
