@@ -111,6 +111,18 @@ def test_plot_heading_counts_a_call_spanning_two_buckets_once(tmp_path):
     assert whole.splitlines()[0] == f"all calls: {sum(map(len, calls.values()))} calls in 2 of 2 buckets of 5m"
 
 
+def test_every_chart_helper_is_drawn_by_some_view():
+    import inspect
+
+    from toolctl.cli import _charts
+
+    cli_dir = Path(_charts.__file__).parent
+    users = "\n".join(f.read_text("utf-8") for f in cli_dir.glob("*.py") if f.name != "_charts.py")
+    helpers = [name for name, obj in vars(_charts).items()
+               if inspect.isfunction(obj) and obj.__module__ == _charts.__name__]
+    assert helpers and [h for h in helpers if not re.search(rf"\b{h}\(", users)] == []
+
+
 def test_histogram_snapshot_marks_percentiles_in_their_bins(view_db):
     out = cli(view_db, "stats", "--histogram", "--tool", "search", "--bins", "10")
     check_snapshot("stats_histogram_plain", out)

@@ -13,24 +13,8 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-SPARK = "▁▂▃▄▅▆▇█"
 EIGHTHS = " ▁▂▃▄▅▆▇█"  # vertical fill of one cell, 0/8 … 8/8
 HBAR = " ▏▎▍▌▋▊▉█"  # horizontal fill of one cell, 0/8 … 8/8
-
-
-def sparkline(values: Sequence[float | None], *, top: float | None = None) -> str:
-    """One character per value, scaled to ``top`` (default: the largest); None → a space."""
-    present = [v for v in values if v is not None]
-    top = top if top is not None else max(present, default=0.0)
-    out = []
-    for v in values:
-        if v is None:
-            out.append(" ")
-        elif top <= 0:
-            out.append(SPARK[0])
-        else:
-            out.append(SPARK[min(len(SPARK) - 1, int(v / top * (len(SPARK) - 1) + 0.5))])
-    return "".join(out)
 
 
 def hbar(value: float, top: float, width: int, *, ascii_only: bool = False) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from toolctl.cli._charts import column_chart, hbar, sparkline
+from toolctl.cli._charts import column_chart, hbar
 from toolctl.cli._output import fmt_int, fmt_ms, fmt_pct
 
 CHART_HEIGHT = 8
