@@ -119,8 +119,39 @@ def test_every_chart_helper_is_drawn_by_some_view():
     cli_dir = Path(_charts.__file__).parent
     users = "\n".join(f.read_text("utf-8") for f in cli_dir.glob("*.py") if f.name != "_charts.py")
     helpers = [name for name, obj in vars(_charts).items()
-               if inspect.isfunction(obj) and obj.__module__ == _charts.__name__]
+               if inspect.isfunction(obj) and obj.__module__ == _charts.__name__ and not name.startswith("_")]
     assert helpers and [h for h in helpers if not re.search(rf"\b{h}\(", users)] == []
+
+
+@pytest.mark.parametrize("n_buckets", [1, 2])
+def test_plot_x_labels_that_do_not_fit_under_few_buckets_are_dropped(n_buckets):
+    from toolctl.cli._views import render_plot
+
+    buckets = ["2026-11-24T06:00:00Z", "2026-11-24T06:05:00Z"][:n_buckets]
+    rows = [{"bucket": b, "calls": 3, "error_rate": 0.5 * i, "p95_ms": 100.0 + i}
+            for i, b in enumerate(buckets)]
+    con = terminal(width=24)
+    render_plot(rows, [{"calls": 3 * n_buckets}], [], "5m", con)
+    lines = normalise(con.file.getvalue()).splitlines()
+    axes = [i for i, line in enumerate(lines) if "└" in line]
+    assert len(axes) == 2  # error rate and p95
+    for i in axes:
+        assert lines[i].endswith("└" + "─" * n_buckets)
+        # The next line is the next chart's title or a blank: no x label past the columns.
+        assert i + 1 == len(lines) or not lines[i + 1].startswith(" ")
+    assert "06:0" not in "\n".join(lines)
+
+
+@pytest.mark.parametrize("columns, labels", [
+    (1, None), (2, None), (4, None), (5, "06:00"), (10, "06:00"), (11, "06:00 06:55"), (14, "06:00    06:55")])
+def test_x_axis_labels_keep_within_the_columns(columns, labels):
+    from toolctl.cli._charts import column_chart
+
+    lines = column_chart([1.0] * columns, height=2, label="x", x_first="06:00", x_last="06:55")
+    axis = lines[3]
+    assert axis.endswith(" └" + "─" * columns)
+    under_columns = " " * (len(axis) - columns)
+    assert lines[4:] == ([] if labels is None else [under_columns + labels])
 
 
 def test_histogram_snapshot_marks_percentiles_in_their_bins(view_db):
