@@ -230,3 +230,27 @@ def test_gate_banner_is_coloured_by_verdict(verdict, style):
     colour = {"on green": "42", "on red": "41", "on yellow": "43"}[style]
     assert f";{colour}m" in first or f"[{colour}m" in first or f"{colour};" in first, first
     assert ANSI.sub("", first).startswith(f"VERDICT: {verdict.upper()}")
+
+
+@pytest.mark.slow
+def test_readme_images_are_what_render_screenshots_draws_today(tmp_path):
+    """docs/images/*.svg equal, byte for byte, a fresh run of scripts/render_screenshots.py,
+    even from a shell whose terminal, colour and toolctl settings differ (the script
+    renders in an environment of its own)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    config = tmp_path / "elsewhere.toml"  # would send every command to a collector
+    config.write_text('[collector]\nurl = "http://127.0.0.1:9"\n', "utf-8")
+    env = {**os.environ, "TERM": "dumb", "COLUMNS": "50", "NO_COLOR": "1", "TOOLCTL_CONFIG": str(config)}
+    out = tmp_path / "images"
+    res = subprocess.run([sys.executable, str(REPO / "scripts" / "render_screenshots.py"), "--out", str(out)],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    committed = sorted(p.name for p in (REPO / "docs" / "images").glob("*.svg"))
+    assert sorted(p.name for p in out.glob("*.svg")) == committed
+    stale = [name for name in committed
+             if (out / name).read_bytes() != (REPO / "docs" / "images" / name).read_bytes()]
+    assert stale == [], f"regenerate with: python scripts/render_screenshots.py ({stale})"
