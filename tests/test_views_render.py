@@ -1,5 +1,6 @@
 """Snapshot tests of the rendered views: stats table, plot (ASCII fallback and terminal
-charts), histogram, top frame, gate banner and checks table.
+charts), histogram, top frame, gate banner and checks table, and `audit trace` and `gate`
+on the sample store.
 
 Output is normalised (no colour codes, fixed width, tmp paths replaced, trailing blanks
 dropped) and compared with tests/snapshots/NAME.txt. After an intended change of the
@@ -184,6 +185,53 @@ def test_top_frame_snapshot(view_db):
     out = cli(view_db, "top", "--window", "15m", "--until", "2026-11-24T06:30:00Z")
     check_snapshot("top_frame", out)
     assert re.search(r"▲1 │ fetch", out)
+
+
+# -- views of the sample store (sample_logs/, ingested through the real CLI) --------------------
+@pytest.fixture(scope="module")
+def sample_db(tmp_path_factory):
+    from tests.conftest import REPO
+
+    db = tmp_path_factory.mktemp("sample") / "sample.duckdb"
+    res = run_toolctl("--db", db, "ingest", REPO / "sample_logs", timeout=300)
+    assert res.returncode == 3, res.stderr  # 3: the sample's intentionally bad lines were rejected
+    return db
+
+
+def _sample_lines(trace_id: str) -> list[dict]:
+    import gzip
+
+    from tests.conftest import REPO
+
+    out = {}
+    for path in sorted((REPO / "sample_logs").glob("*/*.jsonl.gz")):
+        with gzip.open(path, "rb") as f:  # bytes: the sample holds deliberately broken lines
+            for line in f:
+                if trace_id.encode() in line:
+                    doc = json.loads(line)
+                    if doc.get("trace_id") == trace_id:
+                        out[doc["event_id"]] = doc  # a re-sent line is stored once
+    return list(out.values())
+
+
+# A session with retried calls, a call that ends in an error and two calls of the same tool.
+SAMPLE_TRACE = "6dbe7198a9df819f2000dda8da0d1811"
+
+
+def test_audit_trace_snapshot_on_the_sample_store(sample_db):
+    out = cli(sample_db, "audit", "trace", SAMPLE_TRACE)
+    check_snapshot("audit_trace_sample", out)
+    lines = _sample_lines(SAMPLE_TRACE)
+    calls: dict[str, list[dict]] = {}
+    for doc in lines:
+        calls.setdefault(doc["call_id"], []).append(doc)
+    assert out.splitlines()[0] == (f"trace {SAMPLE_TRACE}: 0 span(s), {len(calls)} call(s), "
+                                   f"{len(lines)} event(s)")
+    for call_id, attempts in calls.items():
+        assert f"call {call_id} {attempts[0]['tool']}" in out
+    finals = [max(a, key=lambda d: d["attempt"]) for a in calls.values()]
+    assert out.count("final: error") == sum(f["status"] == "error" for f in finals) == 1
+    assert out.count("attempt ") == len(lines)
 
 
 GATE_REPORT = {
