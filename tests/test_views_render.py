@@ -234,6 +234,21 @@ def test_audit_trace_snapshot_on_the_sample_store(sample_db):
     assert out.count("attempt ") == len(lines)
 
 
+def test_gate_snapshot_on_the_sample_store(sample_db, tmp_path):
+    import shutil
+
+    db = tmp_path / "gate.duckdb"
+    shutil.copyfile(sample_db, db)  # gate records its run: each test starts at evaluation 1
+    res = run_toolctl("--db", db, "gate", "--baseline", "v1.8.2", "--candidate", "v1.9.0-rc1",
+                      "--until", "2026-11-24T12:00:00Z", env={"COLUMNS": "150"})
+    assert res.returncode == 10, res.stderr  # hold
+    out = normalise(res.stdout, tmp_path)
+    check_snapshot("gate_sample", out)
+    lines = out.splitlines()
+    assert lines[0].startswith("VERDICT: HOLD  v1.9.0-rc1 vs v1.8.2  runbook canary-promotion  evaluation 1/6")
+    assert lines[-1].startswith("Reason: ")
+
+
 GATE_REPORT = {
     "verdict": "hold", "exit_code": 10, "reason": "p99-latency inconclusive: not enough evidence yet",
     "runbook": "canary-promotion", "baseline": "v1.8.2", "candidate": "v1.9.0-rc1",
