@@ -30,8 +30,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-#: Distinct tool names that get their own label; calls of further tools are counted under
-#: ``OTHER_TOOL``. Bounds the series a scrape returns (env ``TOOLCTL_METRICS_MAX_TOOLS``).
+#: Distinct tool names that get their own label; attempts and calls of further tools are
+#: counted under ``OTHER_TOOL``. Bounds the series a scrape returns (env ``TOOLCTL_METRICS_MAX_TOOLS``).
 DEFAULT_MAX_TOOLS = 500
 MAX_TOOLS_ENV = "TOOLCTL_METRICS_MAX_TOOLS"
 OTHER_TOOL = "_other"
@@ -56,17 +56,22 @@ SELF_HEADER = "X-Toolctl-Self-Telemetry"
 REJECT_CLASSES = ("invalid_json", "not_object", "not_utf8", "too_long", "missing_field",
                   "wrong_type", "invalid_value", "invalid_span", "already_kept")
 
-# Per-tool calls and errors among the events one batch stored, in name order (so which tools
-# get a label under the cap is deterministic). No index needed: batch_id grows with
-# insertion order, so DuckDB's zone maps skip all but the last row groups.
+# Per-tool attempts (stored rows), attempts with status error, and calls started among the
+# events one batch stored, in name order (so which tools get a label under the cap is
+# deterministic). A call is started by its first attempt, or is an event without call_id
+# (README "Figure definitions": such an event is a call of its own); `attempt` absent = 1,
+# as in stats.sql. No index needed: batch_id grows with insertion order, so DuckDB's zone
+# maps skip all but the last row groups.
 TOOLS_OF_EVENT_BATCH_SQL = """
-SELECT tool, count(*) AS calls, count(*) FILTER (WHERE status = 'error') AS errors
+SELECT tool, count(*) AS attempts, count(*) FILTER (WHERE status = 'error') AS errors,
+       count(*) FILTER (WHERE call_id IS NULL OR coalesce(attempt, 1) = 1) AS calls
 FROM events WHERE batch_id = $batch_id GROUP BY tool ORDER BY tool
 """
 
 # The same for the tool spans of one span batch (tool_rule set = counted as a tool call).
 TOOLS_OF_SPAN_BATCH_SQL = """
-SELECT tool, count(*) AS calls, count(*) FILTER (WHERE status = 'error') AS errors
+SELECT tool, count(*) AS attempts, count(*) FILTER (WHERE status = 'error') AS errors,
+       count(*) FILTER (WHERE call_id IS NULL OR coalesce(attempt, 1) = 1) AS calls
 FROM spans WHERE batch_id = $batch_id AND tool_rule IS NOT NULL GROUP BY tool ORDER BY tool
 """
 
@@ -109,7 +114,7 @@ class WriteTally:
     duplicates: int = 0
     redacted: int = 0
     rejected: dict[str, int] = field(default_factory=dict)  # reason class -> count
-    tools: list[tuple[str, int, int]] = field(default_factory=list)  # (tool, calls, errors)
+    tools: list[tuple[str, int, int, int]] = field(default_factory=list)  # (tool, attempts, errors, calls)
 
 
 def tally_lines(store: Any, result: Any, *, unit: str = "line", received: int | None = None) -> WriteTally:
@@ -121,7 +126,7 @@ def tally_lines(store: Any, result: Any, *, unit: str = "line", received: int | 
     tally = WriteTally(unit, "events", received=result.lines if received is None else received,
                        stored=result.accepted, duplicates=result.duplicates, redacted=result.redacted)
     if result.accepted:
-        tally.tools = [(r["tool"], r["calls"], r["errors"])
+        tally.tools = [(r["tool"], r["attempts"], r["errors"], r["calls"])
                        for r in store.fetch_dicts(TOOLS_OF_EVENT_BATCH_SQL, {"batch_id": result.batch_id})]
     if result.rejected:
         classes = {r["reason_class"]: r["n"]
@@ -143,7 +148,7 @@ def tally_spans(store: Any, result: Any) -> WriteTally:
         batch_id = store.scalar(LAST_BATCH_ID_SQL)
         tally.redacted = int(store.scalar(SPAN_BATCH_REDACTED_SQL, {"batch_id": batch_id}) or 0)
         if result.tool_calls:
-            tally.tools = [(r["tool"], r["calls"], r["errors"])
+            tally.tools = [(r["tool"], r["attempts"], r["errors"], r["calls"])
                            for r in store.fetch_dicts(TOOLS_OF_SPAN_BATCH_SQL, {"batch_id": batch_id})]
     return tally
 
@@ -201,8 +206,9 @@ class Telemetry:
         self.duplicates: Counter = Counter()  # route
         self.rejected: Counter = Counter()  # (route, reason_class)
         self.redacted: Counter = Counter()  # route
-        self.tool_calls: Counter = Counter()  # tool label
-        self.tool_errors: Counter = Counter()
+        self.tool_attempts: Counter = Counter()  # tool label
+        self.tool_attempt_errors: Counter = Counter()
+        self.tool_calls: Counter = Counter()  # calls started: see TOOLS_OF_EVENT_BATCH_SQL
         self._tool_labels: set[str] = set()
         self.commit_buckets = [0] * len(COMMIT_BUCKETS)
         self.commit_count = 0
@@ -227,10 +233,11 @@ class Telemetry:
             self.redacted[route] += tally.redacted
             for reason_class, n in tally.rejected.items():
                 self.rejected[(route, reason_class)] += n
-            for tool, calls, errors in tally.tools:
+            for tool, attempts, errors, calls in tally.tools:
                 label = self._tool_label(tool)
+                self.tool_attempts[label] += attempts
+                self.tool_attempt_errors[label] += errors
                 self.tool_calls[label] += calls
-                self.tool_errors[label] += errors
 
     def _tool_label(self, tool: str) -> str:
         if tool in self._tool_labels:
@@ -258,7 +265,7 @@ class Telemetry:
         with self._lock:
             snap = {name: Counter(getattr(self, name)) for name in
                     ("requests", "responses", "received", "stored", "duplicates", "rejected",
-                     "redacted", "tool_calls", "tool_errors")}
+                     "redacted", "tool_attempts", "tool_attempt_errors", "tool_calls")}
             snap["commit_buckets"] = list(self.commit_buckets)
             snap["commit_count"] = self.commit_count
             snap["commit_sum"] = self.commit_sum
@@ -295,10 +302,13 @@ class Telemetry:
                 s["rejected"], ("route", "reason_class"))
         counter("toolctl_redacted_fields", "Field values replaced by the redaction rules before storing.",
                 s["redacted"], ("route",))
-        counter("toolctl_tool_calls", f"Tool calls stored, by tool (at most {self.max_tools} tool labels; "
-                f"further tools count as {OTHER_TOOL}).", s["tool_calls"], ("tool",))
-        counter("toolctl_tool_errors", "Tool calls stored with status error, by tool.",
-                s["tool_errors"], ("tool",))
+        counter("toolctl_tool_attempts", f"Tool-call attempts stored (events and tool spans), by tool "
+                f"(at most {self.max_tools} tool labels; further tools count as {OTHER_TOOL}).",
+                s["tool_attempts"], ("tool",))
+        counter("toolctl_tool_attempt_errors", "Tool-call attempts stored with status error, by tool.",
+                s["tool_attempt_errors"], ("tool",))
+        counter("toolctl_tool_calls", "Tool calls started, by tool: attempts stored with attempt 1 "
+                "(or none) plus attempts without a call_id.", s["tool_calls"], ("tool",))
         family("toolctl_queue_items", "gauge", "Requests queued or being written.",
                [("toolctl_queue_items", {}, s["queue_items"])])
         family("toolctl_queue_bytes", "gauge", "Bytes of request bodies queued or being written.",
@@ -412,8 +422,8 @@ class OTelBridge:
         specs = [("requests", ("route",), "{request}"), ("responses", ("route", "code"), "{response}"),
                  ("received", ("route", "unit"), "{item}"), ("stored", ("route", "table"), "{row}"),
                  ("duplicates", ("route",), "{item}"), ("rejected", ("route", "reason_class"), "{item}"),
-                 ("redacted", ("route",), "{field}"), ("tool_calls", ("tool",), "{call}"),
-                 ("tool_errors", ("tool",), "{call}")]
+                 ("redacted", ("route",), "{field}"), ("tool_attempts", ("tool",), "{attempt}"),
+                 ("tool_attempt_errors", ("tool",), "{attempt}"), ("tool_calls", ("tool",), "{call}")]
         names = {"received": "toolctl.received_items", "redacted": "toolctl.redacted_fields"}
         for attr, keys, unit in specs:
             def callback(_options: Any, attr: str = attr, keys: tuple = keys) -> list:

@@ -13,13 +13,17 @@ as SVG (Rich's ``Console.save_svg``) into docs/images/:
     top.svg           toolctl top --once --window 15m --until 2026-11-24T09:30:00Z
 
 Usage: python scripts/render_screenshots.py [--out docs/images] [--keep-store PATH]
-The output is deterministic for the same sample logs and toolctl version.
+The output is deterministic for the same sample logs, toolctl and Rich versions: every
+window is fixed (`--until`), and the script renders in an environment of its own (see
+``isolate``), whatever the shell, terminal or toolctl settings it runs from.
+tests/test_views_render.py checks docs/images/ is byte for byte what it draws.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import os
 import subprocess
 import sys
 import tempfile
@@ -42,6 +46,25 @@ HAVING count(*) BETWEEN 4 AND 8 AND count(DISTINCT tool) >= 2 AND max(attempt) >
 ORDER BY count(*), trace_id
 LIMIT 1
 """
+
+
+#: Variables Rich reads for a console's size, colours and terminal features.
+RICH_ENV = ("TERM", "COLORTERM", "NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE",
+            "COLUMNS", "LINES", "JUPYTER_COLUMNS", "JUPYTER_LINES")
+
+
+def isolate(tmp: Path) -> None:
+    """Render as on a plain xterm with no toolctl settings: drop the TOOLCTL_* variables
+    (a collector URL, redaction rules, the store) and Rich's, and pin the configuration
+    file to an empty one, so neither ./toolctl.toml nor the per-user file applies. The
+    ingest subprocess inherits this environment."""
+    for var in list(os.environ):
+        if var.startswith("TOOLCTL_") or var in RICH_ENV:
+            del os.environ[var]
+    os.environ["TERM"] = "xterm-256color"
+    config = tmp / "toolctl.toml"
+    config.write_text("", "utf-8")
+    os.environ["TOOLCTL_CONFIG"] = str(config)
 
 
 def build_store(db: Path) -> None:
@@ -88,6 +111,7 @@ def main() -> None:
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
+        isolate(Path(tmp))
         db = Path(opts.keep_store) if opts.keep_store else Path(tmp) / "sample.duckdb"
         if db.exists():
             sys.exit(f"{db} exists: pass a new path to --keep-store")

@@ -116,12 +116,14 @@ def test_metrics_count_what_was_received_stored_and_rejected(serve):
     # Redaction runs before dedupe: the re-sent copy was redacted too (then not stored).
     assert by(m, "toolctl_redacted_fields_total")["/v1/tool-calls"] == 2 * REDACTED_IN_LINES
 
-    calls = Counter(line["tool"] for line, o in LINES if o in ("ok", "error"))
+    # No line carries a call_id: every stored attempt is a call of its own.
+    attempts = Counter(line["tool"] for line, o in LINES if o in ("ok", "error"))
     errors = Counter(line["tool"] for line, o in LINES if o == "error")
-    calls.update({"lookup": 1, "search": 1})  # the tool span, the log record
+    attempts.update({"lookup": 1, "search": 1})  # the tool span, the log record
     errors.update({"lookup": 1})
-    assert by(m, "toolctl_tool_calls_total") == dict(calls)
-    assert by(m, "toolctl_tool_errors_total") == {tool: errors.get(tool, 0) for tool in calls}
+    assert by(m, "toolctl_tool_attempts_total") == dict(attempts)
+    assert by(m, "toolctl_tool_attempt_errors_total") == {tool: errors.get(tool, 0) for tool in attempts}
+    assert by(m, "toolctl_tool_calls_total") == dict(attempts)
 
     assert by(m, "toolctl_responses_total", route="/v1/tool-calls") == {"200": 2, "415": 1}
     assert by(m, "toolctl_responses_total", route="/v1/traces") == {"200": 1, "400": 1}
@@ -153,13 +155,55 @@ def test_tool_labels_escape_quotes_newlines_unicode_and_overflow_to_other(serve)
         assert s.post("/v1/tool-calls", ndjson([ev(i, tool=tool, status=status)]), NDJSON).status_code == 200
     m = scrape(s)
     expected_calls = {t: 1 for t in tools[:4]} | {"_other": 2}
+    assert by(m, "toolctl_tool_attempts_total") == expected_calls
     assert by(m, "toolctl_tool_calls_total") == expected_calls
-    assert by(m, "toolctl_tool_errors_total") == {'say "hi"': 0, "two\nlines": 1, "back\\slash": 0,
-                                                  "检索 🔧": 1, "_other": 1}
+    assert by(m, "toolctl_tool_attempt_errors_total") == {'say "hi"': 0, "two\nlines": 1, "back\\slash": 0,
+                                                          "检索 🔧": 1, "_other": 1}
     # A tool already labelled keeps its own series after the cap is reached.
     assert s.post("/v1/tool-calls", ndjson([ev(99, tool="two\nlines")]), NDJSON).status_code == 200
     assert by(scrape(s), "toolctl_tool_calls_total")["two\nlines"] == 2
     assert s.stop() == 0
+
+
+# Attempts of retried calls, sent in two requests the way a gateway streams them: a call's
+# later attempts arrive after its first. Each with the (tool, call, final?) it stands for.
+RETRIES_FIRST = [
+    ev(1, tool="search", call_id="c1", attempt=1, status="error"),
+    ev(2, tool="search", call_id="c2", attempt=1),
+    ev(3, tool="fetch", call_id="c3", attempt=1, status="error"),
+    ev(4, tool="fetch", status="error"),  # no call_id: a call of its own
+    ev(5, tool="fetch", call_id="c4"),  # attempt absent: 1
+]
+RETRIES_LATER = [
+    ev(6, tool="search", call_id="c1", attempt=2, status="error"),
+    ev(7, tool="search", call_id="c1", attempt=3),
+    ev(8, tool="fetch", call_id="c3", attempt=2, status="error"),
+]
+
+
+def test_tool_calls_count_calls_started_and_attempts_count_every_stored_attempt(serve):
+    s = serve()
+    assert s.post("/v1/tool-calls", ndjson(RETRIES_FIRST), NDJSON).status_code == 200
+    assert s.post("/v1/tool-calls", ndjson(RETRIES_LATER), NDJSON).status_code == 200
+    m = scrape(s)
+    sent = RETRIES_FIRST + RETRIES_LATER
+    attempts = Counter(e["tool"] for e in sent)
+    attempt_errors = Counter(e["tool"] for e in sent if e["status"] == "error")
+    calls = Counter(e["tool"] for e in sent if "call_id" not in e or e.get("attempt", 1) == 1)
+    assert dict(calls) == {"search": 2, "fetch": 3}  # c1, c2; c3, the solo event, c4
+    assert by(m, "toolctl_tool_attempts_total") == dict(attempts) == {"search": 4, "fetch": 4}
+    assert by(m, "toolctl_tool_attempt_errors_total") == dict(attempt_errors) == {"search": 2, "fetch": 3}
+    assert by(m, "toolctl_tool_calls_total") == dict(calls)
+    assert s.stop() == 0
+
+    # Every call's first attempt was stored, so the counters agree with `toolctl stats`.
+    from tests.conftest import run_toolctl
+
+    res = run_toolctl("--db", s.db, "stats", "--by", "tool", "--format", "json")
+    assert res.returncode == 0, res.stderr
+    rows = {r["tool"]: r for r in json.loads(res.stdout)}
+    assert {t: r["calls"] for t, r in rows.items()} == dict(calls)
+    assert {t: r["attempts"] for t, r in rows.items()} == dict(attempts)
 
 
 def test_metrics_needs_the_bearer_token_like_the_other_routes(serve):
@@ -327,8 +371,9 @@ def test_collector_metrics_are_exported_as_otel_metrics_with_the_same_counts(ser
                 points[(metric.name, labels)] = dp.count if kind == "histogram" else dp.as_int
     assert points[("toolctl.stored", (("route", "/v1/tool-calls"), ("table", "events")))] == 2
     assert points[("toolctl.rejected", (("reason_class", "invalid_json"), ("route", "/v1/tool-calls")))] == 1
-    assert points[("toolctl.tool_calls", (("tool", "search"),))] == 2
-    assert points[("toolctl.tool_errors", (("tool", "search"),))] == 1
+    assert points[("toolctl.tool_attempts", (("tool", "search"),))] == 2
+    assert points[("toolctl.tool_attempt_errors", (("tool", "search"),))] == 1
+    assert points[("toolctl.tool_calls", (("tool", "search"),))] == 2  # no call_id: each its own call
     assert points[("toolctl.responses", (("code", "200"), ("route", "/v1/tool-calls")))] == 1
     assert points[("toolctl.commit.duration", ())] == 1  # histogram: one commit
 

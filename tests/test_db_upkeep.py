@@ -99,15 +99,18 @@ def test_db_info_reports_the_known_row_counts_time_range_and_schema(store):
     events = known["old"][0] + known["new"][0] + known["mixed"][0]
     assert doc["tables"]["events"] == events and doc["tables"]["rejects"] == known["old"][1]
     assert doc["tables"]["batches"] == 3 and doc["tables"]["spans"] == 0
-    assert doc["tool_calls"]["count"] == events
-    assert doc["tool_calls"]["first_ts"] == "2026-01-01T00:00:00Z"
-    assert doc["tool_calls"]["last_ts"] == known["recent"]
+    assert doc["attempts"]["count"] == events  # stored rows are attempts, not calls
+    assert doc["attempts"]["first_ts"] == "2026-01-01T00:00:00Z"
+    assert doc["attempts"]["last_ts"] == known["recent"]
+    assert "tool_calls" not in doc
     # 3 batches + 3 fully read sources, as the ledger records ingests
     assert doc["ledger_entries"] == doc["tables"]["ledger"] == 6
     migrations = sorted((REPO / "toolctl/store/migrations").glob("[0-9][0-9][0-9][0-9]_*.sql"))
     assert doc["schema_version"] == doc["latest_schema_version"] == len(migrations)
     table = run_toolctl("--db", db, "db", "info")
-    assert table.returncode == 0 and f"{events:,}" in table.stdout and "schema   version" in table.stdout
+    assert table.returncode == 0 and "schema   version" in table.stdout
+    assert f"attempts {events:,}: 2026-01-01T00:00:00Z … {known['recent']} (UTC)" in table.stdout
+    assert "calls" not in table.stdout
 
 
 # -- migrate ------------------------------------------------------------------------------------

@@ -13,24 +13,8 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-SPARK = "▁▂▃▄▅▆▇█"
 EIGHTHS = " ▁▂▃▄▅▆▇█"  # vertical fill of one cell, 0/8 … 8/8
 HBAR = " ▏▎▍▌▋▊▉█"  # horizontal fill of one cell, 0/8 … 8/8
-
-
-def sparkline(values: Sequence[float | None], *, top: float | None = None) -> str:
-    """One character per value, scaled to ``top`` (default: the largest); None → a space."""
-    present = [v for v in values if v is not None]
-    top = top if top is not None else max(present, default=0.0)
-    out = []
-    for v in values:
-        if v is None:
-            out.append(" ")
-        elif top <= 0:
-            out.append(SPARK[0])
-        else:
-            out.append(SPARK[min(len(SPARK) - 1, int(v / top * (len(SPARK) - 1) + 0.5))])
-    return "".join(out)
 
 
 def hbar(value: float, top: float, width: int, *, ascii_only: bool = False) -> str:
@@ -48,7 +32,8 @@ def hbar(value: float, top: float, width: int, *, ascii_only: bool = False) -> s
 def column_chart(values: Sequence[float | None], *, height: int, label: str,
                  fmt: callable = str, x_first: str = "", x_last: str = "") -> list[str]:
     """A column chart: one column per value, ``height`` rows, y axis labelled with the top
-    value and 0, x axis with the first and last labels. Returns the lines."""
+    value and 0, x axis with the first and last labels (those that fit under the columns:
+    see ``_x_axis_labels``). Returns the lines."""
     present = [v for v in values if v is not None]
     top = max(present, default=0.0)
     ylab_top, ylab_zero = fmt(top), fmt(0.0)
@@ -67,7 +52,18 @@ def column_chart(values: Sequence[float | None], *, height: int, label: str,
         lines.append(f"{y:>{pad}} ┤{''.join(cells)}")
     width = len(values)
     lines.append(" " * pad + " └" + "─" * width)
-    if x_first or x_last:
-        gap = max(1, width - len(x_first) - len(x_last))
-        lines.append(" " * (pad + 2) + x_first + " " * gap + x_last)
+    labels = _x_axis_labels(x_first, x_last, width)
+    if labels:
+        lines.append(" " * (pad + 2) + labels)
     return lines
+
+
+def _x_axis_labels(first: str, last: str, width: int) -> str:
+    """``first`` under the first column and ``last`` ending under the last, within ``width``
+    columns. A label that does not fit is dropped (``last`` before ``first``): with fewer
+    columns than label characters the line would run past the chart and wrap on a narrow
+    terminal. Returns "" when neither fits."""
+    gap = 1 if first and last else 0
+    if len(first) + gap + len(last) <= width:
+        return first + " " * (width - len(first) - len(last)) + last
+    return first if len(first) <= width else ""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from toolctl.cli._charts import column_chart, hbar, sparkline
+from toolctl.cli._charts import column_chart, hbar
 from toolctl.cli._output import fmt_int, fmt_ms, fmt_pct
 
 CHART_HEIGHT = 8
@@ -20,33 +20,38 @@ def _group_label(row: dict, dims: list[str], scope: str) -> str:
     return ", ".join(f"{d}={'∅' if row[d] is None else row[d]}" for d in dims) or scope
 
 
-def _groups(rows: list[dict], dims: list[str], scope: str) -> list[tuple[str, list[dict]]]:
-    """Rows per group (first appearance order) — buckets stay in time order."""
+def _groups(rows: list[dict], dims: list[str], scope: str,
+            calls: dict[tuple, int]) -> list[tuple[str, list[dict]]]:
+    """Rows per group, most calls first (``calls``: each group's unbucketed calls) — buckets
+    stay in time order."""
     out: dict[tuple, list[dict]] = {}
     for r in rows:
         out.setdefault(tuple(r[d] for d in dims), []).append(r)
-    ordered = sorted(out.items(), key=lambda kv: -sum(r["calls"] for r in kv[1]))
+    ordered = sorted(out.items(), key=lambda kv: -calls.get(kv[0], 0))
     return [(_group_label(v[0], dims, scope), v) for _, v in ordered]
 
 
-def render_plot(rows: list[dict], dims: list[str], every: str | None, console: Any,
-                scope: str = "all calls") -> None:
+def render_plot(rows: list[dict], totals: list[dict], dims: list[str], every: str | None,
+                console: Any, scope: str = "all calls") -> None:
     """Per-bucket error rate and p95 of each group: column charts on a terminal, an ASCII
-    table with bars otherwise. ``rows`` are ``stats`` rows with ``bucket``; ``scope`` names
-    the filters (the heading when there is no --by)."""
+    table with bars otherwise. ``rows`` are ``stats`` rows with ``bucket``; ``totals`` the
+    rows of the same query without buckets (one per group), whose calls the heading shows:
+    a call whose attempts fall into two buckets counts in both, but once in its group.
+    ``scope`` names the filters (the heading when there is no --by)."""
     from rich.text import Text
 
     if not rows:
         console.print("No tool calls in this window. Ingest logs with `toolctl ingest PATH`.")
         return
+    calls_of = {tuple(t[d] for d in dims): t["calls"] for t in totals}
     buckets = sorted({r["bucket"] for r in rows})
     plain = not console.is_terminal
-    for label, group in _groups(rows, dims, scope):
+    for label, group in _groups(rows, dims, scope, calls_of):
         by_bucket = {r["bucket"]: r for r in group}
         series = [by_bucket.get(b) for b in buckets]
         err = [None if r is None else r["error_rate"] for r in series]
         p95 = [None if r is None or r["p95_ms"] is None else r["p95_ms"] for r in series]
-        calls = sum(r["calls"] for r in group)
+        calls = calls_of[tuple(group[0][d] for d in dims)]
         head = f"{label}: {fmt_int(calls)} calls in {len(group)} of {len(buckets)} buckets of {every}"
         if plain:
             _plain_plot(console, head, series, buckets)

@@ -50,7 +50,7 @@ def path(ctx: typer.Context) -> None:
 
 @app.command("info")
 def info(ctx: typer.Context, fmt: FormatOpt = DocFormat.table) -> None:
-    """Path, size, schema version, row counts, tool-call time range and ledger entries.
+    """Path, size, schema version, row counts, tool-call attempts and their time range, ledger entries.
 
     Example: toolctl db info --format json
     """
@@ -61,14 +61,15 @@ def info(ctx: typer.Context, fmt: FormatOpt = DocFormat.table) -> None:
     if fmt is DocFormat.json:
         print_json(doc)
         return
-    calls = doc["tool_calls"]
+    attempts = doc["attempts"]
     out = stdout()
     out.print(f"store    {doc['path'] or str(ctx.obj.db_path) + ' (does not exist yet)'}", highlight=False)
     out.print(f"size     {_size(doc['size_bytes'])}", highlight=False)
     out.print(f"schema   version {doc['schema_version']} (this toolctl: {doc['latest_schema_version']})",
               highlight=False)
-    span = (f"{calls['first_ts']} … {calls['last_ts']} (UTC)" if calls["count"] else "no tool calls")
-    out.print(f"calls    {calls['count']:,}: {span}", highlight=False)
+    span = (f"{attempts['first_ts']} … {attempts['last_ts']} (UTC)" if attempts["count"]
+            else "no tool calls")
+    out.print(f"attempts {attempts['count']:,}: {span}", highlight=False)
     out.print(f"ledger   {doc['ledger_entries']:,} entries, {doc['prune_entries']} prune(s)", highlight=False)
     out.print(table("Rows", [("table", "left"), ("rows", "right")],
                     [(name, fmt_int(n)) for name, n in doc["tables"].items()]))

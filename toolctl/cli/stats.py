@@ -84,8 +84,11 @@ def stats(
     source = lake_source(engine, lake, spark_master)
     with source or ctx.obj.open_read() as store:  # a RemoteStore while `toolctl serve` holds the file
         rows = api.read(store, "stats", query)
-        total = (api.read(store, "stats", query.model_copy(update={"by": [], "every": None}))
-                 if fmt is Format.table else None)
+        total = totals = None
+        if fmt is Format.table and plot:  # each group's calls, not a sum over its buckets
+            totals = api.read(store, "stats", query.model_copy(update={"every": None}))
+        elif fmt is Format.table:
+            total = api.read(store, "stats", query.model_copy(update={"by": [], "every": None}))
     keys = list(query.by) + (["bucket"] if query.every else [])
     if fmt is Format.json:
         print_json(rows)
@@ -98,7 +101,7 @@ def stats(
 
         filters = {"tool": tool, "tenant": tenant, "version": version, "service": service, "status": status}
         scope = ", ".join(f"{k}={v}" for k, v in filters.items() if v) or "all calls"
-        render_plot(rows, list(query.by), every, stdout(), scope=scope)
+        render_plot(rows, totals, list(query.by), every, stdout(), scope=scope)
         return
     render_table(rows, keys, total[0] if total else None)
 

@@ -27,7 +27,10 @@ INFO_TABLES = ("events", "spans", "rejects", "batches", "ingest_sources", "ledge
                "gate_runs", "gate_evaluations", "gate_check_results", "baselines",
                "baseline_tools")
 
-TOOL_CALL_RANGE = "SELECT count(*), min(ts), max(ts) FROM tool_calls"
+# Rows of the tool_calls view are attempts (README "Figure definitions"). Distinct calls are
+# left to `toolctl stats`: counting them means hashing every call_id (~1 s per 5M attempts),
+# where everything else `db info` reads costs milliseconds.
+ATTEMPT_RANGE = "SELECT count(*), min(ts), max(ts) FROM tool_calls"
 USER_TABLES = ("SELECT table_name FROM information_schema.tables"
                " WHERE table_schema = 'main' AND table_type = 'BASE TABLE' ORDER BY table_name")
 
@@ -54,8 +57,11 @@ def table_counts(store: Any) -> dict[str, int]:
 
 
 def store_info(store: Any) -> dict:
-    """Path, size, schema version, row counts, tool-call time range and ledger size."""
-    calls, first, last = store.row(TOOL_CALL_RANGE)
+    """Path, size, schema version, row counts, tool-call attempts and their time range, ledger size.
+
+    ``attempts.count`` counts stored attempts (events and tool spans), not calls.
+    """
+    attempts, first, last = store.row(ATTEMPT_RANGE)
     counts = table_counts(store)
     pruned = store.scalar("SELECT count(*) FROM ledger WHERE kind = 'prune'") if "ledger" in counts else 0
     return {
@@ -65,7 +71,7 @@ def store_info(store: Any) -> dict:
         "schema_version": store.schema_version(),
         "latest_schema_version": latest_schema_version(),
         "tables": counts,
-        "tool_calls": {"count": int(calls), "first_ts": first, "last_ts": last},
+        "attempts": {"count": int(attempts), "first_ts": first, "last_ts": last},
         "ledger_entries": counts.get("ledger", 0),
         "prune_entries": int(pruned),
     }
