@@ -52,7 +52,8 @@ def render_plot(rows: list[dict], totals: list[dict], dims: list[str], every: st
         err = [None if r is None else r["error_rate"] for r in series]
         p95 = [None if r is None or r["p95_ms"] is None else r["p95_ms"] for r in series]
         calls = calls_of[tuple(group[0][d] for d in dims)]
-        head = f"{label}: {fmt_int(calls)} calls in {len(group)} of {len(buckets)} buckets of {every}"
+        head = (f"{label}: {fmt_int(calls)} call{'' if calls == 1 else 's'} in {len(group)} of "
+                f"{len(buckets)} bucket{'' if len(buckets) == 1 else 's'} of {every}")
         if plain:
             _plain_plot(console, head, series, buckets)
             continue
