@@ -250,6 +250,27 @@ def test_gate_snapshot_on_the_sample_store(sample_db, tmp_path):
     assert lines[-1].startswith("Reason: ")
 
 
+@pytest.mark.parametrize("columns", [100, 90])
+def test_gate_on_a_narrow_terminal_shows_every_outcome_and_whole_reasons(sample_db, tmp_path, columns):
+    import shutil
+
+    db = tmp_path / "gate.duckdb"
+    shutil.copyfile(sample_db, db)
+    args = ("--db", db, "gate", "--baseline", "v1.8.2", "--candidate", "v1.9.0-rc1",
+            "--until", "2026-11-24T12:00:00Z")
+    report = json.loads(run_toolctl(*args, "--format", "json").stdout)
+    shutil.copyfile(sample_db, db)  # the same evaluation (1/6) for the human run
+    res = run_toolctl(*args, env={"COLUMNS": str(columns)})
+    assert res.returncode == 10, res.stderr
+    lines = res.stdout.splitlines()
+    assert max(map(len, lines)) <= columns  # nothing runs past the edge (and is cropped)
+    flat = " ".join(" ".join(lines).split())
+    for c in report["checks"]:
+        row = next(line for line in lines if line.startswith(f"│ {c['name']} "))
+        assert c["outcome"] in row  # the outcome sits next to the name, never cropped
+        assert " ".join(c["reason"].split()) in flat  # each reason whole, below the table
+
+
 GATE_REPORT = {
     "verdict": "hold", "exit_code": 10, "reason": "p99-latency inconclusive: not enough evidence yet",
     "runbook": "canary-promotion", "baseline": "v1.8.2", "candidate": "v1.9.0-rc1",

@@ -141,7 +141,7 @@ class ByteProgress:
 
 def table(title: str | None, columns: Iterable[tuple[str, str]], rows: Iterable[Sequence[Any]],
           caption: str | None = None):
-    """A Rich table; ``columns`` is (header, justify)."""
+    """A Rich table; ``columns`` is (header, justify) or (header, justify, "prose")."""
     from rich.table import Table
     from rich.text import Text
 
@@ -149,12 +149,17 @@ def table(title: str | None, columns: Iterable[tuple[str, str]], rows: Iterable[
 
     rows = [[Text(c) if isinstance(c, str) else c for c in row] for row in rows]
     t = Table(title=title, caption=caption, caption_justify="left", header_style="bold")
-    for i, (header, justify) in enumerate(columns):
+    for i, (header, justify, *kind) in enumerate(columns):
         # Names (left-aligned keys) are what an operator looks for: keep them readable when
-        # the terminal is narrow and let the numbers give way first.
+        # the terminal is narrow and let the numbers give way first. Prose columns (kind
+        # "prose": a reason, a message) wrap freely, so they never push the table past the
+        # terminal's edge.
         widest = max((cell_len(r[i].plain) for r in rows if isinstance(r[i], Text)), default=0)
-        min_width = min(max(widest, cell_len(header)), 20) if justify == "left" else None
-        t.add_column(header, justify=justify, min_width=min_width)  # type: ignore[arg-type]
+        min_width = (min(max(widest, cell_len(header)), 20)
+                     if justify == "left" and kind != ["prose"] else None)
+        # A number cut to "1,23…" reads as another number: numbers fold onto a second line.
+        t.add_column(header, justify=justify, min_width=min_width,  # type: ignore[arg-type]
+                     overflow="fold" if justify == "right" else "ellipsis")
     for row in rows:
         # Plain strings are data (tool names, paths, raw lines), never Rich markup.
         t.add_row(*row)

@@ -119,7 +119,7 @@ def regress(
     """
     from datetime import timedelta
 
-    from toolctl.cli.gate import CHECK_COLUMNS, GATE_EXIT, check_rows
+    from toolctl.cli.gate import GATE_EXIT, print_checks
     from toolctl.errors import StoreError
     from toolctl.gate.baselines import regress as compute
     from toolctl.timeutil import parse_time, utcnow
@@ -148,6 +148,6 @@ def regress(
         console.print(Text(f"VERDICT: {report['verdict'].upper()}", style=_STYLE[report["verdict"]]) +
                       Text(f"  regressed tools: {', '.join(report['regressed_tools']) or 'none'}"))
         if report["checks"]:
-            console.print(table("Checks", CHECK_COLUMNS, check_rows(report["checks"])))
+            print_checks(console, "Checks", report["checks"])
         console.print(f"Reason: {report['reason']}.")
     raise typer.Exit(GATE_EXIT[report["verdict"]])

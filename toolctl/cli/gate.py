@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, List, Optional
+from typing import Annotated, Any, List, Optional
 
 import typer
 
@@ -110,15 +110,19 @@ def check_rows(checks: list[dict]) -> list[list]:
         interval = "–" if c["lower"] is None and c["upper"] is None else \
             f"[{_num(c['lower'], pct)}, {_num(c['upper'], pct)}]"
         outcome = c["outcome"] + (" (dry run)" if c["dry_run"] else "")
-        rows.append([c["name"], c["severity"], _num(c["estimate"], pct), interval, _num(c["margin"], pct),
+        rows.append([c["name"], Text(outcome, style=_STYLE.get(c["outcome"], "")), c["severity"],
+                     _num(c["estimate"], pct), interval, _num(c["margin"], pct),
                      f"{c['n_baseline'] if c['n_baseline'] is not None else '–'}/"
                      f"{c['n_candidate'] if c['n_candidate'] is not None else '–'}",
-                     Text(outcome, style=_STYLE.get(c["outcome"], "")), c["reason"]])
+                     c["reason"]])
     return rows
 
 
-CHECK_COLUMNS = [("check", "left"), ("severity", "left"), ("estimate", "right"), ("interval", "right"),
-                 ("margin", "right"), ("n base/cand", "right"), ("outcome", "left"), ("reason", "left")]
+# The outcome comes right after the name: on a narrow terminal the right edge is what gives.
+CHECK_COLUMNS = [("check", "left"), ("outcome", "left"), ("severity", "left"), ("estimate", "right"),
+                 ("interval", "right"), ("margin", "right"), ("n base/cand", "right"),
+                 ("reason", "left", "prose")]
+REASON_MIN_WIDTH = 30  # narrower than this, the reasons go below the table instead
 
 
 _BANNER = {"promote": "bold black on green", "hold": "bold black on yellow",
@@ -143,8 +147,24 @@ def render_report(report: dict, console=None) -> None:
         for c in report["checks"]:
             counts[c["outcome"]] = counts.get(c["outcome"], 0) + 1
         summary = ", ".join(f"{n} {o}" for o, n in sorted(counts.items(), key=lambda kv: -kv[1]))
-        console.print(table(f"Checks ({summary})", CHECK_COLUMNS, check_rows(report["checks"])))
+        print_checks(console, f"Checks ({summary})", report["checks"])
     console.print(Text("Reason: ", style="bold") + Text(f"{report['reason']}.", style=_STYLE[v]))
+
+
+def print_checks(console: Any, title: str, checks: list[dict]) -> None:
+    """The checks as a table; each check's reason beside its figures, or below the table
+    when the terminal is too narrow for both (Rich would otherwise crop the right edge)."""
+    from rich.text import Text
+
+    rows = check_rows(checks)
+    figures = table(title, CHECK_COLUMNS[:-1], [r[:-1] for r in rows])
+    natural = console.measure(figures, options=console.options.update_width(10_000)).maximum
+    if natural + 3 + REASON_MIN_WIDTH <= console.width:
+        console.print(table(title, CHECK_COLUMNS, rows))
+        return
+    console.print(figures)
+    for c in checks:
+        console.print(Text(f"{c['name']}: ", style="bold") + Text(c["reason"]))
 
 
 def write_junit(report: dict, path: str) -> None:

@@ -79,7 +79,7 @@ def run_cmd(
 
     Example: toolctl runbook run retry-storm --since 2026-11-24T09:00:00Z --until 2026-11-24T10:00:00Z
     """
-    from toolctl.cli.gate import CHECK_COLUMNS, _STYLE, check_rows
+    from toolctl.cli.gate import _STYLE, print_checks
     from toolctl.errors import StoreError
     from toolctl import api
     from toolctl.gate.runbook import load_runbook
@@ -108,7 +108,7 @@ def run_cmd(
         console.print(Text(f"{report['status'].upper()}", style=_STYLE[report["status"]]) +
                       Text(f"  runbook {rb.name}" + (f"  window {report['since']} .. {report['until']}" if report.get("since") else "")))
         if report["checks"]:
-            console.print(table("Checks", CHECK_COLUMNS, check_rows(report["checks"])))
+            print_checks(console, "Checks", report["checks"])
         console.print(f"Reason: {report['reason']}.")
         if report["status"] != "pass":
             console.print(f"Remediation (`toolctl runbook show {rb.name}`):")
