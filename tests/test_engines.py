@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -105,6 +106,63 @@ def test_not_a_lake_is_a_usage_error_naming_the_dir(tmp_path):
 def test_spark_engine_without_a_lake_is_a_usage_error():
     r = run_toolctl("stats", "--engine", "spark")
     assert r.returncode == 2 and "--lake DIR is missing" in r.stderr
+
+
+def _empty_lake(tmp_path: Path) -> Path:
+    from toolctl.lake.layout import open_lake
+
+    lake = tmp_path / "lake"
+    open_lake(lake, create=True)
+    return lake
+
+
+def _path_without_java() -> str:
+    return os.pathsep.join(d for d in os.environ.get("PATH", "").split(os.pathsep)
+                           if d and not (Path(d) / "java").exists())
+
+
+def test_spark_engine_without_java_is_one_error_line_and_exit_2(tmp_path):
+    pytest.importorskip("pyspark")
+    lake = _empty_lake(tmp_path)
+    for java_home in (str(tmp_path / "no-such-jdk"), None):
+        env = {"PATH": _path_without_java(), "JAVA_HOME": java_home}
+        r = run_toolctl("stats", "--engine", "spark", "--lake", lake,
+                        env={k: v for k, v in env.items() if v is not None},
+                        unset=() if java_home else ("JAVA_HOME",))
+        assert r.returncode == 2, r.stderr
+        assert "Traceback" not in r.stderr and r.stdout == ""
+        lines = r.stderr.splitlines()
+        assert lines[0].startswith("Error: --engine spark needs a Java runtime: ")
+        assert lines[1].startswith("Hint: install Java 17") and len(lines) == 2
+        assert (java_home or "no `java` on PATH") in lines[0]
+
+
+def test_spark_engine_whose_java_cannot_start_is_an_error_not_a_traceback(tmp_path):
+    """A JAVA_HOME whose java exits at once: Spark's gateway never comes up."""
+    pytest.importorskip("pyspark")
+    lake = _empty_lake(tmp_path)
+    java = tmp_path / "broken-jdk" / "bin" / "java"
+    java.parent.mkdir(parents=True)
+    java.write_text("#!/bin/sh\necho 'broken java' >&2\nexit 1\n")
+    java.chmod(0o755)
+    r = run_toolctl("stats", "--engine", "spark", "--lake", lake, env={"JAVA_HOME": str(java.parent.parent)})
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr and "JAVA_GATEWAY_EXITED" not in r.stderr
+    lines = r.stderr.splitlines()
+    assert lines[-2] == f"Error: --engine spark could not start Java ({java}): Spark's gateway exited before it was ready"
+    assert lines[-1].startswith(f"Hint: run `{java} -version`")
+
+
+def test_spark_engine_without_pyspark_names_the_extra_to_install(tmp_path):
+    lake = _empty_lake(tmp_path)
+    shim = tmp_path / "shim" / "pyspark"
+    shim.mkdir(parents=True)
+    (shim / "__init__.py").write_text('raise ImportError("No module named pyspark (test shim)")\n')
+    path = os.pathsep.join([str(shim.parent), str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    r = run_toolctl("stats", "--engine", "spark", "--lake", lake, env={"PYTHONPATH": path})
+    assert r.returncode == 2
+    assert r.stderr.splitlines() == ["Error: --engine spark needs pyspark, which is not installed",
+                                     "Hint: pip install 'toolctl[spark]' (and Java 17)"]
 
 
 def test_stats_and_audit_search_on_the_duckdb_lake_equal_the_store(small_lake):

@@ -18,12 +18,13 @@ statement's window (its ``since``/``until`` parameters): partitions outside it a
 from __future__ import annotations
 
 import os
+import shutil
 from abc import ABC, abstractmethod
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Mapping
 
-from toolctl.errors import UsageError
+from toolctl.errors import PrerequisiteError, UsageError
 
 ENGINES = ("duckdb", "spark")
 DEFAULT_SPARK_MASTER = "local[*]"
@@ -179,13 +180,42 @@ class DuckDBLake(LakeSource):
 _SPARK: dict[str, Any] = {}
 
 
+def java_runtime() -> str | None:
+    """The java executable Spark's launcher (bin/spark-class) will run, or None if it is not there.
+
+    spark-class runs ``$JAVA_HOME/bin/java`` whenever JAVA_HOME is set (a ``java`` on PATH is
+    then not consulted), else ``java`` on PATH; this mirrors that choice.
+    """
+    home = os.environ.get("JAVA_HOME")
+    if home:
+        java = Path(home) / "bin" / "java"
+        return str(java) if java.is_file() and os.access(java, os.X_OK) else None
+    return shutil.which("java")
+
+
 def spark_session(master: str | None = None):
-    """The process's SparkSession (created once; UTC session time zone)."""
-    from pyspark.sql import SparkSession
+    """The process's SparkSession (created once; UTC session time zone).
+
+    Raises PrerequisiteError when pyspark is not installed, no Java runtime is reachable, or
+    the JVM (Spark's gateway) exits before it is ready; nothing else is caught.
+    """
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise PrerequisiteError("--engine spark needs pyspark, which is not installed",
+                                hint="pip install 'toolctl[spark]' (and Java 17)") from None
 
     master = master or spark_master_default()
     if master in _SPARK:
         return _SPARK[master]
+    java = java_runtime()
+    if java is None:
+        home = os.environ.get("JAVA_HOME")
+        where = (f"JAVA_HOME is {home}, which has no bin/java" if home
+                 else "JAVA_HOME is not set and there is no `java` on PATH")
+        # Checked before the launch: without Java, pyspark fails with a 60-line traceback.
+        raise PrerequisiteError(f"--engine spark needs a Java runtime: {where}",
+                                hint="install Java 17 and set JAVA_HOME to it (or put its `java` on PATH)")
     b = (SparkSession.builder.master(master).appName("toolctl")
          .config("spark.sql.session.timeZone", "UTC")
          .config("spark.ui.enabled", "false")
@@ -197,10 +227,23 @@ def spark_session(master: str | None = None):
         # A laptop: few cores, so few shuffle partitions; a cluster keeps its own defaults.
         b = (b.config("spark.sql.shuffle.partitions", str(max(2, 2 * (os.cpu_count() or 1))))
              .config("spark.driver.memory", os.environ.get("TOOLCTL_SPARK_DRIVER_MEMORY", "2g")))
-    session = b.getOrCreate()
+    try:
+        session = b.getOrCreate()
+    except Exception as exc:
+        if _error_class(exc) != "JAVA_GATEWAY_EXITED":
+            raise
+        raise PrerequisiteError(f"--engine spark could not start Java ({java}): Spark's gateway exited "
+                                "before it was ready", hint=f"run `{java} -version` (Java 17 is the tested "
+                                "runtime); Java's own message, if any, is above") from None
     session.sparkContext.setLogLevel("ERROR")
     _SPARK[master] = session
     return session
+
+
+def _error_class(exc: BaseException) -> str | None:
+    """The error class of a PySparkException (pyspark >= 3.4), else None."""
+    get = getattr(exc, "getErrorClass", None)
+    return get() if callable(get) else None
 
 
 class SparkLake(LakeSource):
@@ -210,11 +253,7 @@ class SparkLake(LakeSource):
 
     def __init__(self, root: Path, master: str | None = None):
         super().__init__(root)
-        try:
-            self.spark = spark_session(master)
-        except ImportError:
-            raise UsageError("--engine spark needs pyspark",
-                             hint="pip install 'toolctl[spark]' (and Java 17)") from None
+        self.spark = spark_session(master)  # PrerequisiteError: no pyspark or no Java
 
     def _define(self, view: str, table: str, files: list[str]) -> None:
         from toolctl.engines.lake import projection
