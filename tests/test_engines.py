@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, event, run_toolctl, write_jsonl
-from tests.test_lake_parity import write_lake_from_store
+from tests.test_lake_parity import write_lake
 
 OTLP = REPO / "tests" / "fixtures" / "otlp"
 
@@ -30,7 +30,7 @@ def small_lake(tmp_path):
     db = tmp_path / "s.duckdb"
     assert run_toolctl("--db", db, "ingest", write_jsonl(tmp_path / "e.jsonl", docs)).returncode == 0
     lake = tmp_path / "lake"
-    write_lake_from_store(db, lake, "w0")
+    write_lake(db, lake)
     return db, lake
 
 
@@ -311,7 +311,7 @@ def test_span_auth_failures_agree_on_all_engines(tmp_path, spark):
     for name in ("auth_parent.json", "auth_child.json", "auth_middle.json"):
         assert run_toolctl("--db", db, "ingest", OTLP / name).returncode == 0
     lake = tmp_path / "lake"
-    write_lake_from_store(db, lake, "w0")
+    write_lake(db, lake)
     q = StatsQuery(by=["tool"])
     with Store.open(db, write=False) as store:
         want = stats(store, q)

@@ -1,13 +1,12 @@
 """DuckDB-file, DuckDB-lake and Spark-lake give the same figures and the same gate verdict.
 
 The events are generated (seeded), ingested with the real CLI into two stores (two
-collectors, disjoint halves), each store written into one lake as its own writer. Size:
+collectors, disjoint halves), each store written into one lake by `toolctl lake export`. Size:
 TOOLCTL_PARITY_EVENTS (default 200 000; CI runs the default).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import random
@@ -74,43 +73,10 @@ def generate_events(n: int, seed: int = 9) -> list[dict]:
     return out[:n]
 
 
-def write_lake_from_store(db: Path, lake: Path, writer_id: str) -> None:
-    """Test-only lake writer: the store's events/spans as hive-partitioned zstd Parquet."""
-    import duckdb
-
-    lake.mkdir(parents=True, exist_ok=True)
-    (lake / "_toolctl_lake.json").write_text(json.dumps({"format": "toolctl-lake", "version": 1}))
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        for table, col in (("events", "ts"), ("spans", "start_time")):
-            if not con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]:
-                continue
-            staging = lake / f"_staging_{writer_id}_{table}"
-            con.execute(
-                f"COPY (SELECT *, strftime({col}, '%Y-%m-%d') AS dt, strftime({col}, '%H') AS hour "
-                f"FROM {table} ORDER BY {col}) TO '{staging}' "
-                f"(FORMAT parquet, PARTITION_BY (dt, hour), COMPRESSION zstd, FILENAME_PATTERN '{writer_id}-{{i}}')")
-            for f in staging.rglob("*.parquet"):  # merge the writer's files into the shared tree
-                dest = lake / table / f.parent.parent.name / f.parent.name / f.name
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                f.rename(dest)
-            for d in sorted(staging.rglob("*"), reverse=True):
-                d.rmdir()
-            staging.rmdir()
-    finally:
-        con.close()
-
-
-def write_lake(db: Path, lake: Path, writer_id: str) -> None:
-    """The store's rows into the lake: the real `toolctl lake export` where this tree has the
-    lake writer (toolctl.lake), else the test-only COPY writer above (same layout)."""
-    import toolctl
-
-    if (Path(toolctl.__file__).parent / "lake" / "export.py").exists():  # this tree's, not an install's
-        r = run_toolctl("--db", db, "lake", "export", lake, timeout=600)
-        assert r.returncode == 0, r.stderr
-    else:
-        write_lake_from_store(db, lake, writer_id)
+def write_lake(db: Path, lake: Path) -> None:
+    """The store's rows into the lake with the real writer, `toolctl lake export`."""
+    r = run_toolctl("--db", db, "lake", "export", lake, timeout=600)
+    assert r.returncode == 0, r.stderr
 
 
 def build_stores_and_lake(tmp: Path, n: int) -> tuple[Path, Path]:
@@ -130,7 +96,7 @@ def build_stores_and_lake(tmp: Path, n: int) -> tuple[Path, Path]:
         db = tmp / f"collector{k}.duckdb"
         r = run_toolctl("--db", db, "ingest", f, timeout=600)
         assert r.returncode == 0, r.stderr
-        write_lake(db, lake, f"w{k}")
+        write_lake(db, lake)
     return full, lake
 
 
