@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -36,20 +37,53 @@ def small_lake(tmp_path):
 
 # -- the lake ------------------------------------------------------------------------------
 
+W0, W1 = "host_000000000000000a", "host_000000000000000b"
+
+
 def test_pruning_lists_only_hour_partitions_meeting_the_window(tmp_path):
-    from toolctl.engines.lake import list_files
+    from toolctl.lake.layout import list_files
 
     for d, h in [("2026-11-23", "23"), ("2026-11-24", "00"), ("2026-11-24", "01"), ("2026-11-24", "02")]:
         p = tmp_path / "events" / f"dt={d}" / f"hour={h}"
         p.mkdir(parents=True)
-        for name in ("w0-0.parquet", "w1-0.parquet", ".w2-0.parquet.tmp", "_w3-0.parquet"):
+        for name in (f"{W0}-000000000001.parquet", f"{W1}-000000000001.parquet",
+                     f".{W0}-000000000002.parquet.tmp", "_w3-0.parquet", "w4-0.parquet"):
             (p / name).write_bytes(b"")
-    got = list_files(tmp_path, "events", datetime(2026, 11, 24, 0, 30), datetime(2026, 11, 24, 2, 0))
-    rel = [str(Path(f).relative_to(tmp_path / "events")) for f in got]
-    assert rel == ["dt=2026-11-24/hour=00/w0-0.parquet", "dt=2026-11-24/hour=00/w1-0.parquet",
-                   "dt=2026-11-24/hour=01/w0-0.parquet", "dt=2026-11-24/hour=01/w1-0.parquet"]
-    assert len(list_files(tmp_path, "events")) == 8  # no window: every data file, no temp/marker files
+    got = list_files(tmp_path, "events", since=datetime(2026, 11, 24, 0, 30), until=datetime(2026, 11, 24, 2, 0))
+    assert [f.path for f in got] == [f"events/dt=2026-11-24/hour={h}/{w}-000000000001.parquet"
+                                     for h in ("00", "01") for w in (W0, W1)]
+    assert len(list_files(tmp_path, "events")) == 8  # no window: every data file, no temp/marker/stray files
     assert list_files(tmp_path, "spans") == []
+
+
+def _stray_copies(lake: Path) -> int:
+    """Files in a partition that are not the layout's data files, each holding real rows."""
+    n = 0
+    for real in lake.glob("events/dt=*/hour=*/*.parquet"):
+        for name in ("copy-of-an-export.parquet",  # a hand copy: the same rows again
+                     f".{real.name}.tmp",  # a write in flight
+                     "part-00000-1b2c.snappy.parquet",  # another tool's output
+                     f"{real.stem}-1.parquet"):  # almost a lake name
+            shutil.copyfile(real, real.with_name(name))
+            n += 1
+    return n
+
+
+def test_engines_read_only_the_layouts_data_files_not_strays_or_temp_files(small_lake):
+    from toolctl.engines import open_source
+    from toolctl.metrics.stats import StatsQuery, stats
+    from toolctl.store import Store
+
+    db, lake = small_lake
+    q = StatsQuery(by=["tool"])
+    with Store.open(db, write=False) as store:
+        want = stats(store, q)
+    assert _stray_copies(lake) == 12
+    with open_source("duckdb", lake) as src:
+        assert stats(src, q) == want
+        assert src.files_read == {"events": 3, "spans": 0}
+    r = run_toolctl("lake", "ls", lake, "--format", "json")  # the same files as lake ls counts
+    assert [p["files"] for p in json.loads(r.stdout)] == [1, 1, 1]
 
 
 def test_duckdb_lake_opens_only_the_window_files_and_matches_the_store(small_lake):
@@ -90,7 +124,7 @@ def test_lake_views_have_the_store_schema(small_lake):
     assert got == [(c, "VARCHAR" if t == "JSON" else t) for c, t in want]
 
 
-def test_not_a_lake_is_a_usage_error_naming_the_dir(tmp_path):
+def test_not_a_lake_is_a_usage_error_naming_the_dir_and_an_unknown_version_an_error(tmp_path):
     (tmp_path / "nolake").mkdir()
     r = run_toolctl("stats", "--lake", tmp_path / "nolake")
     assert r.returncode == 2
@@ -99,8 +133,8 @@ def test_not_a_lake_is_a_usage_error_naming_the_dir(tmp_path):
     assert r.returncode == 2 and "does not exist" in r.stderr
     (tmp_path / "v9").mkdir()
     (tmp_path / "v9" / "_toolctl_lake.json").write_text('{"format": "toolctl-lake", "version": 9}')
-    r = run_toolctl("stats", "--lake", tmp_path / "v9")
-    assert r.returncode == 2 and "upgrade toolctl" in r.stderr
+    r = run_toolctl("stats", "--lake", tmp_path / "v9")  # the same refusal as `lake ls` (exit 1)
+    assert r.returncode == 1 and "has layout version 9" in r.stderr
 
 
 def test_spark_engine_without_a_lake_is_a_usage_error():
@@ -298,6 +332,20 @@ def test_spark_rewrites_compute_what_duckdb_computes(spark):
                     assert a == pytest.approx(b, rel=1e-12), sql
                 else:
                     assert a == b, sql
+
+
+@pytest.mark.slow
+def test_spark_reads_only_the_layouts_data_files_not_strays(small_lake, spark):
+    from toolctl.engines import open_source
+    from toolctl.metrics.stats import StatsQuery, stats
+    from toolctl.store import Store
+
+    db, lake = small_lake
+    with Store.open(db, write=False) as store:
+        want = stats(store, StatsQuery(by=["tool"]))
+    _stray_copies(lake)
+    with open_source("spark", lake, "local[2]") as src:
+        assert stats(src, StatsQuery(by=["tool"])) == want and src.files_read["events"] == 3
 
 
 @pytest.mark.slow

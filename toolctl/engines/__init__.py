@@ -13,6 +13,7 @@ Both register views ``events``, ``spans``, ``rejects`` (empty: rejected lines st
 store) and ``tool_calls`` (the migrations' definition, its auth walk unrolled to
 lake.AUTH_WALK_DEPTH levels). Before each statement the views are pointed at the files of the
 statement's window (its ``since``/``until`` parameters): partitions outside it are not read.
+Which files are data is toolctl.lake.layout's definition, the one `lake ls/compact/verify` use.
 """
 
 from __future__ import annotations
@@ -77,9 +78,10 @@ class LakeSource(ABC):
     engine = ""
 
     def __init__(self, root: Path):
-        from toolctl.engines.lake import check_lake
+        from toolctl.lake.layout import open_lake
 
-        self.root = check_lake(root)
+        self.root = Path(root).expanduser()
+        open_lake(self.root, create=False)  # UsageError / LakeError: not a lake this toolctl reads
         self._window: tuple | None = None
         self.files_read: dict[str, int] = {}  # dataset → files behind its view, last statement
 
@@ -111,15 +113,20 @@ class LakeSource(ABC):
         pass
 
     # -- views -----------------------------------------------------------------------------
-    def _point_views(self, since: datetime | None, until: datetime | None) -> None:
-        from toolctl.engines.lake import list_files
+    def _files(self, dataset: str, since: datetime | None = None, until: datetime | None = None) -> list[str]:
+        """The dataset's data files in the window's partitions, as the lake's layout defines
+        them (a stray or temporary name in a partition is not data), absolute paths."""
+        from toolctl.lake.layout import list_files
 
+        return [str(self.root / f.path) for f in list_files(self.root, dataset, since=since, until=until)]
+
+    def _point_views(self, since: datetime | None, until: datetime | None) -> None:
         if self._window == (since, until):
             return
         if self._window is None:
-            self._define("spans_all", "spans", list_files(self.root, "spans"))
+            self._define("spans_all", "spans", self._files("spans"))
             self._define("rejects", "rejects", [])
-        files = {d: list_files(self.root, d, since, until) for d in ("events", "spans")}
+        files = {d: self._files(d, since, until) for d in ("events", "spans")}
         for d, fs in files.items():
             self._define(d, d, fs)
         if self._window is None:
