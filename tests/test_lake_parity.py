@@ -1,15 +1,19 @@
 """DuckDB-file, DuckDB-lake and Spark-lake give the same figures and the same gate verdict.
 
 The events are generated (seeded), ingested with the real CLI into two stores (two
-collectors, disjoint halves), each store written into one lake by `toolctl lake export`. Size:
-TOOLCTL_PARITY_EVENTS (default 200 000; CI runs the default).
+collectors, disjoint halves), and both stores are written into one lake by two `toolctl lake
+export` processes running at the same time. Size: TOOLCTL_PARITY_EVENTS (default 200 000; CI
+runs the default).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -79,8 +83,29 @@ def write_lake(db: Path, lake: Path) -> None:
     assert r.returncode == 0, r.stderr
 
 
+def write_lake_concurrently(dbs: list[Path], lake: Path) -> list[dict]:
+    """Each store's `toolctl lake export` into one lake (which none has created yet), all
+    running at the same time as separate processes, as collectors do; their JSON reports."""
+    procs = [subprocess.Popen([sys.executable, "-m", "toolctl", "--db", str(db), "lake", "export", str(lake),
+                               "--format", "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for db in dbs]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0] * len(procs), [err for _, err in outs]
+    return [json.loads(out) for out, _ in outs]
+
+
+def publish_spans(lake: Path, reports: list[dict]) -> list[tuple[float, float]]:
+    """Per writer, (first, last) time one of its files appeared in the lake."""
+    spans = []
+    for doc in reports:
+        times = [(lake / f["path"]).stat().st_mtime for f in doc["files"]]
+        spans.append((min(times), max(times)))
+    return spans
+
+
 def build_stores_and_lake(tmp: Path, n: int) -> tuple[Path, Path]:
-    """(the one store of every event, the lake written by two writers from disjoint halves)."""
+    """(the one store of every event, the lake written concurrently by two writers from
+    disjoint halves)."""
     from tests.conftest import write_jsonl
 
     docs = generate_events(n)
@@ -91,12 +116,18 @@ def build_stores_and_lake(tmp: Path, n: int) -> tuple[Path, Path]:
     full = tmp / "all.duckdb"
     r = run_toolctl("--db", full, "ingest", *files, timeout=600)
     assert r.returncode == 0, r.stderr
-    lake = tmp / "lake"
+    dbs = []
     for k, f in enumerate(files):
         db = tmp / f"collector{k}.duckdb"
         r = run_toolctl("--db", db, "ingest", f, timeout=600)
         assert r.returncode == 0, r.stderr
-        write_lake(db, lake)
+        dbs.append(db)
+    lake = tmp / "lake"
+    reports = write_lake_concurrently(dbs, lake)
+    assert len({doc["lake_id"] for doc in reports}) == 1  # both found (or made) the one marker
+    assert len({doc["writer_id"] for doc in reports}) == 2
+    (a0, a1), (b0, b1) = publish_spans(lake, reports)
+    assert a0 < b1 and b0 < a1, "the two exports did not overlap in time"
     return full, lake
 
 
