@@ -349,6 +349,26 @@ def test_spark_reads_only_the_layouts_data_files_not_strays(small_lake, spark):
 
 
 @pytest.mark.slow
+def test_spark_results_reach_the_driver_as_arrow_not_row_objects(small_lake, spark, monkeypatch):
+    from pyspark.sql import DataFrame
+
+    from toolctl.engines import open_source
+    from toolctl.gate.data import fetch_latencies
+    from toolctl.metrics.stats import StatsQuery, stats
+    from toolctl.store import Store
+
+    db, lake = small_lake
+    window = dict(since=datetime(2026, 11, 24), until=datetime(2026, 11, 25), version=None, tools=None)
+    with Store.open(db, write=False) as store:
+        want_stats, want_lat = stats(store, StatsQuery(by=["tool"])), fetch_latencies(store, **window)
+    monkeypatch.setattr(DataFrame, "collect", lambda self: pytest.fail("collect() made a Row per row"))
+    with open_source("spark", lake, "local[2]") as src:
+        assert stats(src, StatsQuery(by=["tool"])) == want_stats
+        got = fetch_latencies(src, **window)
+    assert got.dtype == want_lat.dtype and got.tolist() == want_lat.tolist() and len(got) == 12
+
+
+@pytest.mark.slow
 def test_span_auth_failures_agree_on_all_engines(tmp_path, spark):
     """The OTLP auth fixtures: a 401 on a child and a PERMISSION_DENIED on a grandchild."""
     from toolctl.engines import open_source

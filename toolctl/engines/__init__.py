@@ -45,19 +45,42 @@ def _window(params: Mapping[str, Any] | None) -> tuple[datetime | None, datetime
 
 
 class Result:
-    """Rows of one statement, drained: ``fetchall`` / ``fetchnumpy`` like a DuckDB result."""
+    """Rows of one statement, drained: ``fetchall`` / ``fetchnumpy`` like a DuckDB result.
 
-    def __init__(self, columns: list[str], rows: list[tuple]):
+    Built from rows (DuckDB) or from an Arrow table (Spark, collected through Arrow): then
+    ``fetchnumpy`` hands the columns over without making a Python object per value.
+    """
+
+    def __init__(self, columns: list[str], rows: list[tuple] | None = None, arrow: Any = None):
         self.description = [(c,) for c in columns]
         self._rows = rows
+        self._arrow = arrow
+
+    @classmethod
+    def from_arrow(cls, table: Any) -> "Result":
+        return cls(list(table.column_names), arrow=table)
 
     def fetchall(self) -> list[tuple]:
+        if self._rows is None:
+            self._rows = list(zip(*(_py_values(c) for c in self._arrow.columns)))
         return list(self._rows)
 
     def fetchnumpy(self) -> dict:
         import numpy as np
 
+        if self._arrow is not None:
+            return {name: col.to_numpy() for name, col in zip(self._arrow.column_names, self._arrow.columns)}
         return {c[0]: np.array([r[i] for r in self._rows]) for i, c in enumerate(self.description)}
+
+
+def _py_values(column: Any) -> list:
+    """An Arrow column as the Python values DuckDB returns (structs as dicts, lists as lists);
+    a time-zone-aware timestamp (Spark's TIMESTAMP, UTC session) as naive UTC, like the store's."""
+    import pyarrow as pa
+
+    if pa.types.is_timestamp(column.type) and column.type.tz is not None:
+        column = column.cast(pa.timestamp(column.type.unit))
+    return column.to_pylist()
 
 
 #: The views a lake source defines (identifiers in SQL text come from this list only).
@@ -228,6 +251,7 @@ def spark_session(master: str | None = None):
          .config("spark.ui.enabled", "false")
          .config("spark.ui.showConsoleProgress", "false")  # stderr stays readable
          .config("spark.sql.ansi.enabled", "false")
+         .config("spark.sql.execution.arrow.pyspark.enabled", "true")  # results come back as Arrow
          # spans.start_time is Parquet TIMESTAMP(NANOS), which Spark 3.5 reads only as a long.
          .config("spark.sql.legacy.parquet.nanosAsLong", "true"))
     if master.startswith("local"):
@@ -283,20 +307,20 @@ class SparkLake(LakeSource):
     def _run(self, sql: str, params: dict) -> Result:
         from toolctl.engines.transpile import to_spark
 
-        df = self.spark.sql(to_spark(sql, params))
-        rows = df.collect()
-        return Result(list(df.columns), [tuple(_plain(v) for v in r) for r in rows])
+        return Result.from_arrow(_collect_arrow(self.spark.sql(to_spark(sql, params))))
 
 
-def _plain(v: Any) -> Any:
-    """Spark Row/struct values as the Python values DuckDB returns (dicts, lists)."""
-    from pyspark.sql import Row
+def _collect_arrow(df: Any) -> Any:
+    """The rows of a Spark DataFrame as one Arrow table, sent to the driver as Arrow batches
+    (``collect()`` would make a Row object per row, e.g. per latency of a gate arm)."""
+    import pyarrow as pa
 
-    if isinstance(v, Row):
-        return {k: _plain(x) for k, x in v.asDict().items()}
-    if isinstance(v, list):
-        return [_plain(x) for x in v]
-    return v
+    if hasattr(df, "toArrow"):  # pyspark >= 4.0
+        return df.toArrow()
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    batches = df._collect_as_arrow()  # what toPandas() uses in 3.5, without pandas
+    return pa.Table.from_batches(batches) if batches else to_arrow_schema(df.schema).empty_table()
 
 
 def open_source(engine: str, lake: str | Path, spark_master: str | None = None) -> LakeSource:
