@@ -369,6 +369,26 @@ def test_spark_results_reach_the_driver_as_arrow_not_row_objects(small_lake, spa
 
 
 @pytest.mark.slow
+def test_spark_reads_the_local_files_when_the_default_filesystem_is_not_local(small_lake, spark):
+    """A cluster whose fs.defaultFS is HDFS: the lake's files are named as file:// URIs."""
+    from toolctl.engines import open_source
+    from toolctl.metrics.stats import StatsQuery, stats
+    from toolctl.store import Store
+
+    db, lake = small_lake
+    with Store.open(db, write=False) as store:
+        want = stats(store, StatsQuery(by=["tool"]))
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    before = conf.get("fs.defaultFS")
+    conf.set("fs.defaultFS", "nofs://cluster:8020")  # a bare path would resolve to a scheme Hadoop lacks
+    try:
+        with open_source("spark", lake, "local[2]") as src:
+            assert stats(src, StatsQuery(by=["tool"])) == want
+    finally:
+        conf.set("fs.defaultFS", before)
+
+
+@pytest.mark.slow
 def test_span_auth_failures_agree_on_all_engines(tmp_path, spark):
     """The OTLP auth fixtures: a 401 on a child and a PERMISSION_DENIED on a grandchild."""
     from toolctl.engines import open_source

@@ -291,7 +291,8 @@ class SparkLake(LakeSource):
 
         if files:
             raw = f"_{view}_files"
-            self.spark.read.parquet(*files).createOrReplaceTempView(raw)  # v1: one schema
+            uris = [_file_uri(f) for f in files]
+            self.spark.read.parquet(*uris).createOrReplaceTempView(raw)  # v1: one schema
             sql = projection(table, raw, "spark")
         else:
             sql = projection(table, "", "spark", empty=True)
@@ -308,6 +309,14 @@ class SparkLake(LakeSource):
         from toolctl.engines.transpile import to_spark
 
         return Result.from_arrow(_collect_arrow(self.spark.sql(to_spark(sql, params))))
+
+
+def _file_uri(path: str) -> str:
+    """``file://`` + the absolute path, for Spark: toolctl listed the file on a local (or mounted)
+    directory, and a bare path would be resolved against the cluster's default filesystem
+    (``fs.defaultFS``, often HDFS). Not ``Path.as_uri()``: Hadoop takes the string as a path
+    and would read its percent-escapes (``dt%3D…``) literally."""
+    return "file://" + Path(path).absolute().as_posix()
 
 
 def _collect_arrow(df: Any) -> Any:
