@@ -6,17 +6,21 @@
 
 The events are generated inside DuckDB (no JSON parsing: this measures the queries), over 72
 hours, 8 tools, 20 tenants, 3 versions, 20% retries sharing a call id, 5% errors, 1% auth
-failures. The lake is the store's events written as hive-partitioned zstd Parquet (one file
-per hour). Each engine runs `stats --by tool` and the 4-dimension hourly `stats --by tool
---by tenant --by version --every 1h`; wall time per query (best of --repeat), Spark's
-session start-up reported separately. Prints a table and one JSON document.
+failures. The DuckDB file holds them all. The lake is what users get: two collector stores
+(the same events split by call) each run the real `toolctl lake export` into it at the same
+time, so every hour has one file per writer. Each engine runs `stats --by tool` and the
+4-dimension hourly `stats --by tool --by tenant --by version --every 1h`; wall time per query
+(best of --repeat), Spark's session start-up reported separately. Prints a table and one JSON
+document.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
+import subprocess
 import sys
 import time
 from datetime import timedelta
@@ -42,7 +46,13 @@ SELECT 'e' || i,
        CASE WHEN hash(i * 13) % 200 = 0 THEN 401 END,
        1
 FROM range($n) t(i)
+WHERE (i // 5) % $writers = $writer  -- one writer's share: whole calls (a retry is i % 5 = 4)
 """
+BATCH = """
+INSERT INTO batches VALUES (1, 'file', 'benchmarks/engines.py', NULL, NULL, $n, $n, 0, 0, now()::TIMESTAMP)
+"""
+#: Collectors writing the lake (each its own store and writer id).
+WRITERS = 2
 
 QUERIES = {
     "stats --by tool": dict(by=["tool"]),
@@ -50,25 +60,49 @@ QUERIES = {
 }
 
 
-def build(work: Path, n: int) -> tuple[Path, Path]:
+def generate(db: Path, n: int, writers: int = 1, writer: int = 0) -> int:
+    """A store holding the generated events (of one writer's share); returns its row count."""
     from toolctl.store import Store
 
-    db, lake = work / f"engines-{n}.duckdb", work / f"lake-{n}"
+    with Store.open(db, write=True) as store:
+        store.execute(GENERATE, {"n": n, "writers": writers, "writer": writer})
+        rows = int(store.scalar("SELECT count(*) FROM events"))
+        store.execute(BATCH, {"n": rows})  # one ingest batch, as a store written by ingest has
+        store.execute("CHECKPOINT")
+    return rows
+
+
+def export_concurrently(dbs: list[Path], lake: Path) -> None:
+    """`toolctl lake export` of every store into one lake, all at the same time."""
+    repo = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
+    procs = [subprocess.Popen([sys.executable, "-m", "toolctl", "--db", str(db), "lake", "export", str(lake),
+                               "--format", "json"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True, env=env) for db in dbs]
+    errors = [(db, p.communicate()[1]) for db, p in zip(dbs, procs)]
+    failed = [f"{db}: {err.strip()}" for (db, err), p in zip(errors, procs) if p.returncode != 0]
+    if failed:
+        raise SystemExit("lake export failed: " + "; ".join(failed))
+
+
+def build(work: Path, n: int) -> tuple[Path, Path]:
+    db, lake = work / f"engines-{n}.duckdb", work / f"lake-{n}-export-{WRITERS}w"
     if db.exists() and lake.exists():
         return db, lake
-    for p in (db, lake):
+    writer_dbs = [work / f"engines-{n}-writer{k}.duckdb" for k in range(WRITERS)]
+    for p in (db, lake, *writer_dbs):
         shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
     t = time.perf_counter()
-    with Store.open(db, write=True) as store:
-        store.execute(GENERATE, {"n": n})
-        store.execute("CHECKPOINT")
-        lake.mkdir()
-        (lake / "_toolctl_lake.json").write_text(json.dumps({"format": "toolctl-lake", "version": 1}))
-        store.execute(
-            "COPY (SELECT *, strftime(ts, '%Y-%m-%d') AS dt, strftime(ts, '%H') AS hour FROM events ORDER BY ts) "
-            "TO $dir (FORMAT parquet, PARTITION_BY (dt, hour), COMPRESSION zstd, FILENAME_PATTERN 'w0-{i}')",
-            {"dir": str(lake / "events")})
-    print(f"generated {n:,} events, store and lake, in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+    total = generate(db, n)
+    shares = [generate(w, n, WRITERS, k) for k, w in enumerate(writer_dbs)]
+    assert sum(shares) == total, (shares, total)
+    generated = time.perf_counter() - t
+    export_concurrently(writer_dbs, lake)
+    for w in writer_dbs:
+        for f in (w, w.with_name(w.name + ".wal")):
+            f.unlink(missing_ok=True)
+    print(f"generated {n:,} events in {generated:.1f} s; {WRITERS} writers exported them to the lake "
+          f"in {time.perf_counter() - t - generated:.1f} s", file=sys.stderr)
     return db, lake
 
 

@@ -23,9 +23,10 @@ def _isolated_env(tmp_path, monkeypatch):
     monkeypatch.setenv("NO_COLOR", "1")
 
 
-def run_toolctl(*args, env=None, input=None, timeout=120, cwd=None):
-    """Run the real CLI in a subprocess (exit codes are part of the contract)."""
-    full_env = dict(os.environ)
+def run_toolctl(*args, env=None, input=None, timeout=120, cwd=None, unset=()):
+    """Run the real CLI in a subprocess (exit codes are part of the contract); ``unset``: names
+    of environment variables the subprocess must not inherit."""
+    full_env = {k: v for k, v in os.environ.items() if k not in unset}
     full_env.update(env or {})
     full_env.setdefault("COLUMNS", "200")
     return subprocess.run(

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO, event, run_toolctl, write_jsonl
-from tests.test_lake_parity import write_lake_from_store
+from tests.test_lake_parity import write_lake
 
 OTLP = REPO / "tests" / "fixtures" / "otlp"
 
@@ -29,26 +31,59 @@ def small_lake(tmp_path):
     db = tmp_path / "s.duckdb"
     assert run_toolctl("--db", db, "ingest", write_jsonl(tmp_path / "e.jsonl", docs)).returncode == 0
     lake = tmp_path / "lake"
-    write_lake_from_store(db, lake, "w0")
+    write_lake(db, lake)
     return db, lake
 
 
 # -- the lake ------------------------------------------------------------------------------
 
+W0, W1 = "host_000000000000000a", "host_000000000000000b"
+
+
 def test_pruning_lists_only_hour_partitions_meeting_the_window(tmp_path):
-    from toolctl.engines.lake import list_files
+    from toolctl.lake.layout import list_files
 
     for d, h in [("2026-11-23", "23"), ("2026-11-24", "00"), ("2026-11-24", "01"), ("2026-11-24", "02")]:
         p = tmp_path / "events" / f"dt={d}" / f"hour={h}"
         p.mkdir(parents=True)
-        for name in ("w0-0.parquet", "w1-0.parquet", ".w2-0.parquet.tmp", "_w3-0.parquet"):
+        for name in (f"{W0}-000000000001.parquet", f"{W1}-000000000001.parquet",
+                     f".{W0}-000000000002.parquet.tmp", "_w3-0.parquet", "w4-0.parquet"):
             (p / name).write_bytes(b"")
-    got = list_files(tmp_path, "events", datetime(2026, 11, 24, 0, 30), datetime(2026, 11, 24, 2, 0))
-    rel = [str(Path(f).relative_to(tmp_path / "events")) for f in got]
-    assert rel == ["dt=2026-11-24/hour=00/w0-0.parquet", "dt=2026-11-24/hour=00/w1-0.parquet",
-                   "dt=2026-11-24/hour=01/w0-0.parquet", "dt=2026-11-24/hour=01/w1-0.parquet"]
-    assert len(list_files(tmp_path, "events")) == 8  # no window: every data file, no temp/marker files
+    got = list_files(tmp_path, "events", since=datetime(2026, 11, 24, 0, 30), until=datetime(2026, 11, 24, 2, 0))
+    assert [f.path for f in got] == [f"events/dt=2026-11-24/hour={h}/{w}-000000000001.parquet"
+                                     for h in ("00", "01") for w in (W0, W1)]
+    assert len(list_files(tmp_path, "events")) == 8  # no window: every data file, no temp/marker/stray files
     assert list_files(tmp_path, "spans") == []
+
+
+def _stray_copies(lake: Path) -> int:
+    """Files in a partition that are not the layout's data files, each holding real rows."""
+    n = 0
+    for real in lake.glob("events/dt=*/hour=*/*.parquet"):
+        for name in ("copy-of-an-export.parquet",  # a hand copy: the same rows again
+                     f".{real.name}.tmp",  # a write in flight
+                     "part-00000-1b2c.snappy.parquet",  # another tool's output
+                     f"{real.stem}-1.parquet"):  # almost a lake name
+            shutil.copyfile(real, real.with_name(name))
+            n += 1
+    return n
+
+
+def test_engines_read_only_the_layouts_data_files_not_strays_or_temp_files(small_lake):
+    from toolctl.engines import open_source
+    from toolctl.metrics.stats import StatsQuery, stats
+    from toolctl.store import Store
+
+    db, lake = small_lake
+    q = StatsQuery(by=["tool"])
+    with Store.open(db, write=False) as store:
+        want = stats(store, q)
+    assert _stray_copies(lake) == 12
+    with open_source("duckdb", lake) as src:
+        assert stats(src, q) == want
+        assert src.files_read == {"events": 3, "spans": 0}
+    r = run_toolctl("lake", "ls", lake, "--format", "json")  # the same files as lake ls counts
+    assert [p["files"] for p in json.loads(r.stdout)] == [1, 1, 1]
 
 
 def test_duckdb_lake_opens_only_the_window_files_and_matches_the_store(small_lake):
@@ -89,7 +124,7 @@ def test_lake_views_have_the_store_schema(small_lake):
     assert got == [(c, "VARCHAR" if t == "JSON" else t) for c, t in want]
 
 
-def test_not_a_lake_is_a_usage_error_naming_the_dir(tmp_path):
+def test_not_a_lake_is_a_usage_error_naming_the_dir_and_an_unknown_version_an_error(tmp_path):
     (tmp_path / "nolake").mkdir()
     r = run_toolctl("stats", "--lake", tmp_path / "nolake")
     assert r.returncode == 2
@@ -98,13 +133,70 @@ def test_not_a_lake_is_a_usage_error_naming_the_dir(tmp_path):
     assert r.returncode == 2 and "does not exist" in r.stderr
     (tmp_path / "v9").mkdir()
     (tmp_path / "v9" / "_toolctl_lake.json").write_text('{"format": "toolctl-lake", "version": 9}')
-    r = run_toolctl("stats", "--lake", tmp_path / "v9")
-    assert r.returncode == 2 and "upgrade toolctl" in r.stderr
+    r = run_toolctl("stats", "--lake", tmp_path / "v9")  # the same refusal as `lake ls` (exit 1)
+    assert r.returncode == 1 and "has layout version 9" in r.stderr
 
 
 def test_spark_engine_without_a_lake_is_a_usage_error():
     r = run_toolctl("stats", "--engine", "spark")
     assert r.returncode == 2 and "--lake DIR is missing" in r.stderr
+
+
+def _empty_lake(tmp_path: Path) -> Path:
+    from toolctl.lake.layout import open_lake
+
+    lake = tmp_path / "lake"
+    open_lake(lake, create=True)
+    return lake
+
+
+def _path_without_java() -> str:
+    return os.pathsep.join(d for d in os.environ.get("PATH", "").split(os.pathsep)
+                           if d and not (Path(d) / "java").exists())
+
+
+def test_spark_engine_without_java_is_one_error_line_and_exit_2(tmp_path):
+    pytest.importorskip("pyspark")
+    lake = _empty_lake(tmp_path)
+    for java_home in (str(tmp_path / "no-such-jdk"), None):
+        env = {"PATH": _path_without_java(), "JAVA_HOME": java_home}
+        r = run_toolctl("stats", "--engine", "spark", "--lake", lake,
+                        env={k: v for k, v in env.items() if v is not None},
+                        unset=() if java_home else ("JAVA_HOME",))
+        assert r.returncode == 2, r.stderr
+        assert "Traceback" not in r.stderr and r.stdout == ""
+        lines = r.stderr.splitlines()
+        assert lines[0].startswith("Error: --engine spark needs a Java runtime: ")
+        assert lines[1].startswith("Hint: install Java 17") and len(lines) == 2
+        assert (java_home or "no `java` on PATH") in lines[0]
+
+
+def test_spark_engine_whose_java_cannot_start_is_an_error_not_a_traceback(tmp_path):
+    """A JAVA_HOME whose java exits at once: Spark's gateway never comes up."""
+    pytest.importorskip("pyspark")
+    lake = _empty_lake(tmp_path)
+    java = tmp_path / "broken-jdk" / "bin" / "java"
+    java.parent.mkdir(parents=True)
+    java.write_text("#!/bin/sh\necho 'broken java' >&2\nexit 1\n")
+    java.chmod(0o755)
+    r = run_toolctl("stats", "--engine", "spark", "--lake", lake, env={"JAVA_HOME": str(java.parent.parent)})
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr and "JAVA_GATEWAY_EXITED" not in r.stderr
+    lines = r.stderr.splitlines()
+    assert lines[-2] == f"Error: --engine spark could not start Java ({java}): Spark's gateway exited before it was ready"
+    assert lines[-1].startswith(f"Hint: run `{java} -version`")
+
+
+def test_spark_engine_without_pyspark_names_the_extra_to_install(tmp_path):
+    lake = _empty_lake(tmp_path)
+    shim = tmp_path / "shim" / "pyspark"
+    shim.mkdir(parents=True)
+    (shim / "__init__.py").write_text('raise ImportError("No module named pyspark (test shim)")\n')
+    path = os.pathsep.join([str(shim.parent), str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    r = run_toolctl("stats", "--engine", "spark", "--lake", lake, env={"PYTHONPATH": path})
+    assert r.returncode == 2
+    assert r.stderr.splitlines() == ["Error: --engine spark needs pyspark, which is not installed",
+                                     "Hint: pip install 'toolctl[spark]' (and Java 17)"]
 
 
 def test_stats_and_audit_search_on_the_duckdb_lake_equal_the_store(small_lake):
@@ -243,6 +335,60 @@ def test_spark_rewrites_compute_what_duckdb_computes(spark):
 
 
 @pytest.mark.slow
+def test_spark_reads_only_the_layouts_data_files_not_strays(small_lake, spark):
+    from toolctl.engines import open_source
+    from toolctl.metrics.stats import StatsQuery, stats
+    from toolctl.store import Store
+
+    db, lake = small_lake
+    with Store.open(db, write=False) as store:
+        want = stats(store, StatsQuery(by=["tool"]))
+    _stray_copies(lake)
+    with open_source("spark", lake, "local[2]") as src:
+        assert stats(src, StatsQuery(by=["tool"])) == want and src.files_read["events"] == 3
+
+
+@pytest.mark.slow
+def test_spark_results_reach_the_driver_as_arrow_not_row_objects(small_lake, spark, monkeypatch):
+    from pyspark.sql import DataFrame
+
+    from toolctl.engines import open_source
+    from toolctl.gate.data import fetch_latencies
+    from toolctl.metrics.stats import StatsQuery, stats
+    from toolctl.store import Store
+
+    db, lake = small_lake
+    window = dict(since=datetime(2026, 11, 24), until=datetime(2026, 11, 25), version=None, tools=None)
+    with Store.open(db, write=False) as store:
+        want_stats, want_lat = stats(store, StatsQuery(by=["tool"])), fetch_latencies(store, **window)
+    monkeypatch.setattr(DataFrame, "collect", lambda self: pytest.fail("collect() made a Row per row"))
+    with open_source("spark", lake, "local[2]") as src:
+        assert stats(src, StatsQuery(by=["tool"])) == want_stats
+        got = fetch_latencies(src, **window)
+    assert got.dtype == want_lat.dtype and got.tolist() == want_lat.tolist() and len(got) == 12
+
+
+@pytest.mark.slow
+def test_spark_reads_the_local_files_when_the_default_filesystem_is_not_local(small_lake, spark):
+    """A cluster whose fs.defaultFS is HDFS: the lake's files are named as file:// URIs."""
+    from toolctl.engines import open_source
+    from toolctl.metrics.stats import StatsQuery, stats
+    from toolctl.store import Store
+
+    db, lake = small_lake
+    with Store.open(db, write=False) as store:
+        want = stats(store, StatsQuery(by=["tool"]))
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    before = conf.get("fs.defaultFS")
+    conf.set("fs.defaultFS", "nofs://cluster:8020")  # a bare path would resolve to a scheme Hadoop lacks
+    try:
+        with open_source("spark", lake, "local[2]") as src:
+            assert stats(src, StatsQuery(by=["tool"])) == want
+    finally:
+        conf.set("fs.defaultFS", before)
+
+
+@pytest.mark.slow
 def test_span_auth_failures_agree_on_all_engines(tmp_path, spark):
     """The OTLP auth fixtures: a 401 on a child and a PERMISSION_DENIED on a grandchild."""
     from toolctl.engines import open_source
@@ -253,7 +399,7 @@ def test_span_auth_failures_agree_on_all_engines(tmp_path, spark):
     for name in ("auth_parent.json", "auth_child.json", "auth_middle.json"):
         assert run_toolctl("--db", db, "ingest", OTLP / name).returncode == 0
     lake = tmp_path / "lake"
-    write_lake_from_store(db, lake, "w0")
+    write_lake(db, lake)
     q = StatsQuery(by=["tool"])
     with Store.open(db, write=False) as store:
         want = stats(store, q)

@@ -308,6 +308,52 @@ def test_verify_lake_lists_other_writers_files_as_information(seeded, tmp_path):
     assert lake_doc["unknown_files"] == 1 and lake_doc["intact"]
 
 
+def test_verify_lake_rows_are_the_rows_this_store_exported_even_after_a_shared_compaction(tmp_path):
+    lake = tmp_path / "lake"
+    a, b = tmp_path / "a.duckdb", tmp_path / "b.duckdb"
+    toolctl(a, "ingest", write_jsonl(tmp_path / "a.jsonl", [event(i, ts=f"2026-03-01T05:{i:02d}:00Z") for i in range(5)]))
+    toolctl(b, "ingest", write_jsonl(tmp_path / "b.jsonl", [event(100 + i, ts=f"2026-03-01T05:{30 + i:02d}:00Z")
+                                                             for i in range(3)]))
+    export(a, lake)
+    export(b, lake)
+
+    def verified(db):
+        v = run_toolctl("--db", db, "audit", "verify", "--lake", lake, "--format", "json")
+        assert v.returncode == 0, v.stderr
+        return json.loads(v.stdout)["lake"]
+
+    assert [verified(db)["rows"] for db in (a, b)] == [5, 3]
+    # a merges both writers' files of the hour into one file of its own
+    r = json.loads(run_toolctl("--db", a, "lake", "compact", lake, "--before", "2026-03-02T00:00:00Z",
+                               "--format", "json").stdout)
+    assert [c["output"]["rows"] for c in r["compacted"]] == [8]
+    got = [verified(db) for db in (a, b)]
+    assert [g["rows"] for g in got] == [5, 3]  # not 8 and 0: a's output holds b's rows too
+    assert [g["compacted_away"] for g in got] == [1, 1]
+    v = run_toolctl("--db", a, "audit", "verify", "--lake", lake)
+    assert "5 rows exported by this store" in v.stdout
+
+
+def test_pruning_the_store_after_export_keeps_the_lake_provable_and_exports_nothing_twice(tmp_path):
+    """docs/lake.md: the store stays (staging + ledger) but `db prune` keeps it small."""
+    db, lake = tmp_path / "s.duckdb", tmp_path / "lake"
+    toolctl(db, "ingest", write_jsonl(tmp_path / "old.jsonl", [event(i, ts="2026-01-01T03:00:00Z") for i in range(6)]))
+    first = export(db, lake)
+    r = run_toolctl("--db", db, "db", "prune", "--older-than", "1d", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["events"] == 6
+    assert store_rows(db, "events")[0] == []
+    for args in ([], ["--lake", lake]):
+        v = run_toolctl("--db", db, "audit", "verify", *args, "--format", "json")
+        assert v.returncode == 0, v.stderr
+    assert json.loads(v.stdout)["lake"]["rows"] == first["rows"]["events"] == 6
+    assert export(db, lake)["files"] == []  # nothing pending: pruned rows are not exported again
+    toolctl(db, "ingest", write_jsonl(tmp_path / "new.jsonl", [event(10 + i) for i in range(2)]))
+    assert export(db, lake)["rows"]["events"] == 2
+    help_text = run_toolctl("serve", "--help", env={"COLUMNS": "300"}).stdout
+    assert "The store stays" in help_text and "toolctl db prune" in help_text
+
+
 def test_lake_ls_counts_files_rows_and_bytes_per_partition(seeded, tmp_path):
     db, lake = copy_store(seeded, tmp_path), tmp_path / "lake"
     doc = export(db, lake)

@@ -1,8 +1,9 @@
 """DuckDB-file, DuckDB-lake and Spark-lake give the same figures and the same gate verdict.
 
 The events are generated (seeded), ingested with the real CLI into two stores (two
-collectors, disjoint halves), each store written into one lake as its own writer. Size:
-TOOLCTL_PARITY_EVENTS (default 200 000; CI runs the default).
+collectors, disjoint halves), and both stores are written into one lake by two `toolctl lake
+export` processes running at the same time. Size: TOOLCTL_PARITY_EVENTS (default 200 000; CI
+runs the default).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import json
 import math
 import os
 import random
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -74,47 +77,35 @@ def generate_events(n: int, seed: int = 9) -> list[dict]:
     return out[:n]
 
 
-def write_lake_from_store(db: Path, lake: Path, writer_id: str) -> None:
-    """Test-only lake writer: the store's events/spans as hive-partitioned zstd Parquet."""
-    import duckdb
-
-    lake.mkdir(parents=True, exist_ok=True)
-    (lake / "_toolctl_lake.json").write_text(json.dumps({"format": "toolctl-lake", "version": 1}))
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        for table, col in (("events", "ts"), ("spans", "start_time")):
-            if not con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]:
-                continue
-            staging = lake / f"_staging_{writer_id}_{table}"
-            con.execute(
-                f"COPY (SELECT *, strftime({col}, '%Y-%m-%d') AS dt, strftime({col}, '%H') AS hour "
-                f"FROM {table} ORDER BY {col}) TO '{staging}' "
-                f"(FORMAT parquet, PARTITION_BY (dt, hour), COMPRESSION zstd, FILENAME_PATTERN '{writer_id}-{{i}}')")
-            for f in staging.rglob("*.parquet"):  # merge the writer's files into the shared tree
-                dest = lake / table / f.parent.parent.name / f.parent.name / f.name
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                f.rename(dest)
-            for d in sorted(staging.rglob("*"), reverse=True):
-                d.rmdir()
-            staging.rmdir()
-    finally:
-        con.close()
+def write_lake(db: Path, lake: Path) -> None:
+    """The store's rows into the lake with the real writer, `toolctl lake export`."""
+    r = run_toolctl("--db", db, "lake", "export", lake, timeout=600)
+    assert r.returncode == 0, r.stderr
 
 
-def write_lake(db: Path, lake: Path, writer_id: str) -> None:
-    """The store's rows into the lake: the real `toolctl lake export` where this tree has the
-    lake writer (toolctl.lake), else the test-only COPY writer above (same layout)."""
-    import toolctl
+def write_lake_concurrently(dbs: list[Path], lake: Path) -> list[dict]:
+    """Each store's `toolctl lake export` into one lake (which none has created yet), all
+    running at the same time as separate processes, as collectors do; their JSON reports."""
+    procs = [subprocess.Popen([sys.executable, "-m", "toolctl", "--db", str(db), "lake", "export", str(lake),
+                               "--format", "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for db in dbs]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0] * len(procs), [err for _, err in outs]
+    return [json.loads(out) for out, _ in outs]
 
-    if (Path(toolctl.__file__).parent / "lake" / "export.py").exists():  # this tree's, not an install's
-        r = run_toolctl("--db", db, "lake", "export", lake, timeout=600)
-        assert r.returncode == 0, r.stderr
-    else:
-        write_lake_from_store(db, lake, writer_id)
+
+def publish_spans(lake: Path, reports: list[dict]) -> list[tuple[float, float]]:
+    """Per writer, (first, last) time one of its files appeared in the lake."""
+    spans = []
+    for doc in reports:
+        times = [(lake / f["path"]).stat().st_mtime for f in doc["files"]]
+        spans.append((min(times), max(times)))
+    return spans
 
 
 def build_stores_and_lake(tmp: Path, n: int) -> tuple[Path, Path]:
-    """(the one store of every event, the lake written by two writers from disjoint halves)."""
+    """(the one store of every event, the lake written concurrently by two writers from
+    disjoint halves)."""
     from tests.conftest import write_jsonl
 
     docs = generate_events(n)
@@ -125,12 +116,18 @@ def build_stores_and_lake(tmp: Path, n: int) -> tuple[Path, Path]:
     full = tmp / "all.duckdb"
     r = run_toolctl("--db", full, "ingest", *files, timeout=600)
     assert r.returncode == 0, r.stderr
-    lake = tmp / "lake"
+    dbs = []
     for k, f in enumerate(files):
         db = tmp / f"collector{k}.duckdb"
         r = run_toolctl("--db", db, "ingest", f, timeout=600)
         assert r.returncode == 0, r.stderr
-        write_lake(db, lake, f"w{k}")
+        dbs.append(db)
+    lake = tmp / "lake"
+    reports = write_lake_concurrently(dbs, lake)
+    assert len({doc["lake_id"] for doc in reports}) == 1  # both found (or made) the one marker
+    assert len({doc["writer_id"] for doc in reports}) == 2
+    (a0, a1), (b0, b1) = publish_spans(lake, reports)
+    assert a0 < b1 and b0 < a1, "the two exports did not overlap in time"
     return full, lake
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import duckdb
+import pyarrow.parquet as pq
 import pytest
 
 from collector.pipeline import ingest_paths
@@ -93,3 +95,34 @@ def test_the_v1_file_schema_is_the_stores_columns(tmp_path):
                 "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ?"
                 " ORDER BY ordinal_position", [table]).fetchall()]
             assert got == list(COLUMNS[table])
+
+
+def test_compaction_merges_files_before_and_after_a_nullable_column_was_appended(tmp_path, monkeypatch):
+    """docs/lake.md: a nullable column added at the end keeps version 1; compaction must merge a
+    partition whose older file lacks it (its rows get NULL there)."""
+    from toolctl.lake import export as export_mod
+
+    lake = tmp_path / "lake"
+    v1_columns = [c for c, _ in COLUMNS["events"]]
+    with Store.open(tmp_path / "s.duckdb", write=True) as store:
+        _ingest(store, [event(i, ts=f"2026-03-01T00:{i:02d}:00Z") for i in range(5)], tmp_path / "old.jsonl")
+        export_pending(store, lake)  # written before the column existed
+        _ingest(store, [event(10 + i, ts=f"2026-03-01T00:{30 + i:02d}:00Z") for i in range(3)], tmp_path / "new.jsonl")
+        # What a newer toolctl does: a migration appends the column, the export writes it.
+        store.execute("ALTER TABLE events ADD COLUMN region VARCHAR").fetchall()
+        store.execute("UPDATE events SET region = 'eu' WHERE event_id IN ('e10', 'e11', 'e12')").fetchall()
+        monkeypatch.setitem(export_mod.COLUMNS, "events", COLUMNS["events"] + (("region", "VARCHAR"),))
+        export_pending(store, lake)
+        files = list_files(lake, "events")
+        assert len(files) == 2
+        assert "region" not in pq.read_schema(lake / files[0].path).names
+        assert pq.read_schema(lake / files[1].path).names[-1] == "region"
+
+        done = compact(store, lake, before=datetime(2026, 3, 2))
+        assert [c["partition"] for c in done.compacted] == ["events/dt=2026-03-01/hour=00"]
+        [out] = list_files(lake, "events")
+        table = pq.read_table(lake / out.path)
+        assert table.schema.names == v1_columns + ["region"]
+        assert dict(zip(table.column("event_id").to_pylist(), table.column("region").to_pylist())) == {
+            **{f"e{i}": None for i in range(5)}, **{f"e{10 + i}": "eu" for i in range(3)}}
+        assert verify_lake(store, lake)["intact"]

@@ -33,6 +33,16 @@ class UsageError(ToolctlError):
     code = "usage"
 
 
+class PrerequisiteError(UsageError):
+    """An option needs software this machine lacks (``--engine spark``: pyspark, a Java runtime).
+
+    A usage error (exit 2) like any option this installation cannot honour: the command never
+    started its work, and the hint says what to install.
+    """
+
+    code = "prerequisite"
+
+
 class InputError(ToolctlError):
     """An input file or stream cannot be read at all (a bad *line* is a reject, not this)."""
 

@@ -338,5 +338,5 @@ def _merge_lake(doc: dict, lake_doc: dict) -> None:
 def _print_lake(lake: dict) -> None:
     state = "intact" if lake["intact"] else "BROKEN"
     stdout().print(f"lake {state}: {lake['files_present']} of {lake['files_recorded']} recorded file(s) present, "
-                   f"{lake['compacted_away']} compacted away, {lake['rows']:,} rows; "
+                   f"{lake['compacted_away']} compacted away, {lake['rows']:,} rows exported by this store; "
                    f"{lake['unknown_files']} file(s) of other writers", highlight=False)

@@ -34,7 +34,7 @@ def serve(
     max_line_bytes: Annotated[int, typer.Option(help="Longest accepted JSON line in bytes.", min=1)] = 1024 * 1024,
     queue_max_items: Annotated[int, typer.Option(help="Requests waiting for the writer before 503.", min=1)] = 1024,
     queue_max_bytes: Annotated[int, typer.Option(help="Bytes of bodies waiting for the writer before 503.", min=1)] = 256 * 1024 * 1024,
-    lake: Annotated[Optional[str], typer.Option("--lake", metavar="DIR", help="Also append stored rows to this Parquet lake (docs/lake.md).")] = None,
+    lake: Annotated[Optional[str], typer.Option("--lake", metavar="DIR", help="Also append stored rows to this Parquet lake. The store stays: it stages rows (2xx = stored) and its ledger proves the lake's files; keep it small with `toolctl db prune` once rows are in the lake (docs/lake.md).")] = None,
     lake_flush_seconds: Annotated[float, typer.Option(help="Seconds the lake may lag the store (rows are batched into files meanwhile).", min=0.0)] = 1.0,
 ) -> None:
     """Receive OTLP/HTTP traces and logs and JSON lines into the store; serve reads while running.

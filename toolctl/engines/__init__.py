@@ -13,17 +13,19 @@ Both register views ``events``, ``spans``, ``rejects`` (empty: rejected lines st
 store) and ``tool_calls`` (the migrations' definition, its auth walk unrolled to
 lake.AUTH_WALK_DEPTH levels). Before each statement the views are pointed at the files of the
 statement's window (its ``since``/``until`` parameters): partitions outside it are not read.
+Which files are data is toolctl.lake.layout's definition, the one `lake ls/compact/verify` use.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from abc import ABC, abstractmethod
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Mapping
 
-from toolctl.errors import UsageError
+from toolctl.errors import PrerequisiteError, UsageError
 
 ENGINES = ("duckdb", "spark")
 DEFAULT_SPARK_MASTER = "local[*]"
@@ -43,19 +45,42 @@ def _window(params: Mapping[str, Any] | None) -> tuple[datetime | None, datetime
 
 
 class Result:
-    """Rows of one statement, drained: ``fetchall`` / ``fetchnumpy`` like a DuckDB result."""
+    """Rows of one statement, drained: ``fetchall`` / ``fetchnumpy`` like a DuckDB result.
 
-    def __init__(self, columns: list[str], rows: list[tuple]):
+    Built from rows (DuckDB) or from an Arrow table (Spark, collected through Arrow): then
+    ``fetchnumpy`` hands the columns over without making a Python object per value.
+    """
+
+    def __init__(self, columns: list[str], rows: list[tuple] | None = None, arrow: Any = None):
         self.description = [(c,) for c in columns]
         self._rows = rows
+        self._arrow = arrow
+
+    @classmethod
+    def from_arrow(cls, table: Any) -> "Result":
+        return cls(list(table.column_names), arrow=table)
 
     def fetchall(self) -> list[tuple]:
+        if self._rows is None:
+            self._rows = list(zip(*(_py_values(c) for c in self._arrow.columns)))
         return list(self._rows)
 
     def fetchnumpy(self) -> dict:
         import numpy as np
 
+        if self._arrow is not None:
+            return {name: col.to_numpy() for name, col in zip(self._arrow.column_names, self._arrow.columns)}
         return {c[0]: np.array([r[i] for r in self._rows]) for i, c in enumerate(self.description)}
+
+
+def _py_values(column: Any) -> list:
+    """An Arrow column as the Python values DuckDB returns (structs as dicts, lists as lists);
+    a time-zone-aware timestamp (Spark's TIMESTAMP, UTC session) as naive UTC, like the store's."""
+    import pyarrow as pa
+
+    if pa.types.is_timestamp(column.type) and column.type.tz is not None:
+        column = column.cast(pa.timestamp(column.type.unit))
+    return column.to_pylist()
 
 
 #: The views a lake source defines (identifiers in SQL text come from this list only).
@@ -76,9 +101,10 @@ class LakeSource(ABC):
     engine = ""
 
     def __init__(self, root: Path):
-        from toolctl.engines.lake import check_lake
+        from toolctl.lake.layout import open_lake
 
-        self.root = check_lake(root)
+        self.root = Path(root).expanduser()
+        open_lake(self.root, create=False)  # UsageError / LakeError: not a lake this toolctl reads
         self._window: tuple | None = None
         self.files_read: dict[str, int] = {}  # dataset → files behind its view, last statement
 
@@ -110,15 +136,20 @@ class LakeSource(ABC):
         pass
 
     # -- views -----------------------------------------------------------------------------
-    def _point_views(self, since: datetime | None, until: datetime | None) -> None:
-        from toolctl.engines.lake import list_files
+    def _files(self, dataset: str, since: datetime | None = None, until: datetime | None = None) -> list[str]:
+        """The dataset's data files in the window's partitions, as the lake's layout defines
+        them (a stray or temporary name in a partition is not data), absolute paths."""
+        from toolctl.lake.layout import list_files
 
+        return [str(self.root / f.path) for f in list_files(self.root, dataset, since=since, until=until)]
+
+    def _point_views(self, since: datetime | None, until: datetime | None) -> None:
         if self._window == (since, until):
             return
         if self._window is None:
-            self._define("spans_all", "spans", list_files(self.root, "spans"))
+            self._define("spans_all", "spans", self._files("spans"))
             self._define("rejects", "rejects", [])
-        files = {d: list_files(self.root, d, since, until) for d in ("events", "spans")}
+        files = {d: self._files(d, since, until) for d in ("events", "spans")}
         for d, fs in files.items():
             self._define(d, d, fs)
         if self._window is None:
@@ -179,28 +210,71 @@ class DuckDBLake(LakeSource):
 _SPARK: dict[str, Any] = {}
 
 
+def java_runtime() -> str | None:
+    """The java executable Spark's launcher (bin/spark-class) will run, or None if it is not there.
+
+    spark-class runs ``$JAVA_HOME/bin/java`` whenever JAVA_HOME is set (a ``java`` on PATH is
+    then not consulted), else ``java`` on PATH; this mirrors that choice.
+    """
+    home = os.environ.get("JAVA_HOME")
+    if home:
+        java = Path(home) / "bin" / "java"
+        return str(java) if java.is_file() and os.access(java, os.X_OK) else None
+    return shutil.which("java")
+
+
 def spark_session(master: str | None = None):
-    """The process's SparkSession (created once; UTC session time zone)."""
-    from pyspark.sql import SparkSession
+    """The process's SparkSession (created once; UTC session time zone).
+
+    Raises PrerequisiteError when pyspark is not installed, no Java runtime is reachable, or
+    the JVM (Spark's gateway) exits before it is ready; nothing else is caught.
+    """
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise PrerequisiteError("--engine spark needs pyspark, which is not installed",
+                                hint="pip install 'toolctl[spark]' (and Java 17)") from None
 
     master = master or spark_master_default()
     if master in _SPARK:
         return _SPARK[master]
+    java = java_runtime()
+    if java is None:
+        home = os.environ.get("JAVA_HOME")
+        where = (f"JAVA_HOME is {home}, which has no bin/java" if home
+                 else "JAVA_HOME is not set and there is no `java` on PATH")
+        # Checked before the launch: without Java, pyspark fails with a 60-line traceback.
+        raise PrerequisiteError(f"--engine spark needs a Java runtime: {where}",
+                                hint="install Java 17 and set JAVA_HOME to it (or put its `java` on PATH)")
     b = (SparkSession.builder.master(master).appName("toolctl")
          .config("spark.sql.session.timeZone", "UTC")
          .config("spark.ui.enabled", "false")
          .config("spark.ui.showConsoleProgress", "false")  # stderr stays readable
          .config("spark.sql.ansi.enabled", "false")
+         .config("spark.sql.execution.arrow.pyspark.enabled", "true")  # results come back as Arrow
          # spans.start_time is Parquet TIMESTAMP(NANOS), which Spark 3.5 reads only as a long.
          .config("spark.sql.legacy.parquet.nanosAsLong", "true"))
     if master.startswith("local"):
         # A laptop: few cores, so few shuffle partitions; a cluster keeps its own defaults.
         b = (b.config("spark.sql.shuffle.partitions", str(max(2, 2 * (os.cpu_count() or 1))))
              .config("spark.driver.memory", os.environ.get("TOOLCTL_SPARK_DRIVER_MEMORY", "2g")))
-    session = b.getOrCreate()
+    try:
+        session = b.getOrCreate()
+    except Exception as exc:
+        if _error_class(exc) != "JAVA_GATEWAY_EXITED":
+            raise
+        raise PrerequisiteError(f"--engine spark could not start Java ({java}): Spark's gateway exited "
+                                "before it was ready", hint=f"run `{java} -version` (Java 17 is the tested "
+                                "runtime); Java's own message, if any, is above") from None
     session.sparkContext.setLogLevel("ERROR")
     _SPARK[master] = session
     return session
+
+
+def _error_class(exc: BaseException) -> str | None:
+    """The error class of a PySparkException (pyspark >= 3.4), else None."""
+    get = getattr(exc, "getErrorClass", None)
+    return get() if callable(get) else None
 
 
 class SparkLake(LakeSource):
@@ -210,18 +284,15 @@ class SparkLake(LakeSource):
 
     def __init__(self, root: Path, master: str | None = None):
         super().__init__(root)
-        try:
-            self.spark = spark_session(master)
-        except ImportError:
-            raise UsageError("--engine spark needs pyspark",
-                             hint="pip install 'toolctl[spark]' (and Java 17)") from None
+        self.spark = spark_session(master)  # PrerequisiteError: no pyspark or no Java
 
     def _define(self, view: str, table: str, files: list[str]) -> None:
         from toolctl.engines.lake import projection
 
         if files:
             raw = f"_{view}_files"
-            self.spark.read.parquet(*files).createOrReplaceTempView(raw)  # v1: one schema
+            uris = [_file_uri(f) for f in files]
+            self.spark.read.parquet(*uris).createOrReplaceTempView(raw)  # v1: one schema
             sql = projection(table, raw, "spark")
         else:
             sql = projection(table, "", "spark", empty=True)
@@ -237,20 +308,28 @@ class SparkLake(LakeSource):
     def _run(self, sql: str, params: dict) -> Result:
         from toolctl.engines.transpile import to_spark
 
-        df = self.spark.sql(to_spark(sql, params))
-        rows = df.collect()
-        return Result(list(df.columns), [tuple(_plain(v) for v in r) for r in rows])
+        return Result.from_arrow(_collect_arrow(self.spark.sql(to_spark(sql, params))))
 
 
-def _plain(v: Any) -> Any:
-    """Spark Row/struct values as the Python values DuckDB returns (dicts, lists)."""
-    from pyspark.sql import Row
+def _file_uri(path: str) -> str:
+    """``file://`` + the absolute path, for Spark: toolctl listed the file on a local (or mounted)
+    directory, and a bare path would be resolved against the cluster's default filesystem
+    (``fs.defaultFS``, often HDFS). Not ``Path.as_uri()``: Hadoop takes the string as a path
+    and would read its percent-escapes (``dt%3D…``) literally."""
+    return "file://" + Path(path).absolute().as_posix()
 
-    if isinstance(v, Row):
-        return {k: _plain(x) for k, x in v.asDict().items()}
-    if isinstance(v, list):
-        return [_plain(x) for x in v]
-    return v
+
+def _collect_arrow(df: Any) -> Any:
+    """The rows of a Spark DataFrame as one Arrow table, sent to the driver as Arrow batches
+    (``collect()`` would make a Row object per row, e.g. per latency of a gate arm)."""
+    import pyarrow as pa
+
+    if hasattr(df, "toArrow"):  # pyspark >= 4.0
+        return df.toArrow()
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    batches = df._collect_as_arrow()  # what toPandas() uses in 3.5, without pandas
+    return pa.Table.from_batches(batches) if batches else to_arrow_schema(df.schema).empty_table()
 
 
 def open_source(engine: str, lake: str | Path, spark_master: str | None = None) -> LakeSource:

@@ -247,7 +247,10 @@ def compact(store: Any, root: Path | str, *, before: datetime | None = None,
                 path = root / f.path
                 inputs.append({"path": f.path, "rows": parquet_rows(path), "sha256": sha256_file(path)})
                 tables.append(pq.ParquetFile(path).read())
-            table = pa.concat_tables(tables).sort_by([(ts, "ascending")] + [(k, "ascending") for k in keys])
+            # "default" promotion: a file written before a nullable column was appended (still
+            # v1, docs/lake.md) gets NULLs there instead of failing the merge; a changed type
+            # still fails (that is a new layout version).
+            table = pa.concat_tables(tables, promote_options="default").sort_by([(ts, "ascending")] + [(k, "ascending") for k in keys])
             table = table.replace_schema_metadata({"toolctl.lake.version": str(LAKE_VERSION),
                                                    "toolctl.lake.dataset": dataset})
             with store.transaction():

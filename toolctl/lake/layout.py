@@ -19,7 +19,7 @@ import re
 import secrets
 import socket
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterator
 
@@ -116,6 +116,9 @@ def open_lake(root: Path, *, create: bool) -> dict:
     root = Path(root)
     marker = root / MARKER
     if not marker.exists():
+        if not create and not root.is_dir():
+            raise UsageError(f"{root} is not a toolctl lake: the directory does not exist",
+                             hint="write one with `toolctl lake export DIR` or `toolctl serve --lake DIR`")
         if not create:
             raise UsageError(f"{root} is not a toolctl lake (no {MARKER})",
                              hint="write one with `toolctl lake export DIR` or `toolctl serve --lake DIR`")
@@ -214,15 +217,36 @@ def visible(name: str) -> bool:
     return not name.startswith((".", "_"))
 
 
-def partitions(root: Path, dataset: str | None = None) -> Iterator[str]:
-    """Partition directories (relative), sorted."""
+def _naive_utc(t: datetime | None) -> datetime | None:
+    if t is not None and t.tzinfo is not None:
+        t = t.astimezone(timezone.utc).replace(tzinfo=None)
+    return t
+
+
+def partitions(root: Path, dataset: str | None = None, *, since: datetime | None = None,
+               until: datetime | None = None) -> Iterator[str]:
+    """Partition directories (relative), sorted; with ``since``/``until`` only the hours that
+    meet [since, until).
+
+    Pruning is on the directory names alone: partition dt=D/hour=H holds the rows with
+    D H:00 <= time < D H:00 + 1h, so a partition outside the window is never listed.
+    """
+    since, until = _naive_utc(since), _naive_utc(until)
+
+    def outside(start: datetime, length: timedelta) -> bool:
+        return until is not None and start >= until or since is not None and start + length <= since
+
     for ds in sorted(DATASETS) if dataset is None else [dataset]:
         base = Path(root) / ds
         if not base.is_dir():
             continue
         for dt in sorted(p for p in base.iterdir() if visible(p.name) and PARTITION_RE[0].match(p.name)):
+            if not dt.is_dir() or outside(datetime.strptime(dt.name[3:], "%Y-%m-%d"), timedelta(days=1)):
+                continue
             for hour in sorted(p for p in dt.iterdir() if visible(p.name) and PARTITION_RE[1].match(p.name)):
-                yield f"{ds}/{dt.name}/{hour.name}"
+                part = f"{ds}/{dt.name}/{hour.name}"
+                if hour.is_dir() and not outside(partition_hour(part), timedelta(hours=1)):
+                    yield part
 
 
 def partition_files(root: Path, partition: str) -> list[LakeFile]:
@@ -239,8 +263,12 @@ def partition_files(root: Path, partition: str) -> list[LakeFile]:
     return out
 
 
-def list_files(root: Path, dataset: str | None = None) -> list[LakeFile]:
-    return [f for part in partitions(root, dataset) for f in partition_files(root, part)]
+def list_files(root: Path, dataset: str | None = None, *, since: datetime | None = None,
+               until: datetime | None = None) -> list[LakeFile]:
+    """The lake's data files (names matching FILE_RE in a partition directory; nothing else is
+    data), of one dataset or all, in the partitions meeting [since, until) when given."""
+    return [f for part in partitions(root, dataset, since=since, until=until)
+            for f in partition_files(root, part)]
 
 
 def list_lake(root: Path) -> list[dict]:

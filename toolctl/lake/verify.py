@@ -7,6 +7,11 @@ digest and count, or have been compacted away: a finished compaction journal
 journal's output, followed the same way, exists with the digest the journal records and
 holds the rows of all its inputs. Files no ledger of this store knows are listed as
 information (other writers' files), never as problems.
+
+``rows`` counts what this store exported: the recorded rows of each of its ``lake_file``
+entries whose file checks out, directly or through the compactions that replaced it. A
+compaction output is not counted itself: it holds those same rows and, when several writers
+share a partition, other writers' rows too.
 """
 
 from __future__ import annotations
@@ -27,17 +32,19 @@ def verify_lake(store: Any, root: Path | str) -> dict:
     (``intact`` false when a recorded file is missing, altered or miscounted)."""
     root = Path(root)
     lake_id = open_lake(root, create=False)["lake_id"]
-    expected: dict[str, dict] = {}  # path -> {rows, sha256, seq}
+    expected: dict[str, dict] = {}  # path -> {rows, sha256, seq, exported}
     for e in store.fetch_dicts("SELECT seq, kind, payload FROM ledger"
                                " WHERE kind IN ('lake_file', 'lake_compact') ORDER BY seq"):
         payload = json.loads(e["payload"])
         if payload.get("lake_id") != lake_id:
             continue
         if e["kind"] == "lake_file":
-            expected[payload["path"]] = {"rows": payload["rows"], "sha256": payload["sha256"], "seq": e["seq"]}
+            expected[payload["path"]] = {"rows": payload["rows"], "sha256": payload["sha256"], "seq": e["seq"],
+                                         "exported": True}
         else:
             out = payload["output"]
-            expected[out["path"]] = {"rows": out["rows"], "sha256": out["sha256"], "seq": e["seq"]}
+            expected[out["path"]] = {"rows": out["rows"], "sha256": out["sha256"], "seq": e["seq"],
+                                     "exported": False}
     replaced = {}  # (input path, sha256) -> journal
     for doc in compaction_records(root):
         if doc.get("lake_id") == lake_id:
@@ -75,8 +82,8 @@ def verify_lake(store: Any, root: Path | str) -> dict:
                     if n != cur_rows:
                         problems.append({"seq": seq, "path": cur, "problem": f"{cur} holds {n} rows, "
                                          f"recorded {cur_rows}"})
-                    elif cur == path:
-                        rows += n
+                    elif want["exported"]:
+                        rows += want["rows"]  # in its own file, or inside the output that replaced it
                     present.add(cur)
                 break
             journal = replaced.get((cur, cur_sha))
