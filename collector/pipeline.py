@@ -7,8 +7,10 @@ run again.
 
 from __future__ import annotations
 
+import queue
+import threading
 import zlib
-from typing import Callable
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 from collector.parsers.jsonl import DEFAULT_CHUNK_BYTES, LineBatch, iter_line_batches
 from collector.sources import (FORMAT_JSONL, OpenedSource, Source, expand_paths, open_source,
@@ -18,6 +20,60 @@ from toolctl.store import Store
 from toolctl.store.writer import record_source, write_line_batch
 
 ProgressFn = Callable[[int, int | None], None]  # (bytes done, total bytes or None)
+T = TypeVar("T")
+_DONE = object()
+
+
+def prefetch(items: Iterable[T], depth: int = 1) -> Iterator[T]:
+    """Iterate ``items`` in a background thread, at most ``depth`` items ahead of the consumer.
+
+    An exception raised while producing an item is raised here, at that item's place in
+    the sequence (what came before it has been consumed). When the consumer stops early
+    (an error while storing a batch, or ``close()``), the producer stops at its next item.
+    Memory: ``depth`` + 1 items are alive at most (one being consumed, ``depth`` ready).
+    """
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        iterator = iter(items)
+        try:
+            for item in iterator:
+                if not put((item, None)):
+                    return
+        except BaseException as exc:  # handed to the consumer, raised in its thread
+            put((None, exc))
+            return
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:  # a generator's cleanup runs now, in this thread
+                close()
+        put((_DONE, None))
+
+    worker = threading.Thread(target=produce, name="toolctl-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, exc = ready.get()
+            if exc is not None:
+                raise exc
+            if item is _DONE:
+                return
+            yield item
+    finally:
+        stop.set()
+        # Done: the producer has finished. Stopped early: it ends at its next item; a read
+        # blocked on a pipe (stdin) is not waited for (the thread is a daemon).
+        worker.join(timeout=5)
 
 
 def ingest_paths(
@@ -62,17 +118,22 @@ def ingest_source(store: Store, source: Source, *, max_line_bytes: int, chunk_by
     counts = {"lines": 0, "accepted": 0, "duplicates": 0, "rejected": 0, "redacted": 0}
     last_line = 0
 
-    def write(batch: LineBatch) -> None:
+    def write(batch: LineBatch, table: Any = None) -> None:
         nonlocal last_line
-        result = write_line_batch(store, batch.to_arrow(REJECT_RAW_CAP), source=source.name, kind=source.kind)
+        if table is None:
+            table = batch.to_arrow(REJECT_RAW_CAP)
+        result = write_line_batch(store, table, source=source.name, kind=source.kind)
         for key in counts:
             counts[key] += getattr(result, key)
         last_line = batch.first_line + batch.count - 1
 
+    batches = iter_line_batches(opened.stream, max_line_bytes=max_line_bytes,
+                                chunk_bytes=chunk_bytes, raw_cap=REJECT_RAW_CAP)
     try:
-        for batch in iter_line_batches(opened.stream, max_line_bytes=max_line_bytes,
-                                       chunk_bytes=chunk_bytes, raw_cap=REJECT_RAW_CAP):
-            write(batch)
+        # Reading, decompressing, hashing and scanning the next chunk overlap with DuckDB
+        # parsing and storing this one (DuckDB releases the GIL while it works).
+        for batch, table in prefetch((b, b.to_arrow(REJECT_RAW_CAP)) for b in batches):
+            write(batch, table)
     except (EOFError, OSError, zlib.error) as exc:
         broken: Exception | None = exc
     else:
