@@ -21,14 +21,19 @@ def _isolated_env(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
     monkeypatch.setenv("NO_COLOR", "1")
+    # The runner's terminal size is not the test's (pytest-xdist workers get 80x24).
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.delenv("LINES", raising=False)
 
 
 def run_toolctl(*args, env=None, input=None, timeout=120, cwd=None, unset=()):
     """Run the real CLI in a subprocess (exit codes are part of the contract); ``unset``: names
     of environment variables the subprocess must not inherit."""
     full_env = {k: v for k, v in os.environ.items() if k not in unset}
+    # A known width, whatever the runner's (pytest-xdist workers inherit COLUMNS=80): human
+    # output is asserted on; a test that wants another width passes env={"COLUMNS": ...}.
+    full_env["COLUMNS"] = "200"
     full_env.update(env or {})
-    full_env.setdefault("COLUMNS", "200")
     return subprocess.run(
         [sys.executable, "-m", "toolctl", *map(str, args)],
         capture_output=True, text=True, env=full_env, input=input, timeout=timeout, cwd=cwd,
