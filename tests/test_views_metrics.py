@@ -117,11 +117,13 @@ def test_live_snapshot_figures_equal_known_answers_for_both_windows(view_db):
         assert r["prior_calls"] == p["calls"]
         assert r["error_rate_delta"] == pytest.approx(k["error_rate"] - p["error_rate"])
         assert r["p95_ratio"] == pytest.approx(k["p95_ms"] / p["p95_ms"])
-    # Movers by the documented rule: error rate +1pp or p95 ×1.5 vs the prior window.
-    expected = sorted(
-        (t for t in now if now[t]["error_rate"] - prior[t]["error_rate"] >= 0.01
-         or now[t]["p95_ms"] / prior[t]["p95_ms"] >= 1.5),
-        key=lambda t: (-(now[t]["error_rate"] - prior[t]["error_rate"]), -(now[t]["p95_ms"] / prior[t]["p95_ms"])))
+    # Movers by the documented rule: error rate +1pp or p95 ×1.5 vs the prior window, ranked
+    # by how many times over its threshold each moved.
+    def times_over(t):
+        return max((now[t]["error_rate"] - prior[t]["error_rate"]) / 0.01,
+                   now[t]["p95_ms"] / prior[t]["p95_ms"] / 1.5)
+
+    expected = sorted((t for t in now if times_over(t) >= 1), key=lambda t: (-times_over(t), t))
     assert snap["movers"] == expected[:3]
     assert snap["movers"][0] == "fetch"  # the designed regression leads
     assert snap["total"]["calls"] == sum(k["calls"] for k in now.values())
@@ -182,3 +184,13 @@ def test_histogram_with_all_latencies_equal_is_one_full_bin(tmp_path):
     doc = json.loads(run_toolctl("--db", db, "stats", "--histogram", "--bins", "4", "--format", "json").stdout)
     assert [b["count"] for b in doc["bins"]] == [5, 0, 0, 0]
     assert doc["p50_ms"] == doc["p99_ms"] == 7.0
+
+
+def test_a_p95_up_30x_outranks_an_error_rate_up_one_and_a_half_points():
+    from toolctl.metrics.live import mover_score
+
+    latency = {"error_rate_delta": 0.0, "p95_ratio": 30.0}
+    errors = {"error_rate_delta": 0.015, "p95_ratio": 1.0}
+    assert mover_score(latency) > mover_score(errors) >= 1
+    assert mover_score({"error_rate_delta": 0.009, "p95_ratio": 1.49}) is None  # under both thresholds
+    assert mover_score({"error_rate_delta": None, "p95_ratio": None}) is None  # no prior window

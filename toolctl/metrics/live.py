@@ -7,8 +7,11 @@ rate, auth failures, retries and p95 are exactly what ``toolctl stats`` reports 
 same window.
 
 A *mover* is a tool whose error rate rose by at least ``MOVER_ERROR_RATE_PP`` (absolute)
-or whose p95 grew by at least ``MOVER_P95_RATIO`` (×) against the prior window; the worst
-``MOVERS_SHOWN`` are ranked by error-rate rise, then p95 ratio.
+or whose p95 grew by at least ``MOVER_P95_RATIO`` (×) against the prior window. Its score is
+how many times over its threshold it moved, on whichever measure moved more:
+max(error-rate rise / MOVER_ERROR_RATE_PP, p95 ratio / MOVER_P95_RATIO). The worst
+``MOVERS_SHOWN`` by score are ranked, so a p95 that grew 30× outranks an error rate up 1.5
+points (an error-rate-first order buried it).
 """
 
 from __future__ import annotations
@@ -59,13 +62,12 @@ def _total(store: Any, q: LiveQuery, since: datetime, until: datetime) -> dict |
     return rows[0] if rows else None
 
 
-def mover_score(row: dict) -> tuple[float, float] | None:
-    """(error-rate rise, p95 ratio) when the row is a mover, else None."""
+def mover_score(row: dict) -> float | None:
+    """How many times over its threshold the row moved (>= 1), or None when it is no mover."""
     d_err = row.get("error_rate_delta")
     ratio = row.get("p95_ratio")
-    moved = (d_err is not None and d_err >= MOVER_ERROR_RATE_PP) or \
-        (ratio is not None and ratio >= MOVER_P95_RATIO)
-    return (d_err or 0.0, ratio or 0.0) if moved else None
+    score = max((d_err or 0.0) / MOVER_ERROR_RATE_PP, (ratio or 0.0) / MOVER_P95_RATIO)
+    return score if score >= 1.0 else None
 
 
 def live_snapshot(store: Any, q: LiveQuery) -> dict[str, Any]:
@@ -102,7 +104,7 @@ def live_snapshot(store: Any, q: LiveQuery) -> dict[str, Any]:
         })
     rows.sort(key=lambda r: (-r["calls"], str(r["tool"])))
     movers = sorted((r for r in rows if mover_score(r) is not None),
-                    key=lambda r: (tuple(-x for x in mover_score(r)), str(r["tool"])))[:MOVERS_SHOWN]
+                    key=lambda r: (-mover_score(r), str(r["tool"])))[:MOVERS_SHOWN]
     for rank, r in enumerate(movers, 1):
         r["mover_rank"] = rank
     return {"since": iso_utc(since), "until": iso_utc(until), "window_s": seconds,
