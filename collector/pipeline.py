@@ -118,10 +118,8 @@ def ingest_source(store: Store, source: Source, *, max_line_bytes: int, chunk_by
     counts = {"lines": 0, "accepted": 0, "duplicates": 0, "rejected": 0, "redacted": 0}
     last_line = 0
 
-    def write(batch: LineBatch, table: Any = None) -> None:
+    def write(batch: LineBatch, table: Any) -> None:
         nonlocal last_line
-        if table is None:
-            table = batch.to_arrow(REJECT_RAW_CAP)
         result = write_line_batch(store, table, source=source.name, kind=source.kind)
         for key in counts:
             counts[key] += getattr(result, key)
@@ -144,7 +142,8 @@ def ingest_source(store: Store, source: Source, *, max_line_bytes: int, chunk_by
         # The stream broke (truncated or corrupt gzip): what came before is stored; the
         # break itself is accounted as one rejected line after the last one read.
         reason = f"input ended abnormally after line {last_line}: {broken or type(broken).__name__}"
-        write(LineBatch(last_line + 1, [b""], {0: (reason, b"", 0)}))
+        tail = LineBatch(last_line + 1, [b""], {0: (reason, b"", 0)})
+        write(tail, tail.to_arrow(REJECT_RAW_CAP))
     record_source(store, source=source.name, sha256=opened.counter.sha256.hexdigest(),
                   nbytes=opened.counter.nbytes, **counts)
     return {"source": source.name, "format": "jsonl", "bytes": opened.counter.nbytes,
