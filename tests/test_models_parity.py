@@ -162,3 +162,22 @@ def test_schema_lists_required_fields(field):
     from toolctl.models import event_json_schema
 
     assert field in event_json_schema()["required"]
+
+
+def test_unknown_fields_are_kept_as_written_whatever_their_keys(tmp_path):
+    # Keys a JSON path would trip on (quotes, slashes, tildes, dots, unicode, empty), values
+    # of every JSON type, and a repeated unknown key (kept as written, both occurrences).
+    odd = {"region": "eu-west-1", 'a"b': [1, {"c": None}], "x/y~z": 1.5, "dot.ted": True,
+           "ünï": "ü😀", "": {}, "big": 123456789012345678901234}
+    plain = json.dumps({**BASE, "event_id": "odd", **odd}, ensure_ascii=False)
+    repeated = ('{"event_id":"rep","ts":"2026-11-24T06:00:00Z","tool":"t","status":"ok",'
+                '"latency_ms":1,"region":"a","region":"b"}')
+    none = json.dumps({**BASE, "event_id": "none"})
+    path = tmp_path / "odd.jsonl"
+    path.write_text("\n".join([plain, repeated, none]) + "\n", encoding="utf-8")
+    with Store.open(tmp_path / "s.duckdb", write=True) as store:
+        ingest_paths(store, [str(path)])
+        extra = dict(store.execute("SELECT event_id, extra::VARCHAR FROM events").fetchall())
+    assert list(json.loads(extra["odd"]).items()) == list(odd.items())  # same keys, same order
+    assert extra["rep"] == '{"region":"a","region":"b"}'
+    assert extra["none"] is None

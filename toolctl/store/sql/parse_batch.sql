@@ -136,9 +136,15 @@ SELECT
     v.idempotency_key, v.timeout_ms, v.error_code, v.message, v.retryable,
     TRY_CAST(v.http_status AS INTEGER) AS http_status, v.confidence,
     v.args, v.data,
-    -- Unknown fields, kept as an object: a JSON merge-patch with nulls deletes exactly the
-    -- known keys (~10 µs a line, so only lines that have unknown keys pay for it).
-    CASE WHEN c.reason IS NULL AND len(c.unknown) > 0
+    -- Unknown fields, kept as an object in document order. Each is read by its JSON pointer
+    -- (RFC 6901: ~ and / escaped, so any key works) into a map, ~2x cheaper than a JSON
+    -- merge-patch of the whole line. A map cannot hold a key twice, so a line that repeats
+    -- an unknown key takes the merge-patch (nulls delete exactly the known keys; the
+    -- repeats are kept as written).
+    CASE WHEN c.reason IS NULL AND len(c.unknown) > 0 AND len(c.unknown) = len(list_distinct(c.unknown))
+         THEN to_json(map_from_entries(list_transform(c.unknown, lambda k: struct_pack(k := k,
+                  v := json_extract(c.line, '/' || replace(replace(k, '~', '~0'), '/', '~1'))))))
+         WHEN c.reason IS NULL AND len(c.unknown) > 0
          THEN nullif(json_merge_patch(c.line, '{
             "event_id":null,"ts":null,"tool":null,"status":null,"latency_ms":null,
             "schema_version":null,"trace_id":null,"span_id":null,"call_id":null,"session_id":null,
