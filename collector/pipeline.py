@@ -17,7 +17,8 @@ from collector.sources import (FORMAT_JSONL, OpenedSource, Source, expand_paths,
                                progress_callback, sniff_format)
 from toolctl.models import DEFAULT_MAX_LINE_BYTES, REJECT_RAW_CAP, IngestSummary
 from toolctl.store import Store
-from toolctl.store.writer import record_source, write_line_batch
+from toolctl.store.writer import (export_parsed, parse_line_batch, record_source, store_line_batch,
+                                  write_line_batch)
 
 ProgressFn = Callable[[int, int | None], None]  # (bytes done, total bytes or None)
 T = TypeVar("T")
@@ -76,6 +77,21 @@ def prefetch(items: Iterable[T], depth: int = 1) -> Iterator[T]:
         worker.join(timeout=5)
 
 
+def parse_ahead(store: Store, tables: Iterable[tuple[LineBatch, Any]]) -> Iterator[tuple[LineBatch, Any]]:
+    """Parse each (batch, raw table) on a companion connection; yields (batch, ParsedBatch).
+
+    Run it under ``prefetch`` so parsing batch n+1 overlaps with the writer storing batch n
+    (``store_line_batch``): validation is ~40% of an ingest's time and the insert, ledger
+    digest and commit leave a core idle (measured in benchmarks/RESULTS.md).
+    """
+    parser = store.companion(lossless_arrow=True)
+    try:
+        for batch, table in tables:
+            yield batch, export_parsed(parser, parse_line_batch(parser, table))
+    finally:
+        parser.close()
+
+
 def ingest_paths(
     store: Store,
     paths: list[str],
@@ -94,18 +110,23 @@ def ingest_paths(
     on_bytes = progress_callback(sources, progress)
 
     summary = IngestSummary()
-    for source in sources:
-        per = ingest_source(store, source, max_line_bytes=max_line_bytes,
-                            chunk_bytes=chunk_bytes, on_bytes=on_bytes)
-        summary.files += 1
-        summary.bytes += per["bytes"]
-        for key in ("lines", "accepted", "duplicates", "rejected"):
-            setattr(summary, key, getattr(summary, key) + per[key])
-        summary.redacted += per.get("redacted", 0)
-        summary.spans += per.get("spans", 0)
-        summary.span_duplicates += per.get("span_duplicates", 0)
-        summary.sources.append(per)
+    with store.bulk_load():
+        for source in sources:
+            per = ingest_source(store, source, max_line_bytes=max_line_bytes,
+                                chunk_bytes=chunk_bytes, on_bytes=on_bytes)
+            _add_source(summary, per)
     return summary
+
+
+def _add_source(summary: IngestSummary, per: dict) -> None:
+    summary.files += 1
+    summary.bytes += per["bytes"]
+    for key in ("lines", "accepted", "duplicates", "rejected"):
+        setattr(summary, key, getattr(summary, key) + per[key])
+    summary.redacted += per.get("redacted", 0)
+    summary.spans += per.get("spans", 0)
+    summary.span_duplicates += per.get("span_duplicates", 0)
+    summary.sources.append(per)
 
 
 def ingest_source(store: Store, source: Source, *, max_line_bytes: int, chunk_bytes: int,
@@ -118,20 +139,25 @@ def ingest_source(store: Store, source: Source, *, max_line_bytes: int, chunk_by
     counts = {"lines": 0, "accepted": 0, "duplicates": 0, "rejected": 0, "redacted": 0}
     last_line = 0
 
-    def write(batch: LineBatch, table: Any) -> None:
+    def account(batch: LineBatch, result: Any) -> None:
         nonlocal last_line
-        result = write_line_batch(store, table, source=source.name, kind=source.kind)
         for key in counts:
             counts[key] += getattr(result, key)
         last_line = batch.first_line + batch.count - 1
 
+    def write(batch: LineBatch, table: Any) -> None:
+        account(batch, write_line_batch(store, table, source=source.name, kind=source.kind))
+
     batches = iter_line_batches(opened.stream, max_line_bytes=max_line_bytes,
                                 chunk_bytes=chunk_bytes, raw_cap=REJECT_RAW_CAP)
     try:
-        # Reading, decompressing, hashing and scanning the next chunk overlap with DuckDB
-        # parsing and storing this one (DuckDB releases the GIL while it works).
-        for batch, table in prefetch((b, b.to_arrow(REJECT_RAW_CAP)) for b in batches):
-            write(batch, table)
+        # Three stages at once, one batch apart (DuckDB releases the GIL while it works):
+        # reading, decompressing, hashing and scanning chunk n+2; parsing, validating and
+        # redacting batch n+1 on a second connection; inserting, digesting and committing
+        # batch n on the store's own.
+        tables = prefetch((b, b.to_arrow(REJECT_RAW_CAP)) for b in batches)
+        for batch, parsed in prefetch(parse_ahead(store, tables)):
+            account(batch, store_line_batch(store, parsed, source=source.name, kind=source.kind))
     except (EOFError, OSError, zlib.error) as exc:
         broken: Exception | None = exc
     else:

@@ -60,3 +60,33 @@ def test_the_producer_runs_ahead_of_the_consumer():
     first_taken.set()
     assert second_made.wait(5)  # made while the consumer still holds item 1
     assert list(it) == [2]
+
+
+def test_ingest_parses_on_a_second_connection_and_stores_the_same_rows(tmp_path):
+    # The parse-ahead stage hands its rows over as Arrow: JSON must arrive as JSON (not
+    # text re-parsed or re-quoted), the checkpoint setting must be back to normal after the
+    # bulk load, and many batches must be stored in line order with exact accounting.
+    import json
+
+    from collector.pipeline import ingest_paths
+    from toolctl.store import Store
+
+    path = tmp_path / "calls.jsonl"
+    with path.open("w", encoding="utf-8") as f:
+        for i in range(3000):
+            f.write(json.dumps({"event_id": f"e{i}", "ts": "2026-11-24T06:00:00Z", "tool": "t",
+                                "status": "ok", "latency_ms": i, "args": {"q": "ü", "n": [i, 1.5]},
+                                "region": "eu"}) + "\n")
+        f.write("not json\n")
+    with Store.open(tmp_path / "s.duckdb", write=True) as store:
+        before = store.scalar("SELECT current_setting('checkpoint_threshold')")
+        summary = ingest_paths(store, [str(path)], chunk_bytes=16 * 1024)  # ~30 batches
+        after = store.scalar("SELECT current_setting('checkpoint_threshold')")
+        rows = store.execute("SELECT event_id, typeof(args), args::VARCHAR, extra::VARCHAR, line_no"
+                             " FROM events ORDER BY line_no").fetchall()
+        batches = store.scalar("SELECT count(*) FROM batches")
+    assert (summary.accepted, summary.rejected, summary.lines) == (3000, 1, 3001)
+    assert before == after
+    assert batches > 20
+    assert [r[0] for r in rows] == [f"e{i}" for i in range(3000)]
+    assert rows[7][1:] == ("JSON", '{"q":"ü","n":[7,1.5]}', '{"region":"eu"}', 8)

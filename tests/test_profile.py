@@ -84,3 +84,24 @@ def test_profile_report_nests_queries_run_inside_a_phase():
     assert any(re.search(r"s    query migrate  \(1 rows\)$", ln) for ln in lines)  # indented
     assert any(re.search(r"s  query SELECT 2 -- no name comment  \(2 rows\)$", ln) for ln in lines)
     assert "1 queries" in text  # only top-level queries are summed (no double counting)
+
+
+def test_queries_of_helper_threads_are_summed_apart_from_the_timeline():
+    # ingest parses the next batch on a helper thread while the main thread stores this one:
+    # those queries overlap the timeline, so they are listed after it, per statement.
+    import threading
+
+    profile.disable()
+    profile.enable()
+    try:
+        profile.query("SELECT 1", lambda: [1])
+        worker = threading.Thread(target=lambda: [profile.query("-- parse_batch: x\nSELECT 2", lambda: [])
+                                                  for _ in range(3)], name="toolctl-prefetch")
+        worker.start()
+        worker.join()
+        text = profile.report()
+    finally:
+        profile.disable()
+    timeline, _, helpers = text.partition("at the same time, on other threads")
+    assert "parse_batch" not in timeline and "1 queries" in timeline
+    assert re.search(r"s  query parse_batch  \(3x, thread toolctl-prefetch\)", helpers)

@@ -17,6 +17,7 @@ No terminal libraries here: the library layer must not import typer or rich.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ class Event:
     rows: int | None = None
     detail: str | None = None
     depth: int = 0  # inside how many phases (queries of a migration run inside "store open")
+    thread: str | None = None  # None: the main thread; else the name of the thread that ran it
 
 
 _events: list[Event] = []
@@ -123,7 +125,11 @@ def query(sql: str, run: Callable[[], Any], rows_of: Callable[[Any], int | None]
     except TypeError:
         rows = None
     detail = explain() if (LEVEL >= 2 and explain is not None) else None
-    _events.append(Event(describe_sql(sql), start, end, rows, detail, _depth))
+    if threading.current_thread() is threading.main_thread():
+        _events.append(Event(describe_sql(sql), start, end, rows, detail, _depth))
+    else:  # a helper thread (ingest parses ahead): summarised apart, it overlaps the timeline
+        _events.append(Event(describe_sql(sql), start, end, rows, detail,
+                             thread=threading.current_thread().name))
     return result
 
 
@@ -188,7 +194,10 @@ def report(now: float | None = None) -> str:
     if _startup_s is not None:
         lines.append(f"  {_startup_s:8.3f} s  start-up: interpreter and imports before main()")
     cursor = _main_at or end
+    helpers = [ev for ev in _events if ev.thread is not None]
     for ev in _events:
+        if ev.thread is not None:
+            continue
         indent = "  " * ev.depth
         if ev.depth == 0:
             gap = ev.start - cursor
@@ -207,7 +216,7 @@ def report(now: float | None = None) -> str:
         lines.append(f"  {tail:8.3f} s  python: rendering the output")
     else:
         lines.append(f"  {tail:8.3f} s  python: the command (no store access recorded)")
-    queries = [ev for ev in _events if ev.label.startswith("query") and ev.depth == 0]
+    queries = [ev for ev in _events if ev.label.startswith("query") and ev.depth == 0 and ev.thread is None]
     if queries:
         qsum = sum(ev.end - ev.start for ev in queries)
         slow = max(queries, key=lambda ev: ev.end - ev.start)
@@ -215,4 +224,11 @@ def report(now: float | None = None) -> str:
         if slow.detail:
             lines.append("  DuckDB operator profile of the slowest query:")
             lines.extend("    " + line for line in slow.detail.splitlines())
+    if helpers:
+        lines.append("  at the same time, on other threads (not in the timeline above):")
+        totals: dict[tuple[str, str], list[float]] = {}
+        for ev in helpers:
+            totals.setdefault((ev.thread or "", ev.label), []).append(ev.end - ev.start)
+        for (thread, label), durations in sorted(totals.items(), key=lambda kv: -sum(kv[1])):
+            lines.append(f"  {sum(durations):8.3f} s  {label}  ({len(durations)}x, thread {thread})")
     return "\n".join(lines) + "\n"

@@ -40,13 +40,42 @@ def next_batch_id(store: Store) -> int:
     return store.scalar("SELECT nextval('batch_seq')")
 
 
+@dataclass
+class ParsedBatch:
+    """One batch after ``parse_line_batch``: its accounting and, where it was parsed on
+    another connection (``export_parsed``), its rows as Arrow."""
+
+    lines: int
+    valid: int
+    rejected: int
+    first_line: int | None
+    last_line: int | None
+    redacted: int = 0
+    rows: Any = None  # None: the rows are the temp table `_parsed` of the writer's connection
+
+
 def write_line_batch(store: Store, raw: Any, *, source: str, kind: str) -> BatchResult:
-    """Validate and store one batch.
+    """Validate and store one batch (parse and store on the one connection of ``store``).
 
     ``raw`` is an Arrow table with columns line_no (int64), line (string), pre_reason
     (string, null unless Python already rejected the line) and raw_bytes (int64, null =
     the UTF-8 length of ``line``). Returns the batch's accounting: lines (non-blank),
     accepted (newly stored), duplicates (valid but already stored), rejected.
+    """
+    try:
+        parsed = parse_line_batch(store, raw)
+    except BaseException:
+        store.conn.execute("DROP TABLE IF EXISTS _parsed")
+        raise
+    return store_line_batch(store, parsed, source=source, kind=kind)
+
+
+def parse_line_batch(store: Store, raw: Any) -> ParsedBatch:
+    """Parse, validate and redact ``raw`` into the temp table ``_parsed`` of ``store``'s connection.
+
+    Touches only that temp table: outside any transaction of the store's data, so a retry
+    of the insert does not parse again, and it can run on a second connection
+    (``Store.companion``) while the writer stores the previous batch (``export_parsed``).
     """
     from toolctl.audit.redact import redact_parsed
 
@@ -56,24 +85,50 @@ def write_line_batch(store: Store, raw: Any, *, source: str, kind: str) -> Batch
     raw = type(raw).from_batches(raw.to_batches(max_chunksize=PARSE_CHUNK_ROWS), schema=raw.schema)
     conn.register("_raw", raw)
     try:
-        # Parsing and redaction touch only the temp table `_parsed`: outside the batch's
-        # transaction, so a retry of the insert (below) does not parse again.
-        conn.execute(load_sql("parse_batch"))
-        counts = store.row(
-            "SELECT count(*), count(*) FILTER (WHERE reason IS NULL),"
-            " count(*) FILTER (WHERE reason IS NOT NULL), min(line_no), max(line_no) FROM _parsed"
-        )
-        redacted = redact_parsed(store) if counts[0] else 0
+        store.execute(load_sql("parse_batch"))
+    finally:
+        conn.unregister("_raw")
+    lines, valid, rejected, first, last = store.row(
+        "SELECT count(*), count(*) FILTER (WHERE reason IS NULL),"
+        " count(*) FILTER (WHERE reason IS NOT NULL), min(line_no), max(line_no) FROM _parsed"
+    )
+    redacted = redact_parsed(store) if lines else 0
+    return ParsedBatch(lines, valid, rejected, first, last, redacted)
+
+
+def export_parsed(store: Store, parsed: ParsedBatch) -> ParsedBatch:
+    """Move the rows of ``store``'s temp table ``_parsed`` into ``parsed.rows`` (Arrow).
+
+    For a parse on a companion connection: the writer's connection cannot see that
+    connection's temp tables. ``store`` must have ``arrow_lossless_conversion`` set
+    (``Store.companion(lossless_arrow=True)``) so JSON columns travel as JSON and are not
+    parsed again on insert.
+    """
+    try:
+        parsed.rows = store.conn.sql("SELECT * FROM _parsed").to_arrow_table()
+    finally:
+        store.conn.execute("DROP TABLE IF EXISTS _parsed")
+    return parsed
+
+
+def store_line_batch(store: Store, parsed: ParsedBatch, *, source: str, kind: str) -> BatchResult:
+    """Store a parsed batch in one transaction (its rows, rejects, batch row, ledger entry)."""
+    conn = store.conn
+    if parsed.rows is not None:
+        conn.register("_parsed", parsed.rows)
+    try:
         try:
-            return _store_parsed(store, counts, redacted, source=source, kind=kind, skip_stored=False)
+            return _store_parsed(store, parsed, source=source, kind=kind, skip_stored=False)
         except _constraint_error():
             if store.in_transaction:
                 raise  # the caller's transaction is lost: it replays the job on its own
             # Some rows are stored already (a re-run): the slower insert that skips them.
-            return _store_parsed(store, counts, redacted, source=source, kind=kind, skip_stored=True)
+            return _store_parsed(store, parsed, source=source, kind=kind, skip_stored=True)
     finally:
-        conn.execute("DROP TABLE IF EXISTS _parsed")
-        conn.unregister("_raw")
+        if parsed.rows is not None:
+            conn.unregister("_parsed")
+        else:
+            conn.execute("DROP TABLE IF EXISTS _parsed")
 
 
 def _constraint_error() -> type[Exception]:
@@ -90,11 +145,12 @@ def _constraint_error() -> type[Exception]:
 SKIP_STORED = "\nON CONFLICT DO NOTHING"
 
 
-def _store_parsed(store: Store, counts: tuple, redacted: int, *, source: str, kind: str,
+def _store_parsed(store: Store, parsed: ParsedBatch, *, source: str, kind: str,
                   skip_stored: bool) -> BatchResult:
     from toolctl.audit.ledger import record_batch
 
-    lines, valid, rejected, first, last = counts
+    lines, valid, rejected = parsed.lines, parsed.valid, parsed.rejected
+    first, last, redacted = parsed.first_line, parsed.last_line, parsed.redacted
     tail = SKIP_STORED if skip_stored else ""
 
     def insert(name: str) -> str:
