@@ -87,11 +87,12 @@ def _template() -> str:
     return _query_text("stats")
 
 
-def render_stats_sql(dims: list[str], bucketed: bool = False) -> str:
+def render_stats_sql(dims: list[str], bucketed: bool = False, resolve_ties: bool = True) -> str:
     """The stats query for these dimensions; identifiers come from DIMENSIONS only.
 
     ``bucketed`` (the query has ``every``) adds the time bucket to the call-level keys;
-    without it they hold the dimensions alone.
+    without it they hold the dimensions alone. ``resolve_ties=False``: the cheaper query
+    that leaves calls whose final attempt is a tie (``tie_calls``) out of ``errors``.
     """
     out = [quote_ident(d, DIMENSIONS) for d in dims]
     cols = [quote_ident(DIMENSIONS[d], DIMENSIONS.values()) for d in dims]
@@ -108,6 +109,8 @@ def render_stats_sql(dims: list[str], bucketed: bool = False) -> str:
         join_c="".join(f" AND t.{g} IS NOT DISTINCT FROM c.{g}" for g in grp),
         join_x="".join(f" AND t.{g} IS NOT DISTINCT FROM x.{g}" for g in grp),
         order_dims="".join(f", t.{o}" for o in out),
+        per_call="MATERIALIZED" if resolve_ties else "NOT MATERIALIZED",
+        tie_source="by_tie" if resolve_ties else "no_ties",
     )
 
 
@@ -123,7 +126,12 @@ def stats(store: Store, query: StatsQuery) -> list[dict[str, Any]]:
             hint="--since must be earlier than --until (the window is [since, until))",
         )
     params = {**query.filters(), "every": query.every}
-    rows = store.fetch_dicts(render_stats_sql(query.by, query.every is not None), params)
+    bucketed = query.every is not None
+    rows = store.fetch_dicts(render_stats_sql(query.by, bucketed, resolve_ties=False), params)
+    if any(row["tie_calls"] for row in rows):  # rare: an error and a success at the same instant
+        rows = store.fetch_dicts(render_stats_sql(query.by, bucketed, resolve_ties=True), params)
+    for row in rows:
+        del row["tie_calls"]
     if query.every is None:
         for row in rows:
             del row["bucket"]

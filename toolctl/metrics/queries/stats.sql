@@ -19,6 +19,10 @@
 --   its other attempts (ko). ke > ko: the call ended in an error; ko > ke: it did not. Only
 --   when ke = ko (an error and a success with the same attempt and ts) does event_id
 --   decide: those calls (`ties`, none in ordinary data) get the exact arg_max.
+--   Resolving them needs `per_call` twice, and materializing 10M calls costs more than
+--   grouping them, so stats.py runs this query first with {tie_source} = no_ties and
+--   {per_call} = NOT MATERIALIZED (every tie call counted in `tie_calls`, none resolved),
+--   and only when some group has tie_calls > 0 again with by_tie / MATERIALIZED.
 -- * Events without call_id are calls of their own: counted in the attempt-level pass, kept
 --   out of the call grouping.
 WITH a AS NOT MATERIALIZED (
@@ -40,7 +44,7 @@ WITH a AS NOT MATERIALIZED (
            quantile_cont(latency_ms, [0.5, 0.95, 0.99]) AS q
     FROM a
     GROUP BY _g, {dims} bucket
-), per_call AS MATERIALIZED (  -- one row per call: read by by_call and ties
+), per_call AS {per_call} (  -- one row per call: read by by_call (and ties, when resolved)
     -- Keyed by the call and the group's own keys only ({grp}: the dims, plus bucket when
     -- bucketing): no constant columns in the widest hash table of the query.
     SELECT {grp} call_id,
@@ -52,7 +56,8 @@ WITH a AS NOT MATERIALIZED (
 ), by_call AS (
     SELECT {grp}
            count(*) AS calls,
-           count(*) FILTER (WHERE coalesce(ke, 0) > coalesce(ko, 0)) AS errors
+           count(*) FILTER (WHERE coalesce(ke, 0) > coalesce(ko, 0)) AS errors,
+           count(*) FILTER (WHERE ke = ko) AS tie_calls
     FROM per_call
     GROUP BY ALL
 ), ties AS (
@@ -65,18 +70,21 @@ WITH a AS NOT MATERIALIZED (
     SELECT {grp} count(*) FILTER (WHERE final_status = 'error') AS errors
     FROM tie_final
     GROUP BY ALL
+), no_ties AS (  -- {tie_source} when ties are not resolved: no rows
+    SELECT {grp} 0::BIGINT AS errors FROM by_call WHERE false
 ), totals AS (
     SELECT t._g, {dims_t} t.bucket, t.attempts, t.auth_failures, t.q,
            t.solo_calls + coalesce(c.calls, 0) AS calls,
-           t.solo_errors + coalesce(c.errors, 0) + coalesce(x.errors, 0) AS errors
+           t.solo_errors + coalesce(c.errors, 0) + coalesce(x.errors, 0) AS errors,
+           coalesce(c.tie_calls, 0) AS tie_calls
     FROM by_attempt t
     LEFT JOIN by_call c ON true {join_c}
-    LEFT JOIN by_tie x ON true {join_x}
+    LEFT JOIN {tie_source} x ON true {join_x}
 )
 SELECT {dims_out}
        strftime(t.bucket, '%Y-%m-%dT%H:%M:%SZ') AS bucket,
        t.attempts, t.calls, t.attempts - t.calls AS retries, t.errors,
        t.errors / t.calls AS error_rate, t.auth_failures,
-       t.q[1] AS p50_ms, t.q[2] AS p95_ms, t.q[3] AS p99_ms
+       t.q[1] AS p50_ms, t.q[2] AS p95_ms, t.q[3] AS p99_ms, t.tie_calls
 FROM totals t
 ORDER BY t.bucket NULLS FIRST, t.calls DESC {order_dims};

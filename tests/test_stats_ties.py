@@ -1,0 +1,77 @@
+"""stats answers most queries in one pass and re-runs exactly only when a final attempt ties.
+
+A call's final attempt is its highest (attempt, ts, event_id). The one-pass query decides
+a call by (attempt, ts) alone; a call whose error and success attempts share both (a hedged
+request logged twice) needs event_id, which costs a second pass over the calls. These tests
+hold the one-pass answer equal to the exact one when there is no tie, and show that a tie
+triggers the exact query (the one-pass answer alone would be wrong there).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from collector.pipeline import ingest_paths
+from toolctl.metrics.stats import StatsQuery, render_stats_sql, stats
+from toolctl.store import Store
+
+
+def _event(i: str, call: str, status: str, ts: str, attempt: int = 1, tool: str = "search") -> str:
+    return json.dumps({"event_id": i, "call_id": call, "attempt": attempt, "ts": ts, "tool": tool,
+                       "status": status, "latency_ms": 5, "tenant": "acme", "version": "v1"})
+
+
+def _store(tmp_path, lines):
+    path = tmp_path / "calls.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    store = Store.open(tmp_path / "s.duckdb", write=True)
+    ingest_paths(store, [str(path)])
+    return store
+
+
+def _exact(store, q):
+    params = {**q.filters(), "every": q.every}
+    rows = store.fetch_dicts(render_stats_sql(q.by, q.every is not None, resolve_ties=True), params)
+    for row in rows:
+        del row["tie_calls"]
+        if q.every is None:
+            del row["bucket"]
+        row["error_rate"] = float(row["error_rate"])
+    return rows
+
+
+QUERIES = [StatsQuery(), StatsQuery(by=["tool"]), StatsQuery(by=["tool", "tenant", "version"]),
+           StatsQuery(by=["tool"], every=timedelta(hours=1))]
+
+
+def test_without_ties_the_one_pass_answer_is_the_exact_one(tmp_path):
+    lines = [
+        _event("a1", "c1", "error", "2026-11-24T06:00:00Z"),
+        _event("a2", "c1", "ok", "2026-11-24T06:00:01Z", attempt=2),      # retried to success
+        _event("b1", "c2", "ok", "2026-11-24T06:10:00Z"),
+        _event("b2", "c2", "error", "2026-11-24T06:10:05Z"),              # same attempt, later ts
+        _event("d1", "c3", "error", "2026-11-24T07:00:00Z", tool="查询"),
+        _event("e1", "c4", "ok", "2026-11-24T06:59:59Z"),
+        _event("e2", "c4", "error", "2026-11-24T07:00:01Z", attempt=2),   # spans two hours
+    ]
+    with _store(tmp_path, lines) as store:
+        for q in QUERIES:
+            assert stats(store, q) == _exact(store, q), q
+        total = stats(store, StatsQuery())[0]
+        assert (total["calls"], total["errors"], total["attempts"]) == (4, 3, 7)
+
+
+def test_a_tie_on_attempt_and_ts_is_decided_by_event_id_through_the_exact_query(tmp_path):
+    # Same attempt, same instant: the higher event_id ("x2" > "x1") is final, so c1 failed.
+    lines = [_event("x1", "c1", "ok", "2026-11-24T06:00:00Z"),
+             _event("x2", "c1", "error", "2026-11-24T06:00:00Z"),
+             _event("y1", "c2", "ok", "2026-11-24T06:00:00Z")]
+    with _store(tmp_path, lines) as store:
+        params = {**StatsQuery().filters(), "every": None}
+        one_pass = store.fetch_dicts(render_stats_sql([], resolve_ties=False), params)[0]
+        assert one_pass["tie_calls"] == 1 and one_pass["errors"] == 0  # alone it would miss it
+        for q in QUERIES:
+            assert stats(store, q) == _exact(store, q), q
+        total = stats(store, StatsQuery())[0]
+        assert (total["calls"], total["errors"]) == (2, 1)
