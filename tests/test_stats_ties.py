@@ -1,4 +1,4 @@
-"""stats answers most queries in one pass and re-runs exactly only when a final attempt ties.
+"""stats and the gate count calls in one pass and re-run exactly only when a final attempt ties.
 
 A call's final attempt is its highest (attempt, ts, event_id). The one-pass query decides
 a call by (attempt, ts) alone; a call whose error and success attempts share both (a hedged
@@ -17,12 +17,15 @@ from toolctl.metrics.stats import StatsQuery, render_stats_sql, stats
 from toolctl.store import Store
 
 
-def _event(i: str, call: str, status: str, ts: str, attempt: int = 1, tool: str = "search") -> str:
+def _event(i: str, call: str, status: str, ts: str, attempt: int = 1, tool: str = "search",
+           version: str = "v1", retryable: bool = False) -> str:
     return json.dumps({"event_id": i, "call_id": call, "attempt": attempt, "ts": ts, "tool": tool,
-                       "status": status, "latency_ms": 5, "tenant": "acme", "version": "v1"})
+                       "status": status, "latency_ms": 5, "tenant": "acme", "version": version,
+                       "retryable": retryable})
 
 
 def _store(tmp_path, lines):
+    tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "calls.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     store = Store.open(tmp_path / "s.duckdb", write=True)
@@ -75,3 +78,37 @@ def test_a_tie_on_attempt_and_ts_is_decided_by_event_id_through_the_exact_query(
             assert stats(store, q) == _exact(store, q), q
         total = stats(store, StatsQuery())[0]
         assert (total["calls"], total["errors"]) == (2, 1)
+
+
+def _arms(store, exact: bool | None):
+    from datetime import datetime
+
+    from toolctl.gate.data import arm_calls_sql, arm_counts
+
+    window = {"since": datetime(2026, 11, 24), "until": datetime(2026, 11, 25)}
+    if exact is None:  # what the gate uses
+        return arm_counts(store, **window, baseline="v1", candidate="v2", tools=None)
+    params = {**window, "all": False, "baseline": "v1", "candidate": "v2", "tools": None}
+    return {r.pop("arm"): r for r in store.fetch_dicts(arm_calls_sql(exact=exact), params)}
+
+
+def test_gate_arm_counts_take_the_exact_query_only_for_a_tie(tmp_path):
+    lines = [
+        _event("a1", "c1", "error", "2026-11-24T06:00:00Z", retryable=True),
+        _event("a2", "c1", "ok", "2026-11-24T06:00:01Z", attempt=2),
+        _event("b1", "c2", "error", "2026-11-24T06:00:00Z", retryable=True),  # abandoned
+        _event("d1", "c3", "error", "2026-11-24T06:00:00Z", version="v2"),
+        _event("d2", "c4", "ok", "2026-11-24T06:00:00Z", version="v2"),
+    ]
+    tie = [_event("t1", "c5", "ok", "2026-11-24T07:00:00Z", version="v2"),
+           _event("t2", "c5", "error", "2026-11-24T07:00:00Z", version="v2", retryable=True)]
+    with _store(tmp_path / "no_tie", lines) as store:
+        one, exact = _arms(store, exact=False), _arms(store, exact=True)
+        assert one == exact and all(r["tie_calls"] == 0 for r in one.values())
+        arms = _arms(store, exact=None)
+        assert {a: (r["calls"], r["errors"], r["abandoned"]) for a, r in arms.items()} == {
+            "v1": (2, 1, 1), "v2": (2, 1, 0)}
+    with _store(tmp_path / "tie", lines + tie) as store:
+        assert _arms(store, exact=False)["v2"]["tie_calls"] == 1
+        arms = _arms(store, exact=None)  # "t2" > "t1": c5 ended in a retryable error
+        assert (arms["v2"]["calls"], arms["v2"]["errors"], arms["v2"]["abandoned"]) == (3, 2, 1)

@@ -63,13 +63,34 @@ class EvalContext:
     window_counts: Callable[[timedelta], dict] | None = None  # candidate arm over [until-d, until)
 
 
+#: arm_calls.sql's placeholders (constants, never input): one pass, ties left unresolved...
+ARM_CALLS_ONE_PASS = {"{per_call}": "NOT MATERIALIZED", "{classified_where}": "", "{tie_rows}": ""}
+#: ...or exact, the tie calls decided by event_id (run only when the one pass found a tie).
+ARM_CALLS_EXACT = {
+    "{per_call}": "MATERIALIZED",
+    "{classified_where}": "WHERE outcome IS NOT NULL",
+    "{tie_rows}": "UNION ALL\n    SELECT arm, fin.status = 'error', fin.status = 'error' AND fin.retryable,"
+                  " false FROM tie_final",
+}
+
+
+def arm_calls_sql(exact: bool) -> str:
+    sql = load_query("arm_calls")
+    for marker, text in (ARM_CALLS_EXACT if exact else ARM_CALLS_ONE_PASS).items():
+        sql = sql.replace(marker, text)
+    return sql
+
+
 def arm_counts(store: Store, *, since: datetime, until: datetime, baseline: str | None,
                candidate: str | None, tools: list[str] | None, low_conf: float = 0.5) -> dict[str, dict]:
     """Count figures per arm ('*' when neither version is given)."""
     params = {"since": since, "until": until, "all": baseline is None and candidate is None,
               "baseline": baseline, "candidate": candidate, "tools": tools or None}
     attempts = store.fetch_dicts(load_query("arm_attempts"), dict(params, low_conf=low_conf))
-    calls = {r.pop("arm"): r for r in store.fetch_dicts(load_query("arm_calls"), params)}
+    rows = store.fetch_dicts(arm_calls_sql(exact=False), params)
+    if any(r["tie_calls"] for r in rows):  # rare: two outcomes at the same (attempt, ts)
+        rows = store.fetch_dicts(arm_calls_sql(exact=True), params)
+    calls = {r.pop("arm"): r for r in rows}
     out = {}
     for r in attempts:
         arm = r.pop("arm")

@@ -11,6 +11,12 @@
 -- struct holding event_id: the class with the strictly highest k is the call's outcome.
 -- Only calls where two classes share the highest k need event_id (`ties`: none in ordinary
 -- data); they get the exact arg_max. Events without call_id are calls of their own.
+-- Resolving ties reads `per_call` twice, so it must be materialized (one row per call: the
+-- largest cost of a gate at 10M events). gate/data.py therefore fills the three markers
+-- (per_call, classified_where, tie_rows; ARM_CALLS_ONE_PASS / ARM_CALLS_EXACT) to run this
+-- query first as one pass (not materialized; tie calls counted in tie_calls, as neither
+-- errors nor successes) and only when an arm has a tie again exactly (materialized, ties
+-- resolved by tie_final).
 WITH a AS NOT MATERIALIZED (
     SELECT CASE WHEN $all::BOOLEAN THEN '*' ELSE version END AS arm,
            call_id, attempt, ts, event_id, status,
@@ -20,7 +26,7 @@ WITH a AS NOT MATERIALIZED (
     WHERE ts >= $since::TIMESTAMP AND ts < $until::TIMESTAMP
       AND ($all::BOOLEAN OR version = $baseline::VARCHAR OR version = $candidate::VARCHAR)
       AND ($tools::VARCHAR[] IS NULL OR list_contains($tools::VARCHAR[], tool))
-), per_call AS MATERIALIZED (
+), per_call AS {per_call} (
     SELECT arm, call_id,
            coalesce(max(k) FILTER (WHERE status IS DISTINCT FROM 'error'), 0) AS ko,
            coalesce(max(k) FILTER (WHERE status = 'error' AND retryable), 0) AS kr,
@@ -42,16 +48,17 @@ WITH a AS NOT MATERIALIZED (
       ON a.arm IS NOT DISTINCT FROM x.arm AND a.call_id = x.call_id
     GROUP BY a.arm, a.call_id
 ), finals AS (
-    SELECT arm, outcome <> 'ok' AS is_error, outcome = 'retryable' AS is_abandoned
-    FROM classified WHERE outcome IS NOT NULL
+    SELECT arm, outcome <> 'ok' AS is_error, outcome = 'retryable' AS is_abandoned,
+           outcome IS NULL AS is_tie
+    FROM classified {classified_where}
+    {tie_rows}
     UNION ALL
-    SELECT arm, fin.status = 'error', fin.status = 'error' AND fin.retryable FROM tie_final
-    UNION ALL
-    SELECT arm, status = 'error', status = 'error' AND retryable FROM a WHERE call_id IS NULL
+    SELECT arm, status = 'error', status = 'error' AND retryable, false FROM a WHERE call_id IS NULL
 )
 SELECT arm,
        count(*) AS calls,
        count(*) FILTER (WHERE is_error) AS errors,
-       count(*) FILTER (WHERE is_abandoned) AS abandoned
+       count(*) FILTER (WHERE is_abandoned) AS abandoned,
+       count(*) FILTER (WHERE is_tie) AS tie_calls
 FROM finals
 GROUP BY arm;
