@@ -63,13 +63,18 @@ def generate(path: Path, n: int, seed: int = 42) -> None:
             }) + "\n")
 
 
-def run_case(code: str) -> tuple[float, int]:
-    """Run Python code in a child process; returns (wall seconds, peak RSS bytes of the child)."""
+def run_case(code: str, tree: str | None = None) -> tuple[float, int]:
+    """Run Python code in a child process; returns (wall seconds, peak RSS bytes of the child).
+
+    ``tree``: a checkout whose toolctl/collector the child imports instead (PYTHONPATH, and
+    the child runs in it: ``python -c`` puts the working directory first on sys.path).
+    """
+    env = dict(os.environ, PYTHONPATH=tree) if tree else None
     started = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-c", code + "\nimport resource,sys;"
          "sys.stderr.write('RSS=%d' % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"],
-        capture_output=True, text=True,
+        capture_output=True, text=True, env=env, cwd=tree,
     )
     wall = time.perf_counter() - started
     if proc.returncode not in (0, 3):
@@ -91,6 +96,9 @@ def main() -> None:
                     help=f"comma-separated parts to run, of {', '.join(PARTS)} (default: all)")
     ap.add_argument("--peer-python", default=None,
                     help="serve: the Python of a venv with the peer (Arize Phoenix) installed")
+    ap.add_argument("--before-tree", default=None, metavar="DIR",
+                    help="ingest: also run the toolctl of this checkout (e.g. a `git worktree` of an "
+                         "earlier commit), interleaved with this one, for a before/after in one run")
     args = ap.parse_args()
     parts = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = sorted(set(parts) - set(PARTS))
@@ -167,19 +175,23 @@ def ingest_part(args: argparse.Namespace) -> dict:
             "from toolctl.cli import main\ntry: main()\nexcept SystemExit as e: pass"
         ),
     }
-    results = {}
-    for name, template in cases.items():
-        walls, rss = [], []
-        for r in range(args.repeat):
-            db = str(work / f"bench-{abs(hash(name))}.duckdb")
-            wall, peak = run_case(template.format(db=db))
-            walls.append(wall)
-            rss.append(peak)
+    trees = {name: None for name in cases}
+    if args.before_tree:
+        before = f"toolctl ingest, before ({Path(args.before_tree).name})"
+        cases[before], trees[before] = cases["toolctl ingest"], str(Path(args.before_tree).resolve())
+    walls: dict[str, list[float]] = {name: [] for name in cases}
+    rss: dict[str, list[int]] = {name: [] for name in cases}
+    for _ in range(args.repeat):  # interleaved: a noisy minute hits every case alike
+        for i, (name, template) in enumerate(cases.items()):
+            db = str(work / f"bench-{i}.duckdb")
+            wall, peak = run_case(template.format(db=db), trees[name])
+            walls[name].append(wall)
+            rss[name].append(peak)
             for suffix in ("", ".wal"):
                 if os.path.exists(db + suffix):
                     os.remove(db + suffix)
-        results[name] = {"median_s": statistics.median(walls), "peak_rss_mb": max(rss) / 2**20,
-                         "runs": walls}
+    results = {name: {"median_s": statistics.median(walls[name]), "peak_rss_mb": max(rss[name]) / 2**20,
+                      "runs": walls[name]} for name in cases}
     ref = results["duckdb read_json CTAS (reference)"]["median_s"]
     for r in results.values():
         r["ratio_to_reference"] = r["median_s"] / ref
