@@ -11,12 +11,15 @@ store is cached in --workdir (keyed by N and seed) and re-migrated on every run.
 Then, in one run on one machine, so ratios hold on a noisy box (medians of --repeat):
   * the bare reference: minimal hand-written SQL over ``events`` (calls, errors, error
     rate, p50/p95/p99 quantile_cont, auth failures) by tool, and by tool x tenant x version
-    x hour, on an open duckdb connection (query time only); and toolctl's own stats SQL run
-    on that same connection, so the split SQL vs process overhead is visible;
+    x hour, on an open duckdb connection (query time only); and toolctl's own stats()
+    library function run on that same connection, so the split SQL vs process overhead is
+    visible;
   * ``toolctl stats`` end to end (subprocess wall time) for both groupings;
   * ``toolctl audit search --trace-id / --call-id`` end to end;
   * ``toolctl --help`` and ``toolctl stats`` on a small store, against ``python -c pass``;
-  * ``toolctl gate --baseline A --candidate B`` on the N-event store.
+  * ``toolctl gate --baseline A --candidate B`` on the N-event store;
+  * with --before-tree DIR, the stats and gate commands of that checkout too, alternating
+    with this one's (a before/after in one run).
 Prints a table and one JSON document (also written to --json-out when given).
 """
 
@@ -30,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -165,8 +169,8 @@ def median_of(fn, repeat: int) -> float:
     return statistics.median(times)
 
 
-def run_cli(args: list[str], env: dict, expect: tuple[int, ...] = (0,)) -> None:
-    proc = subprocess.run(args, capture_output=True, env=env)
+def run_cli(args: list[str], env: dict, expect: tuple[int, ...] = (0,), cwd: str | None = None) -> None:
+    proc = subprocess.run(args, capture_output=True, env=env, cwd=cwd)
     if proc.returncode not in expect:
         raise SystemExit(f"{' '.join(args)} exited {proc.returncode}:\n{proc.stderr.decode()[-2000:]}")
 
@@ -178,11 +182,15 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--workdir", default=os.environ.get("TMPDIR", "/tmp") + "/toolctl-bench-queries")
     ap.add_argument("--json-out", default=None)
+    ap.add_argument("--before-tree", default=None, metavar="DIR",
+                    help="also time stats and gate with the toolctl of this checkout (e.g. a `git "
+                         "worktree` of an earlier commit), alternating with this one")
     args = ap.parse_args()
     sys.path.insert(0, str(REPO))
     import duckdb
 
-    from toolctl.metrics.stats import render_stats_sql
+    from toolctl.metrics.stats import StatsQuery, stats
+    from toolctl.store import Store
 
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
@@ -211,33 +219,43 @@ def main() -> None:
     # -- bare DuckDB on one open connection (query time only) ---------------------------
     tc_params = {"since": None, "until": None, "every": None, "tool": None, "tenant": None,
                  "version": None, "service": None, "status": None}
+    warm = Store(con, big, read_only=True)  # the library function, on this open connection
     for kind, dims, every in (("by_tool", ["tool"], None),
-                              ("4dim_hourly", ["tool", "tenant", "version"], "1 hour")):
+                              ("4dim_hourly", ["tool", "tenant", "version"], timedelta(hours=1))):
         sql = ref_sql(kind)
         con.execute(sql).fetchall()  # warm the buffer pool once; every case below is warm
         res[f"bare_ref_{kind}"] = median_of(lambda: con.execute(sql).fetchall(), r)
-        tsql = render_stats_sql(dims, every is not None)
-        p = dict(tc_params, every=every)
-        res[f"bare_toolctl_sql_{kind}"] = median_of(lambda: con.execute(tsql, p).fetchall(), r)
+        q = StatsQuery(by=dims, every=every)
+        res[f"bare_toolctl_sql_{kind}"] = median_of(lambda: stats(warm, q), r)
     con.close()
 
     db = ["--db", str(big)]
     res["python_pass"] = median_of(lambda: run_cli([sys.executable, "-c", "pass"], env), r)
     res["cli_help"] = median_of(lambda: run_cli(tc + ["--help"], env), r)
     res["cli_stats_small"] = median_of(lambda: run_cli(tc + ["--db", str(small), "stats"], env), r)
-    res["cli_stats_by_tool"] = median_of(
-        lambda: run_cli(tc + db + ["stats", "--by", "tool", "--format", "json"], env), r)
-    res["cli_stats_4dim_hourly"] = median_of(
-        lambda: run_cli(tc + db + ["stats", "--by", "tool", "--by", "tenant", "--by", "version",
-                                   "--every", "1h", "--format", "json"], env), r)
+    heavy = {  # timed alternately with --before-tree's toolctl, when given
+        "cli_stats_by_tool": (["stats", "--by", "tool", "--format", "json"], (0,)),
+        "cli_stats_4dim_hourly": (["stats", "--by", "tool", "--by", "tenant", "--by", "version",
+                                   "--every", "1h", "--format", "json"], (0,)),
+        "cli_gate": (["gate", "--baseline", baseline, "--candidate", candidate,
+                      "--until", "2026-11-08T00:00:00Z", "--format", "json"], (0, 10, 20, 30)),
+    }
+    trees = {"": (env, None)}
+    if args.before_tree:
+        before = str(Path(args.before_tree).resolve())
+        trees["_before"] = (dict(env, PYTHONPATH=before), before)  # python -m: cwd first on sys.path
+    times: dict[str, list[float]] = {}
+    for _ in range(r):
+        for name, (argv, expect) in heavy.items():
+            for suffix, (tree_env, cwd) in trees.items():
+                started = time.perf_counter()
+                run_cli(tc + db + argv, tree_env, expect=expect, cwd=cwd)
+                times.setdefault(name + suffix, []).append(time.perf_counter() - started)
+    res.update({k: statistics.median(v) for k, v in times.items()})
     res["cli_audit_trace_id"] = median_of(
         lambda: run_cli(tc + db + ["audit", "search", "--trace-id", trace_id, "--format", "json"], env), r)
     res["cli_audit_call_id"] = median_of(
         lambda: run_cli(tc + db + ["audit", "search", "--call-id", call_id, "--format", "json"], env), r)
-    res["cli_gate"] = median_of(
-        lambda: run_cli(tc + db + ["gate", "--baseline", baseline, "--candidate", candidate,
-                                   "--until", "2026-11-08T00:00:00Z", "--format", "json"],
-                        env, expect=(0, 10, 20, 30)), r)
 
     targets = [
         ("stats --by tool", res["cli_stats_by_tool"], res["bare_ref_by_tool"] + 0.4,
@@ -258,12 +276,12 @@ def main() -> None:
     ]
     rows = [
         ("bare DuckDB reference SQL, by tool", res["bare_ref_by_tool"], None),
-        ("toolctl stats SQL on the same connection, by tool", res["bare_toolctl_sql_by_tool"],
+        ("toolctl stats() on the same connection, by tool", res["bare_toolctl_sql_by_tool"],
          res["bare_toolctl_sql_by_tool"] / res["bare_ref_by_tool"]),
         ("`toolctl stats --by tool --format json`", res["cli_stats_by_tool"],
          res["cli_stats_by_tool"] / res["bare_ref_by_tool"]),
         ("bare DuckDB reference SQL, tool x tenant x version x hour", res["bare_ref_4dim_hourly"], None),
-        ("toolctl stats SQL on the same connection, 4-dim hourly", res["bare_toolctl_sql_4dim_hourly"],
+        ("toolctl stats() on the same connection, 4-dim hourly", res["bare_toolctl_sql_4dim_hourly"],
          res["bare_toolctl_sql_4dim_hourly"] / res["bare_ref_4dim_hourly"]),
         ("`toolctl stats` 4-dim hourly --format json", res["cli_stats_4dim_hourly"],
          res["cli_stats_4dim_hourly"] / res["bare_ref_4dim_hourly"]),
@@ -277,6 +295,13 @@ def main() -> None:
          res["cli_audit_call_id"] / res["python_pass"]),
         (f"`toolctl gate --baseline {baseline} --candidate {candidate}`", res["cli_gate"], None),
     ]
+    if args.before_tree:
+        name = Path(args.before_tree).name
+        rows += [(f"`toolctl stats --by tool`, before ({name})", res["cli_stats_by_tool_before"],
+                  res["cli_stats_by_tool_before"] / res["bare_ref_by_tool"]),
+                 (f"`toolctl stats` 4-dim hourly, before ({name})", res["cli_stats_4dim_hourly_before"],
+                  res["cli_stats_4dim_hourly_before"] / res["bare_ref_4dim_hourly"]),
+                 (f"`toolctl gate`, before ({name})", res["cli_gate_before"], None)]
     print(f"\n{args.events:,} events, median of {r}; ratio vs the bare reference (stats) or "
           "`python -c pass` (start-up, audit)\n")
     print("| case | median s | ratio |\n|---|---:|---:|")
