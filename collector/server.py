@@ -313,6 +313,7 @@ def create_app(store: Any, config: ServerConfig) -> Any:
     from toolctl.remote import dumps, remove_discovery, write_discovery
     from toolctl.store.writer import write_line_batch
 
+    store.space_checkpoints()  # a collector is a load that never ends (Store.space_checkpoints)
     writes = WriteQueue(store, max_items=config.queue_max_items, max_bytes=config.queue_max_bytes)
     readers = _Readers(store, READ_CURSORS)
     retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}

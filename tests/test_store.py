@@ -69,3 +69,20 @@ def test_busy_store_fails_with_the_holder_named(tmp_path):
     finally:
         release.set()
         proc.join(30)
+
+
+def test_bulk_load_and_collectors_space_checkpoints_and_ingest_restores_the_default(tmp_path):
+    # A checkpoint serializes indexes that grow with the store (benchmarks/writes_at_scale.py):
+    # ingest spaces them for the load only; `toolctl serve` for as long as it holds the store.
+    from collector.server import ServerConfig, create_app
+
+    def threshold(store):
+        return store.scalar("SELECT current_setting('checkpoint_threshold')")
+
+    with Store.open(tmp_path / "s.duckdb", write=True) as store:
+        default = threshold(store)
+        with store.bulk_load():
+            assert threshold(store) != default
+        assert threshold(store) == default
+        create_app(store, ServerConfig(db_path=tmp_path / "s.duckdb"))
+        assert threshold(store) != default
