@@ -49,6 +49,7 @@ def run_gate(store: Store, req: GateRequest) -> dict:
     Raises UsageError for an empty window; StoreError propagates (the CLI maps it to 40).
     """
     from toolctl.gate import data, history
+    from toolctl.gate.checks import reads_latencies
     from toolctl.timeutil import utcnow
 
     rb = req.runbook
@@ -67,7 +68,8 @@ def run_gate(store: Store, req: GateRequest) -> dict:
         raise UsageError(f"empty window: --since {iso_utc(since)} is after --until {iso_utc(until)}",
                          hint="--since must be earlier than --until (the window is [since, until))")
     ctx = data.build_context(store, since=since, until=until, baseline=req.baseline,
-                             candidate=req.candidate, tools=req.tools, low_conf=_low_conf(rb))
+                             candidate=req.candidate, tools=req.tools, low_conf=_low_conf(rb),
+                             latencies_needed=reads_latencies(rb.checks))
     results = evaluate_checks(rb, ctx)
     key = history.run_key(rb.content_hash, req.baseline, req.candidate, req.tools)
     done, streaks = history.previous(store, key) if req.record else (0, {})
@@ -119,6 +121,7 @@ def run_runbook(store: Store, runbook, *, since: datetime | None, until: datetim
     from datetime import timedelta
 
     from toolctl.gate import data
+    from toolctl.gate.checks import reads_latencies
     from toolctl.gate.verdict import runbook_status
     from toolctl.timeutil import utcnow
 
@@ -132,7 +135,8 @@ def run_runbook(store: Store, runbook, *, since: datetime | None, until: datetim
         raise UsageError(f"empty window: --since {iso_utc(since)} is not before --until {iso_utc(until)}",
                          hint="--since must be earlier than --until (the window is [since, until))")
     ctx = data.build_context(store, since=since, until=until, baseline=None, candidate=None,
-                             tools=tools, low_conf=_low_conf(runbook))
+                             tools=tools, low_conf=_low_conf(runbook),
+                             latencies_needed=reads_latencies(runbook.checks))
     results = evaluate_checks(runbook, ctx)
     status, reason = runbook_status(results)
     return {"status": status, "exit_code": RUNBOOK_EXIT_CODES[status], "reason": reason,

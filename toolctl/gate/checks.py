@@ -265,6 +265,12 @@ def abandoned(check, ctx, confidence, res):
     return _single_rate(check, res, ctx.cand, "abandoned_rate", check.max_rate, confidence)
 
 
+def reads_latencies(checks: Any) -> bool:
+    """True when one of ``checks`` reads the arms' latency arrays (so fetching them early pays)."""
+    return any(c.kind in ("quantile_compare", "distribution_shift")
+               or (c.kind == "threshold" and c.metric in QUANTILE_METRICS) for c in checks)
+
+
 _KINDS: dict[str, Any] = {
     "ratio_compare": ratio_compare, "quantile_compare": quantile_compare,
     "distribution_shift": distribution_shift, "threshold": threshold, "burn_rate": burn_rate,
