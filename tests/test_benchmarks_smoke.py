@@ -1,0 +1,48 @@
+"""The benchmark suite runs end to end at a smoke size and reports what RESULTS.md quotes.
+
+Not a performance test: no timing is asserted. It keeps the scripts from rotting (a
+renamed function, a changed CLI) and checks the accounting they report: every ingested
+event stored, every acknowledged span stored, ratios computed against the reference.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+pytestmark = pytest.mark.slow
+
+
+def _last_json(text: str) -> dict:
+    return json.loads(text.strip().splitlines()[-1])
+
+
+def test_run_py_smoke_reports_ingest_queries_and_serve(tmp_path):
+    proc = subprocess.run([sys.executable, str(BENCH / "run.py"), "--events", "2000", "--repeat", "1",
+                           "--cases", "ingest,queries,serve", "--workdir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    parts = _last_json(proc.stdout)["parts"]
+    assert not [p for p in parts.values() if "error" in p], parts
+    ingest = parts["ingest"]["results"]
+    assert ingest["duckdb read_json CTAS (reference)"]["ratio_to_reference"] == 1.0
+    assert ingest["toolctl ingest"]["ratio_to_reference"] > 0
+    assert {t["case"] for t in parts["queries"]["targets"]} >= {"stats --by tool", "gate", "--help"}
+    serve = parts["serve"]["results"][0]
+    assert serve["target"] == "toolctl serve"
+    assert serve["acked"] == serve["stored"] == serve["sent"] == 2000 and serve["failed"] == 0
+
+
+def test_writes_at_scale_smoke_stores_every_line_under_both_checkpoint_policies(tmp_path):
+    proc = subprocess.run([sys.executable, str(BENCH / "writes_at_scale.py"), "--events", "3000",
+                           "--lines", "3000", "--batch", "1000", "--repeat", "1", "--workdir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = _last_json(proc.stdout)["results"]
+    assert set(results) == {"default (16 MB)", "spaced (toolctl)"}
+    assert all(run["stored"] == 3000 for r in results.values() for run in r["runs"])
