@@ -89,6 +89,9 @@ def parse_ahead(store: Store, tables: Iterable[tuple[LineBatch, Any]]) -> Iterat
         for batch, table in tables:
             yield batch, export_parsed(parser, parse_line_batch(parser, table))
     finally:
+        close = getattr(tables, "close", None)
+        if close is not None:  # stop the reader now, not when the generator is collected
+            close()
         parser.close()
 
 

@@ -82,6 +82,8 @@ def test_ingest_parses_on_a_second_connection_and_stores_the_same_rows(tmp_path)
         before = store.scalar("SELECT current_setting('checkpoint_threshold')")
         summary = ingest_paths(store, [str(path)], chunk_bytes=16 * 1024)  # ~30 batches
         after = store.scalar("SELECT current_setting('checkpoint_threshold')")
+        # the parse connection's Arrow setting stays on that connection (a plain SET is global)
+        assert store.scalar("SELECT current_setting('arrow_lossless_conversion')") is False
         rows = store.execute("SELECT event_id, typeof(args), args::VARCHAR, extra::VARCHAR, line_no"
                              " FROM events ORDER BY line_no").fetchall()
         batches = store.scalar("SELECT count(*) FROM batches")

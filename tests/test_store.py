@@ -86,3 +86,34 @@ def test_bulk_load_and_collectors_space_checkpoints_and_ingest_restores_the_defa
         assert threshold(store) == default
         create_app(store, ServerConfig(db_path=tmp_path / "s.duckdb"))
         assert threshold(store) != default
+
+
+def test_closing_a_store_cancels_a_busy_companion_instead_of_failing(tmp_path):
+    # An error in the main thread closes the store while a helper thread (ingest's parser,
+    # the gate's latency fetch) may still run a statement on its companion connection.
+    # DuckDB refuses to close a busy connection; the store must cancel and wait instead,
+    # so the caller sees its own error, not "connection is busy".
+    import threading
+
+    store = Store.open(tmp_path / "s.duckdb", write=True)
+    other = store.companion()
+    started, outcome = threading.Event(), {}
+
+    def busy():
+        started.set()
+        try:
+            other.execute("SELECT count(*) FROM (SELECT md5(i::VARCHAR) m FROM range(200000000) t(i) ORDER BY m)")
+            outcome["finished"] = True
+        except Exception as exc:  # interrupted
+            outcome["error"] = type(exc).__name__
+        finally:
+            other.close()
+
+    worker = threading.Thread(target=busy)
+    worker.start()
+    assert started.wait(5)
+    time.sleep(0.3)  # let the statement start
+    began = time.monotonic()
+    store.close()  # must not raise
+    worker.join(10)
+    assert not worker.is_alive() and "error" in outcome and time.monotonic() - began < 5

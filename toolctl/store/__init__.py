@@ -69,6 +69,8 @@ class Store:
         self.read_only = read_only
         self._tx_depth = 0
         self._companion = False  # a second connection (``companion()``), not the store's own
+        self._parent: "Store | None" = None  # the store a companion was opened from
+        self._open_companions: set["Store"] = set()
 
     @property
     def in_transaction(self) -> bool:
@@ -207,21 +209,45 @@ class Store:
         temp tables. Ingest parses the next batch on one while the writer stores the
         current batch on this one. ``lossless_arrow``: Arrow results keep DuckDB types
         (JSON stays JSON), so handing them back to this connection costs no re-parse.
-        Close it before this store.
+        Close it when done; closing this store first cancels its running statement and
+        waits for it to be closed.
         """
         other = Store(self.conn.cursor(), self.path, self.read_only)
         other._companion = True
+        other._parent = self
+        self._open_companions.add(other)
         other._configure()
-        if lossless_arrow:
-            other.conn.execute("SET arrow_lossless_conversion = true")
+        if lossless_arrow:  # SESSION: a plain SET of this option changes every connection
+            other.conn.execute("SET SESSION arrow_lossless_conversion = true")
         if hasattr(self, "redaction_rules"):
             other.redaction_rules = self.redaction_rules  # type: ignore[attr-defined]
         return other
 
     def close(self) -> None:
+        if self._open_companions:
+            self._stop_companions()
         self.conn.close()
-        if not self._companion:
+        if self._companion:
+            if self._parent is not None:
+                self._parent._open_companions.discard(self)
+        else:
             profile.mark("store closed")
+
+    def _stop_companions(self, wait_seconds: float = 10.0) -> None:
+        """Cancel what companions still run (an error stopped their consumer) and wait for them.
+
+        DuckDB refuses to close a connection while one of its cursors runs a statement
+        ("connection is busy"), which would replace the error being raised with its own.
+        A companion's thread closes it once its statement is interrupted.
+        """
+        deadline = time.monotonic() + wait_seconds
+        while self._open_companions and time.monotonic() < deadline:
+            for other in list(self._open_companions):
+                try:
+                    other.conn.interrupt()
+                except Exception:  # already closed by its thread in the meantime
+                    pass
+            time.sleep(0.01)
 
     def __enter__(self) -> "Store":
         return self
