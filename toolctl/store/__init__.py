@@ -24,8 +24,9 @@ from typing import Any, Iterable, Iterator, Sequence
 from toolctl import profile
 from toolctl.errors import SchemaVersionError, StoreBusyError, StoreError
 
-#: WAL size that triggers a checkpoint during ``Store.bulk_load`` (a constant, not input).
-BULK_CHECKPOINT_THRESHOLD = "256MB"
+#: Checkpoint once the WAL passes 256 MB (``Store.bulk_load`` / ``space_checkpoints``). DuckDB's
+#: SET takes no bound parameters, so the whole statement is a constant.
+SPACE_CHECKPOINTS_SQL = "SET checkpoint_threshold = '256MB'"
 
 _LOCK_PATTERNS = ("could not set lock", "conflicting lock", "database is locked")
 
@@ -182,7 +183,7 @@ class Store:
         DuckDB checkpoints when its WAL passes ``checkpoint_threshold`` (16 MB by default),
         i.e. after almost every 16 MiB ingest batch, and each checkpoint rewrites the
         table's last, partly filled row group and the indexes touched since the previous
-        one, so their cost grows with the store. At BULK_CHECKPOINT_THRESHOLD a 1M-event
+        one, so their cost grows with the store. At 256 MB (SPACE_CHECKPOINTS_SQL) a 1M-event
         ingest ran ~20% faster for ~+80 MiB (benchmarks/RESULTS.md). Durability does not
         change: every commit is in the WAL, which is replayed on the next open after a crash.
         """
@@ -193,14 +194,14 @@ class Store:
             self.conn.execute("RESET checkpoint_threshold")
 
     def space_checkpoints(self) -> None:
-        """Checkpoint per BULK_CHECKPOINT_THRESHOLD of WAL from now on (``toolctl serve``).
+        """Checkpoint per 256 MB of WAL from now on (``toolctl serve``).
 
         For a writer that keeps the store open: on a 10M-event store a checkpoint costs
         ~1.5 s (the indexes it serializes grow with the store), so at the default 16 MB
         a collector stalls every few seconds. Costs up to that much WAL held in memory and
         replayed on the next open after a crash (benchmarks/writes_at_scale.py).
         """
-        self.conn.execute(f"SET checkpoint_threshold = '{BULK_CHECKPOINT_THRESHOLD}'")
+        self.conn.execute(SPACE_CHECKPOINTS_SQL)
 
     def companion(self, *, lossless_arrow: bool = False) -> "Store":
         """A second connection to this open database (DuckDB ``cursor()``), for another thread.
