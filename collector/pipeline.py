@@ -77,17 +77,19 @@ def prefetch(items: Iterable[T], depth: int = 1) -> Iterator[T]:
         worker.join(timeout=5)
 
 
-def parse_ahead(store: Store, tables: Iterable[tuple[LineBatch, Any]]) -> Iterator[tuple[LineBatch, Any]]:
+def parse_ahead(store: Store, tables: Iterable[tuple[LineBatch, Any]], *,
+                source: str) -> Iterator[tuple[LineBatch, Any]]:
     """Parse each (batch, raw table) on a companion connection; yields (batch, ParsedBatch).
 
     Run it under ``prefetch`` so parsing batch n+1 overlaps with the writer storing batch n
     (``store_line_batch``): validation is ~40% of an ingest's time and the insert, ledger
-    digest and commit leave a core idle (measured in benchmarks/RESULTS.md).
+    digest and commit leave a core idle (measured in benchmarks/RESULTS.md). The rows'
+    ledger hashes are computed here too (for ``source``), off the writer's path.
     """
     parser = store.companion(lossless_arrow=True)
     try:
         for batch, table in tables:
-            yield batch, export_parsed(parser, parse_line_batch(parser, table))
+            yield batch, export_parsed(parser, parse_line_batch(parser, table), source=source)
     finally:
         close = getattr(tables, "close", None)
         if close is not None:  # stop the reader now, not when the generator is collected
@@ -159,7 +161,7 @@ def ingest_source(store: Store, source: Source, *, max_line_bytes: int, chunk_by
         # redacting batch n+1 on a second connection; inserting, digesting and committing
         # batch n on the store's own.
         tables = prefetch((b, b.to_arrow(REJECT_RAW_CAP)) for b in batches)
-        for batch, parsed in prefetch(parse_ahead(store, tables)):
+        for batch, parsed in prefetch(parse_ahead(store, tables, source=source.name)):
             account(batch, store_line_batch(store, parsed, source=source.name, kind=source.kind))
     except (EOFError, OSError, zlib.error) as exc:
         broken: Exception | None = exc

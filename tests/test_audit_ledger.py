@@ -56,6 +56,64 @@ def test_batch_digest_is_sha256_of_ordered_row_hashes(tmp_path):
     assert stored == [(expected, 4)]
 
 
+def test_rows_hashed_while_parsing_digest_exactly_as_the_stored_rows_do(tmp_path, monkeypatch):
+    # Ingest hashes each row on the parse connection, before the insert; verify hashes the
+    # stored rows. Values whose text could differ between the two (floats, big integers,
+    # unicode, nested JSON, unknown fields incl. a repeated key, redacted secrets, offsets,
+    # in-batch and cross-batch duplicates, rejects) must give the same digest, and the
+    # parse-time hashes must actually be used (not silently re-hashed from stored rows).
+    from collector.pipeline import ingest_paths
+
+    used = []
+    real = ledger.batch_digest
+
+    def spy(store, batch_id, event_hashes=None):
+        used.append(event_hashes is not None)
+        return real(store, batch_id, event_hashes)
+
+    monkeypatch.setattr(ledger, "batch_digest", spy)
+    from toolctl.store import writer
+
+    redone, store_parsed = [], writer._store_parsed
+
+    def spy_store(*args, skip_stored, **kw):
+        redone.append(skip_stored)
+        return store_parsed(*args, skip_stored=skip_stored, **kw)
+
+    monkeypatch.setattr(writer, "_store_parsed", spy_store)
+    lines = []
+    for i in range(400):
+        doc = event(i, call_id=f"c{i % 37}", tool=f"outil_é_{i % 5}_🔧", tenant="ténant",
+                    latency_ms=[0.1, 1e-7, 1e300, 123456789012345678, 7][i % 5],
+                    ts=f"2026-11-24T06:{i % 60:02d}:00.123456{'+05:30' if i % 2 else 'Z'}",
+                    args={"q": "ü\u0000", "n": [i, 1.5, None, {"deep": [True]}],
+                          "email": "ops@example.com"},
+                    confidence=0.98 if i % 3 else None, retryable=bool(i % 2))
+        doc["region"] = "eu-west-1"
+        lines.append(json.dumps(doc))
+        if i % 50 == 0:
+            lines.append(json.dumps(doc))  # the same event twice in one batch
+            lines.append('{"event_id": "x%d", "ts": "nope"}' % i)  # a reject
+    lines.append('{"event_id":"rep","ts":"2026-11-24T06:00:00Z","tool":"t","status":"ok",'
+                 '"latency_ms":1,"k":1,"k":2}')
+    path = tmp_path / "nasty.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    db = tmp_path / "t.duckdb"
+    with Store.open(db, write=True) as store:
+        ingest_paths(store, [str(path)], chunk_bytes=8 * 1024)  # many batches
+        # a batch that hits a stored event_id (a duplicate split from its twin by a batch
+        # boundary) is redone keeping a subset: only those hash the stored rows instead
+        assert len(used) > 10 and used.count(False) == redone.count(True)
+        used.clear()
+        # again, plus a new line: every batch hits stored keys, its digest hashes what it kept
+        path.write_text("\n".join(lines) + "\n" + json.dumps(event(9999)) + "\n", encoding="utf-8")
+        summary = ingest_paths(store, [str(path)], chunk_bytes=8 * 1024)
+        assert summary.accepted == 1 and used and not any(used)
+    r = _verify(db)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert json.loads(r.stdout)["intact"]
+
+
 @pytest.mark.parametrize("tamper, needle", [
     ("UPDATE events SET latency_ms = 1 WHERE event_id = 'e2'", "edited"),
     ("DELETE FROM events WHERE event_id = 'e3'", "deleted"),

@@ -98,9 +98,31 @@ def sign(entry_hash_hex: str, key: bytes) -> str:
 
 
 # -- writing -------------------------------------------------------------------------------
-def batch_digest(store: Any, batch_id: int) -> tuple[int, str]:
-    """(row_count, rows_digest) of the rows stored under ``batch_id`` (events, rejects, spans)."""
-    count, digest = store.row(load_query("row_hashes") + load_query("batch_digest"),
+def event_row_hash_sql() -> str:
+    """The per-row hash expression of ``events`` (``queries/event_row_hash.sql``, comments dropped)."""
+    lines = load_query("event_row_hash").splitlines()
+    return "\n".join(line for line in lines if not line.lstrip().startswith("--")).strip()
+
+
+#: row_hashes.sql's events branch over the stored rows (what `audit verify` recomputes).
+EVENT_HASHES = "SELECT batch_id, 'e:' || event_id AS k, {hash} AS h\n    FROM events"
+
+
+def row_hashes_sql(event_hashes: str | None = None) -> str:
+    """The ``row_hashes`` WITH-prefix; ``event_hashes`` replaces its events branch (a constant
+    SELECT yielding batch_id, k, h), for rows hashed before they were stored."""
+    branch = event_hashes or EVENT_HASHES.replace("{hash}", event_row_hash_sql())
+    return load_query("row_hashes").replace("{event_hashes}", branch)
+
+
+def batch_digest(store: Any, batch_id: int, event_hashes: str | None = None) -> tuple[int, str]:
+    """(row_count, rows_digest) of the rows stored under ``batch_id`` (events, rejects, spans).
+
+    ``event_hashes``: where the batch's events were hashed before the insert (ingest's parse
+    step), a SELECT of those hashes (it may use ``$batch_id``) instead of hashing the stored
+    rows again; the caller guarantees they are exactly the rows the batch stored.
+    """
+    count, digest = store.row(row_hashes_sql(event_hashes) + load_query("batch_digest"),
                               {"batch_id": batch_id})
     return int(count), digest
 
@@ -150,7 +172,7 @@ def _ledger_started(store: Any) -> bool:
 
 def _adopt_existing(store: Any, exclude: int | None) -> None:
     """First entry of a store that held rows before the ledger existed: digest them all."""
-    rows = [r for r in store.fetch_dicts(load_query("row_hashes") + load_query("all_batch_digests"))
+    rows = [r for r in store.fetch_dicts(row_hashes_sql() + load_query("all_batch_digests"))
             if r["batch_id"] != exclude]
     if not rows:
         return
@@ -161,9 +183,12 @@ def _adopt_existing(store: Any, exclude: int | None) -> None:
 
 
 def record_batch(store: Any, batch_id: int, *, kind: str, source: str, batch_kind: str = "ingest_batch",
-                 extra: dict | None = None) -> dict:
-    """Ledger entry for one ingest batch; call inside the batch's transaction, after its inserts."""
-    count, digest = batch_digest(store, batch_id)
+                 extra: dict | None = None, event_hashes: str | None = None) -> dict:
+    """Ledger entry for one ingest batch; call inside the batch's transaction, after its inserts.
+
+    ``event_hashes``: the batch's events hashed before the insert (see ``batch_digest``).
+    """
+    count, digest = batch_digest(store, batch_id, event_hashes)
     payload = {"transport": kind, **(extra or {})}
     return _append(store, kind=batch_kind, payload=payload, batch_id=batch_id, source=source,
                    row_count=count, rows_digest=digest)
@@ -342,7 +367,7 @@ def verify(store: Any) -> VerifyReport:
             report.problems.append(Problem(seq, what))
 
     actual = {int(r["batch_id"]): (int(r["row_count"]), r["rows_digest"])
-              for r in store.fetch_dicts(load_query("row_hashes") + load_query("all_batch_digests"))}
+              for r in store.fetch_dicts(row_hashes_sql() + load_query("all_batch_digests"))}
     report.batches = len(actual)
     report.rows = sum(c for c, _ in actual.values())
     for bid, (count, digest, seq) in expected.items():

@@ -52,6 +52,10 @@ class ParsedBatch:
     last_line: int | None
     redacted: int = 0
     rows: Any = None  # None: the rows are the temp table `_parsed` of the writer's connection
+    # Set by export_parsed(source=...): the batch id allocated while parsing, the source
+    # the rows were hashed for, and `rows` carries `row_hash` (the ledger's per-row hash).
+    batch_id: int | None = None
+    source: str | None = None
 
 
 def write_line_batch(store: Store, raw: Any, *, source: str, kind: str) -> BatchResult:
@@ -96,16 +100,42 @@ def parse_line_batch(store: Store, raw: Any) -> ParsedBatch:
     return ParsedBatch(lines, valid, rejected, first, last, redacted)
 
 
-def export_parsed(store: Store, parsed: ParsedBatch) -> ParsedBatch:
+#: The rows of `_parsed` with the ledger's hash of each valid row as it will be stored
+#: (ledger.event_row_hash_sql() fills {hash}; $batch_id, $source as the insert binds them).
+HASHED_ROWS = """SELECT * EXCLUDE (batch_id, source),
+       CASE WHEN reason IS NULL THEN {hash} END AS row_hash
+FROM (SELECT *, $batch_id::BIGINT AS batch_id, $source::VARCHAR AS source FROM _parsed)"""
+
+#: row_hashes.sql's events branch for a batch hashed by HASHED_ROWS: exactly the rows
+#: insert_events.sql stores when no event_id was stored before (first line per event_id).
+PARSED_EVENT_HASHES = """SELECT $batch_id::BIGINT AS batch_id, 'e:' || event_id AS k, row_hash AS h
+    FROM _parsed
+    WHERE reason IS NULL
+    QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY line_no) = 1"""
+
+
+def export_parsed(store: Store, parsed: ParsedBatch, *, source: str | None = None) -> ParsedBatch:
     """Move the rows of ``store``'s temp table ``_parsed`` into ``parsed.rows`` (Arrow).
 
     For a parse on a companion connection: the writer's connection cannot see that
     connection's temp tables. ``store`` must have ``arrow_lossless_conversion`` set
     (``Store.companion(lossless_arrow=True)``) so JSON columns travel as JSON and are not
     parsed again on insert.
+
+    ``source``: also allocate the batch id now and hash each valid row as it will be stored
+    (``row_hash``), so the writer's ledger digest does not read the stored rows back and
+    hash them inside its transaction (~1/3 of the writer's time, measured in
+    benchmarks/RESULTS.md); this connection does it while the writer stores the batch before.
     """
+    sql, params = "SELECT * FROM _parsed", None
+    if source is not None:
+        from toolctl.audit.ledger import event_row_hash_sql
+
+        parsed.batch_id, parsed.source = next_batch_id(store), source
+        sql = HASHED_ROWS.replace("{hash}", event_row_hash_sql())
+        params = {"batch_id": parsed.batch_id, "source": source}
     try:
-        parsed.rows = store.conn.sql("SELECT * FROM _parsed").to_arrow_table()
+        parsed.rows = store.conn.sql(sql, params=params).to_arrow_table()
     finally:
         store.conn.execute("DROP TABLE IF EXISTS _parsed")
     return parsed
@@ -155,8 +185,11 @@ def _store_parsed(store: Store, parsed: ParsedBatch, *, source: str, kind: str,
 
     def insert(name: str) -> str:
         return load_sql(name).rstrip().rstrip(";") + tail
+    # Rows hashed while parsing (export_parsed) are the stored rows only when none was
+    # stored before; otherwise (skip_stored) the digest hashes what the insert kept.
+    hashed = parsed.batch_id is not None and parsed.source == source and not skip_stored
     with store.transaction():
-        batch_id = next_batch_id(store)
+        batch_id = parsed.batch_id if parsed.batch_id is not None else next_batch_id(store)
         accepted = 0
         if valid:
             accepted = store.scalar(insert("insert_events"), {"batch_id": batch_id, "source": source})
@@ -174,7 +207,8 @@ def _store_parsed(store: Store, parsed: ParsedBatch, *, source: str, kind: str,
             record_batch(store, batch_id, kind=kind, source=source,
                          extra={"lines": lines, "first_line": first, "last_line": last,
                                 "accepted": accepted, "duplicates": result.duplicates,
-                                "rejected": rejected, "redacted": redacted})
+                                "rejected": rejected, "redacted": redacted},
+                         event_hashes=PARSED_EVENT_HASHES if hashed else None)
     return result
 
 

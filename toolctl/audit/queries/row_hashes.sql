@@ -4,13 +4,11 @@
 -- a later ALTER TABLE ADD COLUMN does not change the digests of stored batches. It lives
 -- in toolctl's code, not in the database, so editing the database cannot change it.
 -- Used by ledger digests at ingest (inside the batch transaction) and by `audit verify`.
+-- The events branch below (rows of batch_id, k, h) is filled in by ledger.row_hashes_sql():
+-- ledger.EVENT_HASHES (event_row_hash.sql over the stored rows), or, for a batch whose rows
+-- were hashed when they were parsed, those hashes (writer.PARSED_EVENT_HASHES).
 WITH row_hashes AS (
-    SELECT batch_id, 'e:' || event_id AS k,
-           sha256(to_json(struct_pack(event_id, ts, tool, status, latency_ms, schema_version,
-               trace_id, span_id, call_id, session_id, tenant, user_id, service, version, stage,
-               attempt, idempotency_key, timeout_ms, error_code, message, retryable, http_status,
-               confidence, args, data, extra, batch_id, source, line_no))) AS h
-    FROM events
+    {event_hashes}
     UNION ALL
     SELECT batch_id, 'r:' || reject_key AS k,
            sha256(to_json(struct_pack(reject_key, source, line_no, reason, raw, raw_bytes,
