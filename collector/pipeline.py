@@ -17,8 +17,8 @@ from collector.sources import (FORMAT_JSONL, OpenedSource, Source, expand_paths,
                                progress_callback, sniff_format)
 from toolctl.models import DEFAULT_MAX_LINE_BYTES, REJECT_RAW_CAP, IngestSummary
 from toolctl.store import Store
-from toolctl.store.writer import (export_parsed, parse_line_batch, record_source, store_line_batch,
-                                  write_line_batch)
+from toolctl.store.writer import (BatchIds, export_parsed, parse_line_batch, record_source,
+                                  store_line_batch, write_line_batch)
 
 ProgressFn = Callable[[int, int | None], None]  # (bytes done, total bytes or None)
 T = TypeVar("T")
@@ -87,9 +87,10 @@ def parse_ahead(store: Store, tables: Iterable[tuple[LineBatch, Any]], *,
     ledger hashes are computed here too (for ``source``), off the writer's path.
     """
     parser = store.companion(lossless_arrow=True)
+    ids = BatchIds()
     try:
         for batch, table in tables:
-            yield batch, export_parsed(parser, parse_line_batch(parser, table), source=source)
+            yield batch, export_parsed(parser, parse_line_batch(parser, table), source=source, ids=ids)
     finally:
         close = getattr(tables, "close", None)
         if close is not None:  # stop the reader now, not when the generator is collected
