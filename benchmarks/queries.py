@@ -11,9 +11,9 @@ store is cached in --workdir (keyed by N and seed) and re-migrated on every run.
 Then, in one run on one machine, so ratios hold on a noisy box (medians of --repeat):
   * the bare reference: minimal hand-written SQL over ``events`` (calls, errors, error
     rate, p50/p95/p99 quantile_cont, auth failures) by tool, and by tool x tenant x version
-    x hour, on an open duckdb connection (query time only); and toolctl's own stats()
-    library function run on that same connection, so the split SQL vs process overhead is
-    visible;
+    x hour, on an open duckdb connection (query time only), and as a fresh process (import
+    duckdb, open, query, exit); and toolctl's own stats() library function run on that same
+    connection, so the split SQL vs process overhead is visible;
   * ``toolctl stats`` end to end (subprocess wall time) for both groupings;
   * ``toolctl audit search --trace-id / --call-id`` end to end;
   * ``toolctl --help`` and ``toolctl stats`` on a small store, against ``python -c pass``;
@@ -119,6 +119,11 @@ REF_DIMS = {
     "by_tool": ("tool",),
     "4dim_hourly": ("tool", "tenant", "version", "date_trunc('hour', ts) AS bucket"),
 }
+
+
+#: One bare query in a fresh process: argv[1] the store, argv[2] the SQL (ref_sql's constants).
+BARE_PROCESS = ("import sys, duckdb; c = duckdb.connect(sys.argv[1], read_only=True); "
+                "c.execute(\"SET TimeZone = 'UTC'\"); c.execute(sys.argv[2]).fetchall(); c.close()")
 
 
 def ref_sql(kind: str) -> str:
@@ -231,6 +236,12 @@ def main() -> None:
 
     db = ["--db", str(big)]
     res["python_pass"] = median_of(lambda: run_cli([sys.executable, "-c", "pass"], env), r)
+    # The same bare SQL as a whole process (import duckdb, open the file, run, fetch, exit):
+    # what any fresh process pays before and after the query, toolctl or not (the buffer
+    # pool starts cold; the OS page cache is warm from the runs above).
+    for kind in ("by_tool", "4dim_hourly"):
+        argv = [sys.executable, "-c", BARE_PROCESS, str(big), ref_sql(kind)]
+        res[f"bare_process_{kind}"] = median_of(lambda: run_cli(argv, env), r)
     res["cli_help"] = median_of(lambda: run_cli(tc + ["--help"], env), r)
     res["cli_stats_small"] = median_of(lambda: run_cli(tc + ["--db", str(small), "stats"], env), r)
     heavy = {  # timed alternately with --before-tree's toolctl, when given
@@ -262,6 +273,11 @@ def main() -> None:
          "<= bare + 0.4 s"),
         ("stats 4-dim hourly", res["cli_stats_4dim_hourly"], 1.3 * res["bare_ref_4dim_hourly"],
          "<= 1.3 x bare"),
+        # The same two against the bare query run as a fresh process: toolctl's own overhead.
+        ("stats --by tool", res["cli_stats_by_tool"], res["bare_process_by_tool"] + 0.4,
+         "<= bare process + 0.4 s"),
+        ("stats 4-dim hourly", res["cli_stats_4dim_hourly"], 1.3 * res["bare_process_4dim_hourly"],
+         "<= 1.3 x bare process"),
         ("audit --trace-id", res["cli_audit_trace_id"], 0.1 + res["cli_help"], "<= 0.1 s + startup"),
         ("audit --call-id", res["cli_audit_call_id"], 0.1 + res["cli_help"], "<= 0.1 s + startup"),
         # The same lookups against the start-up of a command that also imports duckdb and
@@ -278,11 +294,15 @@ def main() -> None:
         ("bare DuckDB reference SQL, by tool", res["bare_ref_by_tool"], None),
         ("toolctl stats() on the same connection, by tool", res["bare_toolctl_sql_by_tool"],
          res["bare_toolctl_sql_by_tool"] / res["bare_ref_by_tool"]),
+        ("bare DuckDB reference SQL, by tool, as a fresh process", res["bare_process_by_tool"],
+         res["bare_process_by_tool"] / res["bare_ref_by_tool"]),
         ("`toolctl stats --by tool --format json`", res["cli_stats_by_tool"],
          res["cli_stats_by_tool"] / res["bare_ref_by_tool"]),
         ("bare DuckDB reference SQL, tool x tenant x version x hour", res["bare_ref_4dim_hourly"], None),
         ("toolctl stats() on the same connection, 4-dim hourly", res["bare_toolctl_sql_4dim_hourly"],
          res["bare_toolctl_sql_4dim_hourly"] / res["bare_ref_4dim_hourly"]),
+        ("bare DuckDB reference SQL, 4-dim hourly, as a fresh process", res["bare_process_4dim_hourly"],
+         res["bare_process_4dim_hourly"] / res["bare_ref_4dim_hourly"]),
         ("`toolctl stats` 4-dim hourly --format json", res["cli_stats_4dim_hourly"],
          res["cli_stats_4dim_hourly"] / res["bare_ref_4dim_hourly"]),
         ("`python -c pass`", res["python_pass"], None),
