@@ -55,7 +55,20 @@ class PtyProc:
         return self.out
 
     def finish(self, timeout: float = 30) -> int:
-        code = self.proc.wait(timeout=timeout)
+        # Keep reading while waiting: a child that filled the pty's buffer (frames drawn
+        # while this test was descheduled on a loaded machine) blocks in write() and could
+        # neither see the key nor restore the terminal (TCSADRAIN waits for a reader).
+        deadline = time.monotonic() + timeout
+        while self.proc.poll() is None:
+            if time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(self.proc.args, timeout)
+            ready, _, _ = select.select([self.master], [], [], 0.1)
+            if ready:
+                try:
+                    self.out += os.read(self.master, 65536)
+                except OSError:
+                    pass
+        code = self.proc.returncode
         while True:  # drain what it wrote last
             ready, _, _ = select.select([self.master], [], [], 0.2)
             if not ready:

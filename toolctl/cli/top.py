@@ -83,9 +83,9 @@ def _run_live(console, snapshot, render, interval: float) -> None:
 
     frame = 0
     try:
-        with _cbreak(sys.stdin.fileno()), Live(console=console, screen=True, auto_refresh=False,
-                                               redirect_stderr=False) as live:
-            while True:
+        with _ctrl_c_as_a_key() as interrupted, _cbreak(sys.stdin.fileno()), \
+                Live(console=console, screen=True, auto_refresh=False, redirect_stderr=False) as live:
+            while not interrupted():
                 frame += 1
                 try:
                     body = render(snapshot(), title_suffix=f"  frame {frame}")
@@ -95,11 +95,47 @@ def _run_live(console, snapshot, render, interval: float) -> None:
                     body = Text(f"frame {frame}: {' '.join(error_lines(exc))}", style="bold red")
                 live.update(Group(body, Text(f"refresh every {interval:g}s · q or Ctrl-C quits",
                                              style="dim")), refresh=True)
-                ready, _, _ = select.select([sys.stdin], [], [], interval)
-                if ready and os.read(sys.stdin.fileno(), 32).lower().find(b"q") >= 0:
+                ready, _, _ = select.select([sys.stdin, interrupted.fd], [], [], interval)
+                if sys.stdin in ready and os.read(sys.stdin.fileno(), 32).lower().find(b"q") >= 0:
                     break
     except KeyboardInterrupt:
-        pass  # Ctrl-C is the other way out: the terminal is restored by the context managers
+        pass  # a Ctrl-C before the handler was in place: the context managers restore the terminal
+
+
+class _Interrupted:
+    """Set by SIGINT; ``fd`` becomes readable when it is (for select)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.flag = False
+
+    def __call__(self) -> bool:
+        return self.flag
+
+
+@contextmanager
+def _ctrl_c_as_a_key() -> Iterator[_Interrupted]:
+    """Ctrl-C ends the live view at the next loop check instead of raising KeyboardInterrupt
+    wherever the main thread happens to be (inside DuckDB opening or closing the store, or
+    Rich drawing a frame). The signal wakes the select() at once through a wakeup pipe."""
+    import signal
+
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    state = _Interrupted(read_fd)
+
+    def on_sigint(signum, frame) -> None:
+        state.flag = True
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    previous_fd = signal.set_wakeup_fd(write_fd)
+    try:
+        yield state
+    finally:
+        signal.set_wakeup_fd(previous_fd)
+        signal.signal(signal.SIGINT, previous)
+        os.close(read_fd)
+        os.close(write_fd)
 
 
 @contextmanager
