@@ -125,11 +125,11 @@ def query(sql: str, run: Callable[[], Any], rows_of: Callable[[Any], int | None]
     except TypeError:
         rows = None
     detail = explain() if (LEVEL >= 2 and explain is not None) else None
-    if threading.current_thread() is threading.main_thread():
-        _events.append(Event(describe_sql(sql), start, end, rows, detail, _depth))
-    else:  # a helper thread (ingest parses ahead): summarised apart, it overlaps the timeline
-        _events.append(Event(describe_sql(sql), start, end, rows, detail,
-                             thread=threading.current_thread().name))
+    # A helper thread's query (ingest parses ahead) is summarised apart: it overlaps the timeline.
+    current = threading.current_thread()
+    helper = None if current is threading.main_thread() else current.name
+    _events.append(Event(describe_sql(sql), start, end, rows, detail,
+                         _depth if helper is None else 0, thread=helper))
     return result
 
 

@@ -96,6 +96,8 @@ def _run_live(console, snapshot, render, interval: float) -> None:
                 live.update(Group(body, Text(f"refresh every {interval:g}s · q or Ctrl-C quits",
                                              style="dim")), refresh=True)
                 ready, _, _ = select.select([sys.stdin, interrupted.fd], [], [], interval)
+                if interrupted.fd in ready:  # any handled signal writes here: read it, or it
+                    os.read(interrupted.fd, 512)  # stays readable and frames redraw nonstop
                 if sys.stdin in ready and os.read(sys.stdin.fileno(), 32).lower().find(b"q") >= 0:
                     break
     except KeyboardInterrupt:
@@ -122,6 +124,7 @@ def _ctrl_c_as_a_key() -> Iterator[_Interrupted]:
 
     read_fd, write_fd = os.pipe()
     os.set_blocking(write_fd, False)
+    os.set_blocking(read_fd, False)
     state = _Interrupted(read_fd)
 
     def on_sigint(signum, frame) -> None:

@@ -148,9 +148,7 @@ def export_pending(store: Any, root: Path | str, *, since: datetime | None = Non
                 final = root / rel
                 final.parent.mkdir(parents=True, exist_ok=True)
                 tmp = tmp_path_for(final)
-                # A relation, not a DB-API result: DuckDB hands Arrow over without a copy.
-                table = store.conn.sql(_sql("lake_partition_rows", dataset),
-                                       params={**base, "hour": hour}).to_arrow_table()
+                table = store.fetch_arrow(_sql("lake_partition_rows", dataset), {**base, "hour": hour})
                 table = table.replace_schema_metadata({"toolctl.lake.version": str(LAKE_VERSION),
                                                        "toolctl.lake.dataset": dataset})
                 pq.write_table(table, tmp, compression=COMPRESSION, row_group_size=ROW_GROUP_ROWS)

@@ -325,6 +325,17 @@ class Store:
             return None
         return profile.summarize_duckdb_profile(doc)
 
+    def fetch_arrow(self, sql: str, params: dict[str, Any] | None = None) -> Any:
+        """Run one statement with bound parameters and return its rows as an Arrow table.
+
+        Through a relation, not a DB-API result: DuckDB hands Arrow over without a copy.
+        """
+        def run() -> Any:
+            return self.conn.sql(sql, params=params).to_arrow_table()
+        if profile.ENABLED:
+            return profile.query(sql, run, rows_of=lambda t: t.num_rows, explain=self._explain)
+        return run()
+
     def row(self, sql: str, params: Any = None) -> tuple | None:
         """The first row of a statement (the result is drained: DuckDB 2 requires it)."""
         if profile.ENABLED:

@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from toolctl import profile
 from toolctl.models import REJECT_RAW_CAP
 from toolctl.store import Store, load_sql
 
@@ -167,11 +166,7 @@ def export_parsed(store: Store, parsed: ParsedBatch, *, source: str | None = Non
         sql = HASHED_ROWS.replace("{hash}", event_row_hash_sql())
         params = {"batch_id": parsed.batch_id, "source": source}
     try:
-        if profile.ENABLED:
-            parsed.rows = profile.query("export_parsed", lambda: store.conn.sql(sql, params=params)
-                                        .to_arrow_table(), rows_of=lambda t: t.num_rows)
-        else:
-            parsed.rows = store.conn.sql(sql, params=params).to_arrow_table()
+        parsed.rows = store.fetch_arrow(sql, params)
     finally:
         store.conn.execute("DROP TABLE IF EXISTS _parsed")
     return parsed
