@@ -131,7 +131,8 @@ def parse_line_batch(store: Store, raw: Any) -> ParsedBatch:
 
 #: The rows of `_parsed` with the ledger's hash of each valid row as it will be stored
 #: (ledger.event_row_hash_sql() fills {hash}; $batch_id, $source as the insert binds them).
-HASHED_ROWS = """SELECT * EXCLUDE (batch_id, source),
+HASHED_ROWS = """-- hashed_rows: the parsed rows and their ledger hashes (--profile's label)
+SELECT * EXCLUDE (batch_id, source),
        CASE WHEN reason IS NULL THEN {hash} END AS row_hash
 FROM (SELECT *, $batch_id::BIGINT AS batch_id, $source::VARCHAR AS source FROM _parsed)"""
 
