@@ -67,9 +67,9 @@ def test_rows_hashed_while_parsing_digest_exactly_as_the_stored_rows_do(tmp_path
     used = []
     real = ledger.batch_digest
 
-    def spy(store, batch_id, event_hashes=None):
+    def spy(store, batch_id, event_hashes=None, span_hashes=None):
         used.append(event_hashes is not None)
-        return real(store, batch_id, event_hashes)
+        return real(store, batch_id, event_hashes, span_hashes)
 
     monkeypatch.setattr(ledger, "batch_digest", spy)
     from toolctl.store import writer

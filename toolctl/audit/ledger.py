@@ -98,31 +98,48 @@ def sign(entry_hash_hex: str, key: bytes) -> str:
 
 
 # -- writing -------------------------------------------------------------------------------
-def event_row_hash_sql() -> str:
-    """The per-row hash expression of ``events`` (``queries/event_row_hash.sql``, comments dropped)."""
-    lines = load_query("event_row_hash").splitlines()
+def _expression(name: str) -> str:
+    """A query file holding one SQL expression, its comment lines dropped."""
+    lines = load_query(name).splitlines()
     return "\n".join(line for line in lines if not line.lstrip().startswith("--")).strip()
+
+
+def event_row_hash_sql() -> str:
+    """The per-row hash expression of ``events`` (``queries/event_row_hash.sql``)."""
+    return _expression("event_row_hash")
+
+
+def span_row_json_sql() -> str:
+    """The canonical JSON of one ``spans`` row (``queries/span_row_json.sql``); its sha256 is
+    the row's hash."""
+    return _expression("span_row_json")
 
 
 #: row_hashes.sql's events branch over the stored rows (what `audit verify` recomputes).
 EVENT_HASHES = "SELECT batch_id, 'e:' || event_id AS k, {hash} AS h\n    FROM events"
+#: row_hashes.sql's spans branch over the stored rows.
+SPAN_HASHES = "SELECT batch_id, 's:' || trace_id || ':' || span_id AS k, sha256({json}) AS h\n    FROM spans"
 
 
-def row_hashes_sql(event_hashes: str | None = None) -> str:
-    """The ``row_hashes`` WITH-prefix; ``event_hashes`` replaces its events branch (a constant
-    SELECT yielding batch_id, k, h), for rows hashed before they were stored."""
-    branch = event_hashes or EVENT_HASHES.replace("{hash}", event_row_hash_sql())
-    return load_query("row_hashes").replace("{event_hashes}", branch)
+def row_hashes_sql(event_hashes: str | None = None, span_hashes: str | None = None) -> str:
+    """The ``row_hashes`` WITH-prefix. ``event_hashes`` / ``span_hashes`` replace its events
+    / spans branch (a constant SELECT yielding batch_id, k, h), for rows hashed before
+    they were stored."""
+    events = event_hashes or EVENT_HASHES.replace("{hash}", event_row_hash_sql())
+    spans = span_hashes or SPAN_HASHES.replace("{json}", span_row_json_sql())
+    return load_query("row_hashes").replace("{event_hashes}", events).replace("{span_hashes}", spans)
 
 
-def batch_digest(store: Any, batch_id: int, event_hashes: str | None = None) -> tuple[int, str]:
+def batch_digest(store: Any, batch_id: int, event_hashes: str | None = None,
+                 span_hashes: str | None = None) -> tuple[int, str]:
     """(row_count, rows_digest) of the rows stored under ``batch_id`` (events, rejects, spans).
 
-    ``event_hashes``: where the batch's events were hashed before the insert (ingest's parse
-    step), a SELECT of those hashes (it may use ``$batch_id``) instead of hashing the stored
-    rows again; the caller guarantees they are exactly the rows the batch stored.
+    ``event_hashes`` / ``span_hashes``: where the batch's events (ingest's parse step) or
+    spans (the collector's decoding threads) were hashed before the insert, a SELECT of
+    those hashes (it may use ``$batch_id``) instead of hashing the stored rows again; the
+    caller guarantees they are exactly the rows the batch stored.
     """
-    count, digest = store.row(row_hashes_sql(event_hashes) + load_query("batch_digest"),
+    count, digest = store.row(row_hashes_sql(event_hashes, span_hashes) + load_query("batch_digest"),
                               {"batch_id": batch_id})
     return int(count), digest
 
@@ -183,12 +200,13 @@ def _adopt_existing(store: Any, exclude: int | None) -> None:
 
 
 def record_batch(store: Any, batch_id: int, *, kind: str, source: str, batch_kind: str = "ingest_batch",
-                 extra: dict | None = None, event_hashes: str | None = None) -> dict:
+                 extra: dict | None = None, event_hashes: str | None = None,
+                 span_hashes: str | None = None) -> dict:
     """Ledger entry for one ingest batch; call inside the batch's transaction, after its inserts.
 
-    ``event_hashes``: the batch's events hashed before the insert (see ``batch_digest``).
+    ``event_hashes`` / ``span_hashes``: rows hashed before the insert (see ``batch_digest``).
     """
-    count, digest = batch_digest(store, batch_id, event_hashes)
+    count, digest = batch_digest(store, batch_id, event_hashes, span_hashes)
     payload = {"transport": kind, **(extra or {})}
     return _append(store, kind=batch_kind, payload=payload, batch_id=batch_id, source=source,
                    row_count=count, rows_digest=digest)
