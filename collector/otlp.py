@@ -574,14 +574,24 @@ class SpanWrite:
     request counts its own; a span sent twice within the burst counts for the first.
     """
 
-    __slots__ = ("batch", "source", "kind", "spans", "rejects", "merge_key", "toolctl_quiet")
+    __slots__ = ("batch", "source", "kind", "prepared", "merge_key", "toolctl_quiet")
 
-    def __init__(self, batch: SpanBatch, *, source: str, kind: str):
+    def __init__(self, batch: SpanBatch, *, source: str, kind: str, preparer: Any = None):
+        """``preparer``: runs a function with a connection to the store (the collector's
+        pool of companion connections); the spans are then redacted and their ledger
+        hashes begun here, in the decoding thread (``toolctl.store.spans.prepare_spans``).
+        Without one, the writer does that when it stores them."""
         self.batch = batch
         self.source = source
         self.kind = kind
-        self.spans = batch.to_arrow() if batch.rows else None
-        self.rejects = batch.rejects_arrow() if batch.rejects else None
+        spans = batch.to_arrow() if batch.rows else None
+        rejects = batch.rejects_arrow() if batch.rejects else None
+        if preparer is not None:
+            from toolctl.store.spans import prepare_spans
+
+            self.prepared = preparer(lambda store: prepare_spans(store, spans, rejects))
+        else:
+            self.prepared = (spans, rejects)
         self.merge_key = ("otlp_spans", source, kind)
 
     def __call__(self, store: Any) -> TraceIngestResult:
@@ -590,19 +600,15 @@ class SpanWrite:
     @staticmethod
     def run_many(store: Any, writes: list["SpanWrite"]) -> list[TraceIngestResult]:
         """Store ``writes`` (same source and kind) as one batch; one result per write."""
-        import pyarrow as pa
-
         from collector.telemetry import tally_spans
-        from toolctl.store.spans import write_span_batch
+        from toolctl.store.spans import PreparedSpans, merge_prepared, prepare_spans, write_span_batch
 
         first = writes[0]
-        spans = [w.spans for w in writes if w.spans is not None]
-        rejects = [w.rejects for w in writes if w.rejects is not None]
+        parts = [w.prepared if isinstance(w.prepared, PreparedSpans) else prepare_spans(store, *w.prepared)
+                 for w in writes]
         merged = len(writes) > 1
-        written = write_span_batch(
-            store, (pa.concat_tables(spans) if len(spans) > 1 else spans[0]) if spans else None,
-            (pa.concat_tables(rejects) if len(rejects) > 1 else rejects[0]) if rejects else None,
-            source=first.source, kind=first.kind, return_keys=merged)
+        written = write_span_batch(store, merge_prepared(parts), source=first.source, kind=first.kind,
+                                   return_keys=merged)
         tally = tally_spans(store, TraceIngestResult(spans=written.spans, duplicates=written.duplicates,
                                                      tool_calls=written.tool_calls,
                                                      rejected_spans=written.rejected))
@@ -628,9 +634,11 @@ class SpanWrite:
         return out
 
 
-def prepare_write(payload: bytes, encoding: Encoding, *, source: str, kind: str) -> SpanWrite:
-    """Decode a request body into a ``SpanWrite`` (raises OTLPDecodeError like ``decode_request``)."""
-    return SpanWrite(decode_request(payload, encoding), source=source, kind=kind)
+def prepare_write(payload: bytes, encoding: Encoding, *, source: str, kind: str,
+                  preparer: Any = None) -> SpanWrite:
+    """Decode a request body into a ``SpanWrite`` (raises OTLPDecodeError like ``decode_request``);
+    ``preparer`` as for ``SpanWrite``."""
+    return SpanWrite(decode_request(payload, encoding), source=source, kind=kind, preparer=preparer)
 
 
 # -- files ---------------------------------------------------------------------------------

@@ -87,7 +87,8 @@ def test_a_bad_request_in_a_merged_burst_is_refused_alone(store):
     good1 = _write(_request(_span(5, 1, tool="a"), _span(5, 2)))
     good2 = _write(_request(_span(6, 3, tool="b")))
     bad = _write(_request(_span(7, 4)))
-    bad.spans = bad.spans.drop_columns(["start_ns"])  # the insert cannot bind this table
+    spans, rejects = bad.prepared
+    bad.prepared = (spans.drop_columns(["start_ns"]), rejects)  # the insert cannot bind this table
     queue = WriteQueue(store)
     queue.start()
     futures = submit_burst(queue, [good1, bad, good2])
@@ -111,3 +112,76 @@ def test_requests_from_different_sources_are_not_merged(store):
     queue.close(10)
     rows = store.fetch_dicts("SELECT source, count(*) AS n FROM batches GROUP BY source ORDER BY source")
     assert rows == [{"source": "other-source", "n": 1}, {"source": SOURCE, "n": 1}]
+
+
+def _exotic_span(trace: int, span: int, **attrs) -> dict:
+    sp = _span(trace, span, tool="検索🔎")
+    typed = {"toolctl.confidence": {"doubleValue": 0.1 + 0.2}, "toolctl.attempt": {"intValue": "2147483647"},
+             "toolctl.retryable": {"boolValue": True},
+             "big": {"intValue": str(2**63 - 1)}, "neg": {"doubleValue": -1e-300},
+             "gen_ai.tool.call.arguments": {"stringValue": '{ "q" :  "naïve\\u00e9" ,\n "n": 1.50 }'},
+             "gen_ai.tool.call.result": {"stringValue": "not json \u0000 at all"},
+             **attrs}
+    sp["attributes"] += [{"key": k, "value": v} for k, v in typed.items()]
+    sp["status"] = {"code": 2, "message": "Bearer tok_live_abcdefghijklmnop refused"}
+    return sp
+
+
+def test_spans_hashed_in_the_decoding_threads_give_the_digest_audit_verify_recomputes(store, monkeypatch):
+    # The collector redacts and begins each span row's ledger hash on a companion connection
+    # (SpanWrite's preparer) and the writer only finishes it with the batch id and source.
+    # The digest must be byte for byte what `audit verify` computes from the stored rows,
+    # for values whose JSON is easy to get subtly wrong, and the writer must really use them.
+    import toolctl.audit.ledger as ledger
+
+    companion = store.companion()
+    used = []
+    record = ledger.record_batch
+
+    def spy(*args, span_hashes=None, **kwargs):
+        used.append(span_hashes is not None)
+        return record(*args, span_hashes=span_hashes, **kwargs)
+
+    monkeypatch.setattr(ledger, "record_batch", spy)
+
+    def write(body: bytes, source: str = SOURCE) -> SpanWrite:
+        return prepare_write(body, "json", source=source, kind="http", preparer=lambda fn: fn(companion))
+
+    secret = {"api_key": {"stringValue": "sk-proj-Zq9xLm2Vb8Nw4Tr6Yp1Hd3Kf"}}
+    a = write(_request(_exotic_span(10, 1, **secret), _exotic_span(10, 2), _span(10, 3)))
+    b = write(_request(_exotic_span(11, 4), {**_span(11, 5), "spanId": "nothex"}), source="sourcé ✓")
+    c = write(_request(_span(12, 6), _span(12, 6)))  # a span twice in one request
+    d = write(_request(_span(10, 3), _span(13, 7)))  # one span already stored by `a`
+    e = write(_request(_span(14, 8)))
+    f = write(_request(_span(14, 8), _span(14, 9)))  # a span also in `e`, same burst
+    queue = WriteQueue(store)
+    queue.start()
+    for burst in ([a], [b], [c], [d], [e, f]):
+        [fut.result(10) for fut in submit_burst(queue, burst)]
+    queue.close(10)
+    companion.close()
+
+    assert store.scalar("SELECT count(*) FROM spans") == 8
+    stored = store.scalar("SELECT attributes FROM spans WHERE span_id = ?", [f"{1:016x}"])
+    assert "sk-proj-Zq9xLm2Vb8Nw4Tr6Yp1Hd3Kf" not in stored and "api_key" in stored
+    assert store.scalar("SELECT confidence FROM spans WHERE span_id = ?", [f"{1:016x}"]) == 0.1 + 0.2
+    # a, b, d hashed ahead; c (repeat inside a request) and e+f (repeat across the burst)
+    # fall back to hashing the stored rows; verification covers both.
+    assert used == [True, True, False, True, False]
+    report = verify(store)
+    assert report.intact, report
+    assert store.scalar("SELECT count(*) FROM ledger WHERE kind = 'span_batch'") == 5
+
+
+def test_a_tampered_span_stored_with_a_prepared_hash_is_caught_by_verify(store):
+    companion = store.companion()
+    write = prepare_write(_request(_exotic_span(20, 1), _span(20, 2)), "json", source=SOURCE, kind="http",
+                          preparer=lambda fn: fn(companion))
+    queue = WriteQueue(store)
+    queue.start()
+    submit_burst(queue, [write])[0].result(10)
+    queue.close(10)
+    companion.close()
+    assert verify(store).intact
+    store.execute("UPDATE spans SET latency_ms = latency_ms + 1 WHERE span_id = ?", [f"{1:016x}"])
+    assert not verify(store).intact
