@@ -42,6 +42,8 @@ DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 #: Seconds a client should wait after a 503 (queue full, shutting down).
 RETRY_AFTER_SECONDS = 1
 READ_CURSORS = 4
+#: Connections the decoding threads redact and hash spans on (SpanWrite's preparer).
+PREPARE_CURSORS = 2
 #: Largest request body of a read operation (a pydantic request model as JSON).
 MAX_READ_REQUEST_BYTES = 1024 * 1024
 
@@ -274,31 +276,38 @@ def log_line_batch(bodies: list[tuple[str, Any]]) -> Any:
 
 
 # -- the app ----------------------------------------------------------------------------------
-class _Readers:
-    """Read cursors on the writer's connection, made up front (cursor() is not called
-    concurrently with the writer), handed out one request at a time."""
+class _Pool:
+    """Connections to the store made up front (``cursor()`` is not called concurrently with
+    the writer), handed out one call at a time."""
 
-    def __init__(self, store: Any, n: int):
+    def __init__(self, stores: list[Any]):
+        self._pool: queue.Queue = queue.Queue()
+        self._all = list(stores)
+        for s in self._all:
+            self._pool.put(s)
+
+    @classmethod
+    def readers(cls, store: Any, n: int) -> "_Pool":
+        """Read-only cursors on the writer's connection, for the read API."""
         from toolctl.store import Store
 
-        self._pool: queue.Queue = queue.Queue()
-        self._all = []
+        readers = []
         for _ in range(n):
             reader = Store(store.conn.cursor(), store.path, read_only=True)
             reader._configure()
-            self._all.append(reader)
-            self._pool.put(reader)
+            readers.append(reader)
+        return cls(readers)
 
     def run(self, fn: Any) -> Any:
-        reader = self._pool.get()
+        conn = self._pool.get()
         try:
-            return fn(reader)
+            return fn(conn)
         finally:
-            self._pool.put(reader)
+            self._pool.put(conn)
 
     def close(self) -> None:
-        for reader in self._all:
-            reader.close()
+        for conn in self._all:
+            conn.close()
 
 
 def create_app(store: Any, config: ServerConfig) -> Any:
@@ -315,7 +324,8 @@ def create_app(store: Any, config: ServerConfig) -> Any:
 
     store.space_checkpoints()  # a collector is a load that never ends (Store.space_checkpoints)
     writes = WriteQueue(store, max_items=config.queue_max_items, max_bytes=config.queue_max_bytes)
-    readers = _Readers(store, READ_CURSORS)
+    readers = _Pool.readers(store, READ_CURSORS)
+    preparers = _Pool([store.companion() for _ in range(PREPARE_CURSORS)])
     retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
     telemetry = Telemetry(version=toolctl_version(), max_tools=max_tools_from_env(), queue_depth=writes.depth)
     lake_sink = None
@@ -358,7 +368,8 @@ def create_app(store: Any, config: ServerConfig) -> Any:
             body = await read_body(request, config.max_body_bytes)
             source = request.headers.get("x-toolctl-source") or "otlp-http:/v1/traces"
             try:  # decoded to Arrow here; the writer merges a burst of these into one batch
-                write = await run_in_threadpool(prepare_write, body, encoding, source=source, kind="http")
+                write = await run_in_threadpool(prepare_write, body, encoding, source=source, kind="http",
+                                                preparer=preparers.run)
             except OTLPDecodeError as exc:
                 raise HTTPProblem(400, exc.message) from None
             result = await commit(write, len(body), request)
@@ -537,6 +548,7 @@ def create_app(store: Any, config: ServerConfig) -> Any:
                 lake_sink.close()  # the last export, through the writer, before it stops
             writes.close()
             readers.close()
+            preparers.close()
             store.close()
             remove_discovery(config.db_path)
             if otel is not None:
