@@ -46,3 +46,13 @@ def test_writes_at_scale_smoke_stores_every_line_under_both_checkpoint_policies(
     results = _last_json(proc.stdout)["results"]
     assert set(results) == {"default (16 MB)", "spaced (toolctl)"}
     assert all(run["stored"] == 3000 for r in results.values() for run in r["runs"])
+
+
+def test_serve_stages_smoke_reports_both_stages_on_a_store_that_verifies():
+    proc = subprocess.run([sys.executable, str(BENCH / "serve_stages.py"), "--requests", "3", "--repeat", "1"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    [row] = json.loads(proc.stdout)["rows"]
+    assert row["spans"] == 3 * 512  # every span of the 3 requests stored
+    assert row["request_cpu_us"] > 0 and row["writer_wall_us"] > 0
+    assert row["writer_bound_spans_per_s"] == 1e6 / row["writer_wall_us"]
