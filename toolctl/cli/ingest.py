@@ -8,6 +8,7 @@ import typer
 
 from toolctl.cli._output import (ByteProgress, DocFormat, Format, fmt_int, print_csv, print_json,
                                  stdout, table, warn)
+from toolctl.cli._sizes import size_option
 from toolctl.errors import EXIT_PARTIAL
 
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
@@ -24,10 +25,10 @@ def ingest(
     paths: Annotated[List[str], typer.Argument(help="Files, directories (recursive), .gz, or - for stdin.")],
     fmt: Annotated[DocFormat, typer.Option("--format", "-f", help="Output format.")] = DocFormat.table,
     max_line_bytes: Annotated[
-        int, typer.Option(help="Longest accepted line in bytes; longer lines are rejected.", min=1)
+        int, size_option(1, 1024 * 1024, "Longest accepted line; longer lines are rejected.")
     ] = 1024 * 1024,
     batch_bytes: Annotated[
-        int, typer.Option(help="Bytes read per batch; each batch is one transaction.", min=4096)
+        int, size_option(4096, 16 * 1024 * 1024, "Read per batch; each batch is one transaction.")
     ] = 16 * 1024 * 1024,
     redaction_rules: Annotated[
         Optional[str], typer.Option(help="TOML file of extra redaction rules (default: $TOOLCTL_REDACTION_RULES).")

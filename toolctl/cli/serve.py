@@ -6,6 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from toolctl.cli._sizes import size_option
+
 DEFAULT_HOST = "127.0.0.1"  # mirrors collector.server (not imported: it pulls in the stack)
 DEFAULT_PORT = 4318
 
@@ -30,10 +32,10 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to bind. Non-loopback needs a token.")] = DEFAULT_HOST,
     port: Annotated[int, typer.Option(help="Port (4318 is OTLP/HTTP's; 0 picks a free one).", min=0, max=65535)] = DEFAULT_PORT,
     token_file: Annotated[Optional[str], typer.Option(help="File holding the bearer token (else $TOOLCTL_TOKEN).")] = None,
-    max_body_bytes: Annotated[int, typer.Option(help="Largest request body, compressed and decompressed (413 above).", min=1024)] = 16 * 1024 * 1024,
-    max_line_bytes: Annotated[int, typer.Option(help="Longest accepted JSON line in bytes.", min=1)] = 1024 * 1024,
+    max_body_bytes: Annotated[int, size_option(1024, 16 * 1024 * 1024, "Largest request body, compressed and decompressed (413 above).")] = 16 * 1024 * 1024,
+    max_line_bytes: Annotated[int, size_option(1, 1024 * 1024, "Longest accepted JSON line.")] = 1024 * 1024,
     queue_max_items: Annotated[int, typer.Option(help="Requests waiting for the writer before 503.", min=1)] = 1024,
-    queue_max_bytes: Annotated[int, typer.Option(help="Bytes of bodies waiting for the writer before 503.", min=1)] = 256 * 1024 * 1024,
+    queue_max_bytes: Annotated[int, size_option(1, 256 * 1024 * 1024, "Bodies waiting for the writer before 503.")] = 256 * 1024 * 1024,
     lake: Annotated[Optional[str], typer.Option("--lake", metavar="DIR", help="Also append stored rows to this Parquet lake. The store stays: it stages rows (2xx = stored) and its ledger proves the lake's files; keep it small with `toolctl db prune` once rows are in the lake (docs/lake.md).")] = None,
     lake_flush_seconds: Annotated[float, typer.Option(help="Seconds the lake may lag the store (rows are batched into files meanwhile).", min=0.0)] = 1.0,
 ) -> None:
