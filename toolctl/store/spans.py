@@ -31,8 +31,6 @@ class SpanBatchResult:
 
 #: The tail of a span row's canonical JSON: batch_id and source, the last two fields.
 SPAN_ROW_TAIL = "SELECT to_json(struct_pack(batch_id := $batch_id::BIGINT, source := $source::VARCHAR))"
-#: A source as a JSON string, as DuckDB writes it inside SPAN_ROW_TAIL.
-SOURCE_JSON = "SELECT to_json($source::VARCHAR)"
 #: row_hashes.sql's spans branch for a batch whose rows were hashed by prepare_spans
 #: (``_span_hashes``: the newly stored rows' keys and finished hashes).
 PREPARED_SPAN_HASHES = "SELECT $batch_id::BIGINT AS batch_id, k, h FROM _span_hashes"
@@ -134,16 +132,16 @@ def _open_tail(store: Store) -> bytes:
 def _tail(store: Store, batch_id: int, source: str) -> bytes:
     """``_row_tail`` without a statement per batch (each one is a GIL round trip for the
     collector's writer thread): the batch id is an integer, and the source's JSON string
-    is DuckDB's own, taken once per source and checked against DuckDB's whole tail."""
+    is cut out of the first tail DuckDB writes for that source."""
+    head = b',"batch_id":%d,"source":' % batch_id
     encoded = _SOURCE_JSON.get(source)
     if encoded is not None:
-        return b',"batch_id":%d,"source":%s}' % (batch_id, encoded)
+        return head + encoded + b"}"
     exact = _row_tail(store, batch_id, source)
-    encoded = store.scalar(SOURCE_JSON, {"source": source}).encode("utf-8")
-    if exact == b',"batch_id":%d,"source":%s}' % (batch_id, encoded):
+    if exact.startswith(head) and exact.endswith(b"}"):
         if len(_SOURCE_JSON) >= _SOURCE_JSON_MAX:
             _SOURCE_JSON.clear()
-        _SOURCE_JSON[source] = encoded
+        _SOURCE_JSON[source] = exact[len(head):-1]
     return exact
 
 
@@ -210,9 +208,8 @@ def write_span_batch(store: Store, prepared: PreparedSpans, *, source: str, kind
                     "INSERT INTO batches VALUES (?, ?, ?, NULL, NULL, ?, ?, ?, ?, now()::TIMESTAMP)",
                     [batch_id, f"otlp_{kind}", source, n_in + n_rej, stored, result.duplicates, n_rej],
                 )
-                finished = None
-                if prepared.hashes is not None:
-                    finished = _finish_hashes(store, prepared.hashes, flags, batch_id, source)
+                finished = (_finish_hashes(store, prepared.hashes, flags, batch_id, source)
+                            if prepared.hashes is not None else None)
                 if finished is not None:
                     conn.register("_span_hashes", finished)
                     registered.append("_span_hashes")
