@@ -111,16 +111,11 @@ class NoArgs(BaseModel):
 
 
 def jsonable(value: Any) -> Any:
-    """The value as it travels over HTTP (UTC datetimes as ISO 8601 with Z), so a local
-    read and a read answered by ``toolctl serve`` give byte-identical output."""
-    import json
+    """The value as it travels over HTTP, so a local read and a read answered by
+    ``toolctl serve`` give byte-identical output (rules: ``toolctl.jsonio``)."""
+    from toolctl.jsonio import jsonable as read_back
 
-    def default(v: Any) -> Any:
-        if isinstance(v, datetime):
-            return v.isoformat() + ("Z" if v.tzinfo is None else "")
-        return str(v)
-
-    return json.loads(json.dumps(value, default=default))
+    return read_back(value)
 
 
 def _audit_search(store: Any, q: AuditSearch) -> Any:

@@ -135,23 +135,11 @@ def find_server_at(url: str, *, origin: str = "collector.url", timeout: float = 
     return ServerInfo(url=url, pid=pid)
 
 
-def _json_default(value: Any) -> Any:
-    from datetime import date, datetime, timedelta
-
-    if isinstance(value, datetime):  # same rendering as the CLI's print_json
-        return value.isoformat() + ("Z" if value.tzinfo is None else "")
-    if isinstance(value, (date, timedelta)):
-        return str(value)
-    from decimal import Decimal
-
-    if isinstance(value, Decimal):
-        return float(value)
-    return str(value)
-
-
 def dumps(doc: Any) -> bytes:
     """JSON for the wire, rendering values as ``toolctl ... --format json`` does."""
-    return json.dumps(doc, ensure_ascii=False, default=_json_default).encode("utf-8")
+    from toolctl.jsonio import dumps as render
+
+    return render(doc)
 
 
 class RemoteStore:

@@ -57,16 +57,27 @@ def stderr():
 
 
 def print_json(doc: Any) -> None:
-    sys.stdout.write(json.dumps(doc, ensure_ascii=False, default=_json_default) + "\n")
-    sys.stdout.flush()
+    """One JSON document and a newline on stdout (rendering rules: ``toolctl.jsonio``)."""
+    _write_lines([doc])
 
 
-def _json_default(value: Any) -> Any:
-    from datetime import datetime
+def print_jsonl(rows: Iterable[Any]) -> None:
+    """One JSON document per line on stdout."""
+    _write_lines(rows)
 
-    if isinstance(value, datetime):
-        return value.isoformat() + ("Z" if value.tzinfo is None else "")
-    return str(value)
+
+def _write_lines(docs: Iterable[Any]) -> None:
+    from toolctl.jsonio import dumps
+
+    data = b"".join(dumps(doc) + b"\n" for doc in docs)
+    sys.stdout.flush()  # text already written goes first
+    out = getattr(sys.stdout, "buffer", None)
+    if out is None:  # a text-only stdout (an embedding harness)
+        sys.stdout.write(data.decode("utf-8"))
+        sys.stdout.flush()
+    else:
+        out.write(data)
+        out.flush()
 
 
 def print_csv(rows: Sequence[dict], columns: Sequence[str]) -> None:

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from toolctl.cli._engine import Engine, EngineOpt, LakeOpt, SparkMasterOpt, lake_source
-from toolctl.cli._output import DocFormat, fmt_ms, print_json, stdout, table
+from toolctl.cli._output import DocFormat, fmt_ms, print_json, print_jsonl, stdout, table
 
 app = typer.Typer(help="Forensics: find events, follow a trace or call, verify the ledger.",
                   no_args_is_help=True)
@@ -103,10 +103,7 @@ def search(ctx: typer.Context, event_id: EventId = None, call_id: CallId = None,
     if fmt is SearchFormat.json:
         print_json(rows)
     elif fmt is SearchFormat.jsonl:
-        import sys
-
-        for r in rows:
-            sys.stdout.write(json.dumps(r, ensure_ascii=False) + "\n")
+        print_jsonl(rows)
     elif fmt is SearchFormat.csv:
         from toolctl.cli._output import print_csv
 
