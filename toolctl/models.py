@@ -10,11 +10,12 @@ decisions line by line.
 
 from __future__ import annotations
 
-import re
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
+
+from toolctl.timeutil import RFC3339, parse_rfc3339  # noqa: F401 (part of the contract)
 
 SCHEMA_VERSION = 1
 
@@ -23,10 +24,6 @@ DEFAULT_MAX_LINE_BYTES = 1024 * 1024
 #: Rejected lines keep at most this much raw text in the store (documented).
 REJECT_RAW_CAP = 64 * 1024
 
-# RFC 3339 date-time: the offset is mandatory; 't'/'z' are allowed lowercase (RFC 3339 §5.6 note).
-RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-](?:[01]\d|2[0-3]):[0-5]\d)$"
-)
 
 # Fields of schema v1, in a fixed order (also the order of the `events` table columns).
 KNOWN_FIELDS = (
@@ -35,18 +32,6 @@ KNOWN_FIELDS = (
     "attempt", "idempotency_key", "timeout_ms", "error_code", "message", "retryable",
     "http_status", "confidence", "args", "data",
 )
-
-
-def parse_rfc3339(value: str) -> datetime:
-    """Parse an RFC 3339 timestamp (offset required) to an aware UTC datetime (µs precision)."""
-    if not RFC3339.match(value):
-        raise ValueError("expected RFC 3339 with an offset, e.g. 2026-11-24T06:00:00Z")
-    text = value.upper().replace(" ", "T")
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    # Python parses at most 6 fractional digits: truncate (not round) nanoseconds, as DuckDB does.
-    text = re.sub(r"(\.\d{6})\d+", r"\1", text)
-    return datetime.fromisoformat(text).astimezone(timezone.utc)
 
 
 class ToolCallEvent(BaseModel):

@@ -6,7 +6,12 @@ import re
 from datetime import datetime, timedelta, timezone
 
 from toolctl.errors import UsageError
-from toolctl.models import parse_rfc3339
+
+# RFC 3339 date-time: the offset is mandatory; 't'/'z' are allowed lowercase (RFC 3339 §5.6 note).
+# (Here, not in toolctl.models, so commands that parse --since do not import pydantic's models.)
+RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-](?:[01]\d|2[0-3]):[0-5]\d)$"
+)
 
 _DURATION = re.compile(r"^(\d+)(ms|s|m|h|d|w)$")
 _UNITS = {"ms": "milliseconds", "s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -25,6 +30,18 @@ def parse_duration(text: str, *, option: str = "duration") -> timedelta:
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def parse_rfc3339(value: str) -> datetime:
+    """Parse an RFC 3339 timestamp (offset required) to an aware UTC datetime (µs precision)."""
+    if not RFC3339.match(value):
+        raise ValueError("expected RFC 3339 with an offset, e.g. 2026-11-24T06:00:00Z")
+    text = value.upper().replace(" ", "T")
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    # Python parses at most 6 fractional digits: truncate (not round) nanoseconds, as DuckDB does.
+    text = re.sub(r"(\.\d{6})\d+", r"\1", text)
+    return datetime.fromisoformat(text).astimezone(timezone.utc)
 
 
 def parse_time(text: str | None, *, option: str, now: datetime | None = None) -> datetime | None:
