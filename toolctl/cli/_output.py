@@ -8,7 +8,6 @@ way a command reports an error.
 from __future__ import annotations
 
 import csv
-import json
 import os
 import sys
 from enum import Enum
