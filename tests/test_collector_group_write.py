@@ -83,6 +83,54 @@ def test_a_burst_of_span_requests_is_one_batch_with_exact_per_request_counts(sto
     assert verify(store).intact
 
 
+def _spy_skip_stored(monkeypatch) -> list[bool]:
+    from toolctl.store import spans
+
+    seen, real = [], spans._write_span_batch
+
+    def spy(*args, skip_stored, **kw):
+        seen.append(skip_stored)
+        return real(*args, skip_stored=skip_stored, **kw)
+
+    monkeypatch.setattr(spans, "_write_span_batch", spy)
+    return seen
+
+
+def test_new_spans_go_in_without_a_join_against_every_stored_span(store, monkeypatch):
+    # ON CONFLICT makes DuckDB hash-join the batch against every stored key (a cost that
+    # grows with the table): only a batch that repeats a key, or hits a stored one, pays it.
+    seen = _spy_skip_stored(monkeypatch)
+    assert _write(_request(_span(20, 1, tool="a"), _span(20, 2)))(store).spans == 2
+    assert seen == [False]
+    repeated = _write(_request(_span(21, 3), _span(21, 3)))(store)  # the same span twice
+    assert (repeated.spans, repeated.duplicates) == (1, 1) and seen == [False, True]
+    again = _write(_request(_span(20, 1, tool="a"), _span(22, 4, tool="b")))(store)  # one stored
+    assert (again.spans, again.duplicates, again.tool_calls) == (1, 1, 1)
+    assert seen == [False, True, False, True]  # tried plainly, then redone skipping
+    assert store.scalar("SELECT count(*) FROM spans") == 4
+    assert store.scalar("SELECT count(*) FROM batches") == 3  # the failed try left nothing
+    assert verify(store).intact
+
+
+def test_a_burst_that_hits_a_stored_span_is_replayed_per_request_and_counted_exactly(store, monkeypatch):
+    _write(_request(_span(30, 1, tool="a")))(store)
+    seen = _spy_skip_stored(monkeypatch)
+    a = _write(_request(_span(31, 2, tool="b"), _span(31, 3)))
+    b = _write(_request(_span(30, 1, tool="a"), _span(32, 4)))  # 30/1 was stored before
+    c = _write(_request(_span(33, 5, tool="c")))
+    queue = WriteQueue(store)
+    queue.start()
+    results = [f.result(10) for f in submit_burst(queue, [a, b, c])]
+    queue.close(10)
+    assert [(r.spans, r.duplicates, r.tool_calls) for r in results] == [(2, 0, 1), (1, 1, 0), (1, 0, 1)]
+    # The merged insert failed and rolled back; each request then went in on its own.
+    assert seen[0] is False and seen[1:] == [False, False, True, False]
+    assert store.scalar("SELECT count(*) FROM spans") == 5
+    assert store.scalar("SELECT count(*) FROM batches") == 4
+    assert store.scalar("SELECT count(DISTINCT batch_id) FROM spans") == 4
+    assert verify(store).intact
+
+
 def test_a_bad_request_in_a_merged_burst_is_refused_alone(store):
     good1 = _write(_request(_span(5, 1, tool="a"), _span(5, 2)))
     good2 = _write(_request(_span(6, 3, tool="b")))

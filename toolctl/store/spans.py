@@ -15,7 +15,7 @@ from typing import Any
 
 from toolctl.models import REJECT_RAW_CAP
 from toolctl.store import Store, load_sql
-from toolctl.store.writer import next_batch_id
+from toolctl.store.writer import SKIP_STORED, _constraint_error, next_batch_id
 
 
 @dataclass
@@ -175,17 +175,52 @@ def write_span_batch(store: Store, prepared: PreparedSpans, *, source: str, kind
     names the newly stored spans (``new_keys``), so a caller that merged several requests
     into this batch can count each one exactly.
     """
-    from toolctl.audit.ledger import record_batch  # lazy: audit sits above the store
-
     spans, rejects = prepared.spans, prepared.rejects
     conn = store.conn
-    n_in = spans.num_rows if spans is not None else 0
-    n_rej = rejects.num_rows if rejects is not None else 0
     registered = []
     for name, table in (("_spans_in", spans), ("_span_rejects", rejects)):
         if table is not None:
             conn.register(name, table)
             registered.append(name)
+    try:
+        # A span twice in the batch (within a request, or in two requests of a burst) would
+        # fail the plain insert and, inside a burst, every request of it: skip from the start.
+        repeated = spans is not None and not _keys_unique(spans)
+        try:
+            return _write_span_batch(store, prepared, source=source, kind=kind,
+                                     return_keys=return_keys, skip_stored=repeated)
+        except _constraint_error():
+            if store.in_transaction:
+                raise  # the caller's transaction (a burst) is lost: it replays each request alone
+            # Some spans are stored already (a retried request): the insert that skips them.
+            return _write_span_batch(store, prepared, source=source, kind=kind,
+                                     return_keys=return_keys, skip_stored=True)
+    finally:
+        for name in registered:
+            conn.unregister(name)
+
+
+def _keys_unique(spans: Any) -> bool:
+    import pyarrow.compute as pc
+
+    keys = pc.binary_join_element_wise(spans.column("trace_id"), spans.column("span_id"), ":")
+    return pc.count_distinct(keys).as_py() == spans.num_rows
+
+
+def _write_span_batch(store: Store, prepared: PreparedSpans, *, source: str, kind: str,
+                      return_keys: bool, skip_stored: bool) -> SpanBatchResult:
+    """One transaction of ``write_span_batch``. ``skip_stored=False`` inserts plainly (the
+    primary key's ART index checks each new key) and fails on a stored or repeated key;
+    ``True`` adds ON CONFLICT DO NOTHING, which DuckDB plans as a hash join against every
+    stored key: a cost that grows with the table (measured at 2M spans: 15-17 ms against
+    7 ms for a 512-span insert), so it runs only after the plain insert failed."""
+    from toolctl.audit.ledger import record_batch  # lazy: audit sits above the store
+
+    conn = store.conn
+    n_in = prepared.spans.num_rows if prepared.spans is not None else 0
+    n_rej = prepared.rejects.num_rows if prepared.rejects is not None else 0
+    on_conflict = SKIP_STORED if skip_stored else ""
+    hashes_registered = False
     try:
         with store.transaction():
             batch_id = next_batch_id(store)
@@ -193,7 +228,7 @@ def write_span_batch(store: Store, prepared: PreparedSpans, *, source: str, kind
             new_keys = {} if return_keys else None
             flags: list = []
             if n_in:
-                flags = store.execute(load_sql("insert_spans"),
+                flags = store.execute(load_sql("insert_spans").replace("{skip_stored}", on_conflict),
                                       {"batch_id": batch_id, "source": source}).fetchall()
                 stored = len(flags)
                 tools = sum(1 for (_t, _s, is_tool) in flags if is_tool)
@@ -212,12 +247,12 @@ def write_span_batch(store: Store, prepared: PreparedSpans, *, source: str, kind
                             if prepared.hashes is not None else None)
                 if finished is not None:
                     conn.register("_span_hashes", finished)
-                    registered.append("_span_hashes")
+                    hashes_registered = True
                 record_batch(store, batch_id, kind=kind, source=source, batch_kind="span_batch",
                              extra={"spans": n_in, "stored": stored, "rejected": n_rej,
                                     "redacted": prepared.redacted},
                              span_hashes=PREPARED_SPAN_HASHES if finished is not None else None)
     finally:
-        for name in registered:
-            conn.unregister(name)
+        if hashes_registered:
+            conn.unregister("_span_hashes")
     return result
