@@ -4,6 +4,8 @@
     python benchmarks/serve.py --spans 200000 --procs 4 --rate 20000     # a fixed offered rate
     python benchmarks/serve.py --spans 2000 --procs 2                    # smoke size
     python benchmarks/serve.py --spans 50000 --peer-python /tmp/phoenix-venv/bin/python
+    python benchmarks/serve.py --spans 300000 --procs 8 --preload 3000000   # a grown store
+    python benchmarks/serve.py --tree /tmp/before ...     # the toolctl of another checkout
 
 Each target is started as a subprocess on 127.0.0.1 (ephemeral port, fresh store in a temp
 dir). K load processes (multiprocessing) each build their share of GenAI ``execute_tool``
@@ -19,6 +21,12 @@ spans acknowledged (export() == SUCCESS, i.e. a 2xx), failed exports, 503s, end-
 spans/s (acknowledged spans / time from the common start to the last 2xx), and the spans
 found in the target's store after it stopped; for toolctl that count must equal the
 acknowledged count (2xx = durable). Prints a table and one JSON document on stdout.
+
+The reference, run first on the same load: a receiver on the same uvicorn stack that reads
+each body and answers 200 with nothing stored (``NULL_RECEIVER``), i.e. what the exporters
+and the HTTP path alone reach on this machine; ``toolctl serve / null receiver`` is printed
+as a ratio. ``--preload N`` starts toolctl on a store already holding N spans (the stored
+count reported is the load's only), ``--tree DIR`` runs another checkout's toolctl.
 
 The peer is Arize Phoenix (``phoenix serve``, default SQLite store), run from a separate
 venv given by ``--peer-python``; it is skipped with a message if that interpreter or its
@@ -253,16 +261,56 @@ def wait_http(url: str, proc: subprocess.Popen, timeout: float, what: str) -> No
         time.sleep(0.2)
 
 
+#: --preload: spans already in the store before the load starts (a collector that has run for
+#: a while), built inside DuckDB from range(N), in start order. Ids are md5 hex, spread over
+#: the whole key space as real ids are (so no batch's key range can skip the stored ones).
+PRELOAD_SQL = """
+INSERT INTO spans (trace_id, span_id, parent_span_id, name, kind, start_ns, end_ns, start_time,
+                   status_code, service, auth_signal, tool_rule, tool, status, latency_ms,
+                   call_id, tenant, attempt, batch_id, source)
+SELECT md5('preload-trace-' || (i // 4)), left(md5('preload-span-' || i), 16), NULL,
+       'execute_tool preload', 1,
+       $t0 + i * 1000, $t0 + i * 1000 + 5000000, make_timestamp_ns($t0 + i * 1000), 0,
+       'preload', false, 'genai', 'preload_tool', 'ok', 5.0, printf('pre-%d', i), 'tenant-00', 1,
+       $b, 'preload'
+FROM range($n) t(i)
+"""
+
+
+def preload_store(db: Path, n: int) -> None:
+    """A store that already holds ``n`` spans (see PRELOAD_SQL), checkpointed."""
+    sys.path.insert(0, str(REPO))
+    from toolctl.store import Store
+
+    from toolctl.audit.ledger import record_batch
+    from toolctl.store.writer import next_batch_id
+
+    with Store.open(db, write=True) as store:
+        with store.transaction():  # one batch, with its ledger entry, as an ingest writes it
+            batch_id = next_batch_id(store)
+            store.execute("INSERT INTO batches VALUES ($b, 'otlp_file', 'preload', NULL, NULL, $n, $n, 0, 0, "
+                          "now()::TIMESTAMP)", {"b": batch_id, "n": n}).fetchall()
+            store.execute(PRELOAD_SQL, {"n": n, "b": batch_id, "t0": 1_790_000_000_000_000_000}).fetchall()
+            record_batch(store, batch_id, kind="otlp_file", source="preload", batch_kind="span_batch")
+        store.execute("CHECKPOINT").fetchall()
+
+
 def bench_toolctl(args: argparse.Namespace, work: Path) -> dict:
     import duckdb
 
     db = work / "serve.duckdb"
+    if args.preload:
+        started = time.perf_counter()
+        preload_store(db, args.preload)
+        print(f"  preloaded {args.preload:,} spans in {time.perf_counter() - started:.1f} s",
+              file=sys.stderr, flush=True)
     port = free_port()
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    tree = Path(args.tree).resolve() if args.tree else REPO  # python -m: the cwd's toolctl first
+    env = dict(os.environ, PYTHONPATH=str(tree) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     log = open(work / "toolctl-serve.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "toolctl", "--db", str(db), "serve",
                              "--port", str(port), *args.serve_arg],
-                            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+                            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tree)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_http(base + "/healthz", proc, 60, "toolctl serve")
@@ -277,12 +325,49 @@ def bench_toolctl(args: argparse.Namespace, work: Path) -> dict:
         raise RuntimeError(f"toolctl serve exited {code}: see {work / 'toolctl-serve.log'}")
     con = duckdb.connect(str(db), read_only=True)
     try:
-        stored = con.execute("SELECT count(*) FROM spans").fetchone()[0]
+        stored = con.execute("SELECT count(*) FROM spans").fetchone()[0] - args.preload
         calls = con.execute("SELECT count(*) FROM tool_calls WHERE auth_failure").fetchone()[0]
     finally:
         con.close()
     return {**load, "stored": stored, "auth_failure_calls": calls,
             "e2e_per_s": load["acked"] / max(load["last_ok"] - load["t0"], 1e-9)}
+
+
+#: The reference receiver: reads each request's body and answers 200 with an empty
+#: ExportTraceServiceResponse (what a receiver that stores nothing sends), on the same
+#: uvicorn/HTTP stack as `toolctl serve`. It measures what the load generator and the HTTP
+#: path alone reach on this machine: the ceiling any receiver could show on it.
+NULL_RECEIVER = """
+import sys, uvicorn
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    more = True
+    while more:
+        msg = await receive()
+        more = msg.get("more_body", False)
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/x-protobuf"), (b"content-length", b"0")]})
+    await send({"type": "http.response.body", "body": b""})
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
+"""
+
+
+def bench_null(args: argparse.Namespace, work: Path) -> dict:
+    port = free_port()
+    log = open(work / "null-receiver.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-c", NULL_RECEIVER, str(port)], stdout=log,
+                            stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(base + "/", proc, 60, "the null receiver")
+        load = run_load(base + "/v1/traces", args.spans, args.procs, args.batch, args.rate, args.seed,
+                        args.encode)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        log.close()
+    return {**load, "stored": None, "e2e_per_s": load["acked"] / max(load["last_ok"] - load["t0"], 1e-9)}
 
 
 PHOENIX_COUNT = "SELECT count(*) FROM spans"
@@ -367,12 +452,23 @@ def main() -> int:
                    help="stop waiting for the peer's inserts after its count has not grown this long")
     p.add_argument("--serve-arg", action="append", default=[], help="extra `toolctl serve` option")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (stores and logs)")
+    p.add_argument("--preload", type=int, default=0, metavar="N",
+                   help="start toolctl serve on a store already holding N spans (a collector that "
+                        "has run a while); default: an empty store")
+    p.add_argument("--tree", default=None, metavar="DIR",
+                   help="run the toolctl of this checkout (e.g. a `git worktree` of an earlier "
+                        "commit, for a before/after); default: this one")
+    p.add_argument("--no-reference", action="store_true",
+                   help="skip the reference run (a receiver that reads and acknowledges, stores nothing)")
     args = p.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="toolctl-bench-serve-"))
     rows: list[dict] = []
     try:
-        for name, fn in (("toolctl serve", bench_toolctl), ("Arize Phoenix (SQLite)", bench_phoenix)):
+        targets = [("toolctl serve", bench_toolctl), ("Arize Phoenix (SQLite)", bench_phoenix)]
+        if not args.no_reference:
+            targets.insert(0, ("reference: null receiver", bench_null))
+        for name, fn in targets:
             if name.startswith("Arize") and args.peer_python is None:
                 print("peer: skipped (pass --peer-python /tmp/phoenix-venv/bin/python)", file=sys.stderr)
                 continue
@@ -397,12 +493,19 @@ def main() -> int:
         if "skipped" in r:
             print(f"| {r['target']} | {r['skipped']} |||||||||")
             continue
+        stored = "–" if r["stored"] is None else f"{r['stored']:,}"
+        same = "–" if r["stored"] is None else "yes" if r["stored"] == r["acked"] else "NO"
         print(f"| {r['target']} | {args.spans:,} | {args.procs} | {r['offered_per_s']:,.0f} | {r['acked']:,} "
               f"| {r['failed']:,} | {r['statuses'].get('503', 0):,} | {r['e2e_per_s']:,.0f} "
-              f"| {r['stored']:,} | {'yes' if r['stored'] == r['acked'] else 'NO'} |")
+              f"| {stored} | {same} |")
+    ref = next((r for r in rows if r["target"].startswith("reference") and r.get("e2e_per_s")), None)
+    ours = next((r for r in rows if r["target"] == "toolctl serve"), None)
+    if ref and ours:
+        print(f"\ntoolctl serve / null receiver, same load and run: {ours['e2e_per_s'] / ref['e2e_per_s']:.2f}")
     print(json.dumps({"machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                                   "python": platform.python_version()},
                       "spans": args.spans, "procs": args.procs, "batch": args.batch, "encode": args.encode,
+                      "preload": args.preload,
                       "rate": args.rate, "results": rows}, indent=2))
     ok = all("skipped" in r or r["target"] != "toolctl serve" or r["stored"] == r["acked"] for r in rows)
     return 0 if ok else 1
