@@ -58,8 +58,8 @@ def save_baseline(store: Store, name: str, *, version: str | None, since: dateti
         raise UsageError(f"baseline {name!r} already exists",
                          hint="choose another name, pass --replace, or `toolctl baseline delete` it first")
     fracs = sketch_fracs()
-    rows = store.fetch_dicts(load_query("baseline_tools"),
-                             {"since": since, "until": until, "version": version, "fracs": fracs})
+    rows = _tool_figures(store, since=since, until=until, version=version)
+    sketches = _sketches(store, since=since, until=until, version=version, fracs=fracs)
     if not rows:
         raise UsageError("no tool calls match this baseline's window and version",
                          hint="check --version and --since/--until with `toolctl stats --by version`")
@@ -74,11 +74,31 @@ def save_baseline(store: Store, name: str, *, version: str | None, since: dateti
                 " $p95, $p99, $fracs, $vals)",
                 {"n": name, "tool": r["tool"], "attempts": r["attempts"], "calls": r["calls"],
                  "errors": r["errors"], "auth": r["auth_failures"], "p50": r["p50_ms"], "p95": r["p95_ms"],
-                 "p99": r["p99_ms"], "fracs": fracs, "vals": r["sketch_values"]})
+                 "p99": r["p99_ms"], "fracs": fracs, "vals": sketches[r["tool"]]})
         _record_ledger(store, "baseline_save", {
             "name": name, "version": version, "since": iso_utc(since), "until": iso_utc(until),
             "tools": len(rows), "calls": sum(r["calls"] for r in rows)})
     return show_baseline(store, name)
+
+
+def _tool_figures(data: Any, *, since: datetime | None, until: datetime | None,
+                  version: str | None) -> list[dict]:
+    """Per-tool figures: ``toolctl stats --by tool`` itself, so a baseline and ``stats``
+    cannot disagree on what a call, an error or the final attempt is (and the baseline
+    gets stats' one-pass final-attempt query instead of an arg_max over a struct)."""
+    from toolctl.metrics.stats import StatsQuery, stats
+
+    return stats(data, StatsQuery(by=["tool"], since=since, until=until, version=version))
+
+
+def _sketches(store: Store, *, since: datetime | None, until: datetime | None, version: str | None,
+              fracs: list[float]) -> dict[str | None, list[float]]:
+    from toolctl.metrics.stats import StatsQuery, call_filter_sql
+
+    window = StatsQuery(since=since, until=until, version=version)
+    rows = store.fetch_dicts(load_query("baseline_sketch").replace("{call_filter}", call_filter_sql()),
+                             {**window.filters(), "fracs": fracs})
+    return {r["tool"]: r["sketch_values"] for r in rows}
 
 
 def _record_ledger(store: Store, kind: str, payload: dict) -> None:
@@ -138,8 +158,7 @@ def regress(store: Store, name: str, *, since: datetime, until: datetime, confid
     head = _get(store, name)
     base = {r["tool"]: r for r in store.fetch_dicts("SELECT * FROM baseline_tools WHERE name = $n", {"n": name})}
     data = store if data is None else data
-    cur = {r["tool"]: r for r in data.fetch_dicts(load_query("baseline_tools"),
-                                                    {"since": since, "until": until, "version": None, "fracs": [0.5]})}
+    cur = {r["tool"]: r for r in _tool_figures(data, since=since, until=until, version=None)}
     lats = {r["tool"]: np.asarray(r["latencies"], dtype=float) for r in
             data.fetch_dicts(load_query("tool_latencies"), {"since": since, "until": until})}
     results: list[CheckResult] = []
