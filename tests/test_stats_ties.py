@@ -112,3 +112,33 @@ def test_gate_arm_counts_take_the_exact_query_only_for_a_tie(tmp_path):
         assert _arms(store, exact=False)["v2"]["tie_calls"] == 1
         arms = _arms(store, exact=None)  # "t2" > "t1": c5 ended in a retryable error
         assert (arms["v2"]["calls"], arms["v2"]["errors"], arms["v2"]["abandoned"]) == (3, 2, 1)
+
+
+def test_a_baseline_and_regress_count_calls_exactly_as_stats_does(tmp_path):
+    # baseline save / regress read `stats --by tool` itself: the same figures, ties included.
+    from datetime import datetime
+
+    from toolctl.gate.baselines import regress, save_baseline, show_baseline
+
+    lines = [_event("x1", "c1", "ok", "2026-11-24T06:00:00Z"),
+             _event("x2", "c1", "error", "2026-11-24T06:00:00Z"),           # a tie: x2 is final
+             _event("y1", "c2", "error", "2026-11-24T06:01:00Z", tool="查询"),
+             _event("y2", "c2", "ok", "2026-11-24T06:01:02Z", attempt=2, tool="查询"),
+             _event("z1", "c3", "ok", "2026-11-24T06:02:00Z", version="v2")]
+    with _store(tmp_path, lines) as store:
+        want = {r["tool"]: r for r in stats(store, StatsQuery(by=["tool"], version="v1"))}
+        assert want["search"]["errors"] == 1 and want["查询"]["errors"] == 0
+        saved = save_baseline(store, "b", version="v1", since=None, until=None, now=datetime(2026, 11, 25))
+        got = {t["tool"]: t for t in saved["tools"]}
+        keys = ("calls", "attempts", "errors", "auth_failures", "p50_ms", "p95_ms", "p99_ms")
+        assert {t: {k: got[t][k] for k in keys} for t in got} == {t: {k: want[t][k] for k in keys} for t in want}
+        sketch = store.scalar("SELECT sketch_values FROM baseline_tools WHERE name = 'b' AND tool = 'search'")
+        assert sketch[0] == 5.0 and len(sketch) == len(store.scalar(
+            "SELECT sketch_fracs FROM baseline_tools WHERE name = 'b' AND tool = 'search'"))
+        report = regress(store, "b", since=datetime(2026, 11, 24), until=datetime(2026, 11, 25))
+        checks = {c["name"]: c for c in report["checks"]}
+        # The current window holds v1 and v2: search has 2 calls against the baseline's 1
+        # (too few to judge, but counted as stats counts them).
+        err = checks["search:error_rate"]
+        assert (err["n_candidate"], err["n_baseline"]) == (2, 1)
+        assert show_baseline(store, "b")["tools"] == saved["tools"]
