@@ -51,6 +51,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 TOOLS = ["search_web", "read_file", "write_file", "run_sql", "send_email", "http_get",
@@ -261,6 +262,22 @@ def wait_http(url: str, proc: subprocess.Popen, timeout: float, what: str) -> No
         time.sleep(0.2)
 
 
+def load_then_stop(proc: subprocess.Popen, log: Any, base: str, health: str, what: str,
+                   args: argparse.Namespace) -> tuple[dict, int]:
+    """Wait until ``proc`` answers ``health``, run the load at its /v1/traces, stop it (SIGTERM).
+    Returns the load's figures and the process's exit code."""
+    try:
+        wait_http(base + health, proc, 60, what)
+        load = run_load(base + "/v1/traces", args.spans, args.procs, args.batch, args.rate, args.seed,
+                        args.encode)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=300)
+        log.close()
+    return load, code
+
+
 #: --preload: spans already in the store before the load starts (a collector that has run for
 #: a while), built inside DuckDB from range(N), in start order. Ids are md5 hex, spread over
 #: the whole key space as real ids are (so no batch's key range can skip the stored ones).
@@ -311,16 +328,7 @@ def bench_toolctl(args: argparse.Namespace, work: Path) -> dict:
     proc = subprocess.Popen([sys.executable, "-m", "toolctl", "--db", str(db), "serve",
                              "--port", str(port), *args.serve_arg],
                             stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tree)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(base + "/healthz", proc, 60, "toolctl serve")
-        load = run_load(base + "/v1/traces", args.spans, args.procs, args.batch, args.rate, args.seed,
-                        args.encode)
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=300)
-        log.close()
+    load, code = load_then_stop(proc, log, f"http://127.0.0.1:{port}", "/healthz", "toolctl serve", args)
     if code != 0:
         raise RuntimeError(f"toolctl serve exited {code}: see {work / 'toolctl-serve.log'}")
     con = duckdb.connect(str(db), read_only=True)
@@ -358,15 +366,7 @@ def bench_null(args: argparse.Namespace, work: Path) -> dict:
     log = open(work / "null-receiver.log", "wb")
     proc = subprocess.Popen([sys.executable, "-c", NULL_RECEIVER, str(port)], stdout=log,
                             stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(base + "/", proc, 60, "the null receiver")
-        load = run_load(base + "/v1/traces", args.spans, args.procs, args.batch, args.rate, args.seed,
-                        args.encode)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
-        log.close()
+    load, _ = load_then_stop(proc, log, f"http://127.0.0.1:{port}", "/", "the null receiver", args)
     return {**load, "stored": None, "e2e_per_s": load["acked"] / max(load["last_ok"] - load["t0"], 1e-9)}
 
 
