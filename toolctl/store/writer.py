@@ -181,7 +181,7 @@ def store_line_batch(store: Store, parsed: ParsedBatch, *, source: str, kind: st
     try:
         try:
             return _store_parsed(store, parsed, source=source, kind=kind, skip_stored=False)
-        except _constraint_error():
+        except constraint_error():
             if store.in_transaction:
                 raise  # the caller's transaction is lost: it replays the job on its own
             # Some rows are stored already (a re-run): the slower insert that skips them.
@@ -193,7 +193,8 @@ def store_line_batch(store: Store, parsed: ParsedBatch, *, source: str, kind: st
             conn.execute("DROP TABLE IF EXISTS _parsed")
 
 
-def _constraint_error() -> type[Exception]:
+def constraint_error() -> type[Exception]:
+    """DuckDB's error for a violated key (imported lazily: duckdb is heavy)."""
     import duckdb
 
     return duckdb.ConstraintException
