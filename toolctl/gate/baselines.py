@@ -59,10 +59,10 @@ def save_baseline(store: Store, name: str, *, version: str | None, since: dateti
                          hint="choose another name, pass --replace, or `toolctl baseline delete` it first")
     fracs = sketch_fracs()
     rows = _tool_figures(store, since=since, until=until, version=version)
-    sketches = _sketches(store, since=since, until=until, version=version, fracs=fracs)
     if not rows:
         raise UsageError("no tool calls match this baseline's window and version",
                          hint="check --version and --since/--until with `toolctl stats --by version`")
+    sketches = _sketches(store, since=since, until=until, version=version, fracs=fracs)
     with store.transaction():
         store.execute("DELETE FROM baseline_tools WHERE name = $n", {"n": name})
         store.execute("DELETE FROM baselines WHERE name = $n", {"n": name})
