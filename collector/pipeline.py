@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable, Iterator, TypeVar
 from collector.parsers.jsonl import DEFAULT_CHUNK_BYTES, LineBatch, iter_line_batches
 from collector.sources import (FORMAT_JSONL, OpenedSource, Source, expand_paths, open_source,
                                progress_callback, sniff_format)
+from toolctl import profile
 from toolctl.models import DEFAULT_MAX_LINE_BYTES, REJECT_RAW_CAP, IngestSummary
 from toolctl.store import Store
 from toolctl.store.writer import (BatchIds, export_parsed, parse_line_batch, record_source,
@@ -25,7 +26,7 @@ T = TypeVar("T")
 _DONE = object()
 
 
-def prefetch(items: Iterable[T], depth: int = 1) -> Iterator[T]:
+def prefetch(items: Iterable[T], depth: int = 1, *, waiting: str | None = None) -> Iterator[T]:
     """Iterate ``items`` in a background thread, at most ``depth`` items ahead of the consumer.
 
     An exception raised while producing an item is raised here, at that item's place in
@@ -62,9 +63,16 @@ def prefetch(items: Iterable[T], depth: int = 1) -> Iterator[T]:
 
     worker = threading.Thread(target=produce, name="toolctl-prefetch", daemon=True)
     worker.start()
+    # --profile: time the consumer spends waiting for the producer, named, when the
+    # consumer is the main thread (the timeline is the main thread's).
+    timed = waiting if profile.ENABLED and threading.current_thread() is threading.main_thread() else None
     try:
         while True:
-            item, exc = ready.get()
+            if timed is not None and ready.empty():
+                with profile.phase(timed):
+                    item, exc = ready.get()
+            else:
+                item, exc = ready.get()
             if exc is not None:
                 raise exc
             if item is _DONE:
@@ -162,7 +170,8 @@ def ingest_source(store: Store, source: Source, *, max_line_bytes: int, chunk_by
         # redacting batch n+1 on a second connection; inserting, digesting and committing
         # batch n on the store's own.
         tables = prefetch((b, b.to_arrow(REJECT_RAW_CAP)) for b in batches)
-        for batch, parsed in prefetch(parse_ahead(store, tables, source=source.name)):
+        for batch, parsed in prefetch(parse_ahead(store, tables, source=source.name),
+                                      waiting="waiting for the parse thread"):
             account(batch, store_line_batch(store, parsed, source=source.name, kind=source.kind))
     except (EOFError, OSError, zlib.error) as exc:
         broken: Exception | None = exc

@@ -45,6 +45,21 @@ def test_profile_flag_prints_phases_and_queries_and_leaves_stdout_alone(tmp_path
     assert abs(sum(top) - wall) < 0.05 + 0.02 * wall
 
 
+def test_ingest_profile_names_commits_and_the_wait_for_the_parse_thread(tmp_path):
+    # The writer's idle time used to show as "python" time: it is waiting for the batch the
+    # parse thread is still validating; a commit (which can checkpoint) gets its own line.
+    log = write_jsonl(tmp_path / "a.jsonl", DOCS)
+    prof = run_toolctl("--profile", "--db", tmp_path / "s.duckdb", "ingest", log)
+    assert prof.returncode == 0, prof.stderr
+    err = prof.stderr
+    assert re.search(r"^\s+\d+\.\d{3} s  waiting for the parse thread$", err, re.M), err
+    assert re.search(r"^\s+\d+\.\d{3} s  query COMMIT$", err, re.M), err
+    wall = float(re.search(r"profile: (\d+\.\d+) s wall", err).group(1))
+    top = [float(m.group(1)) for line in err.splitlines()
+           if (m := LINE.match(line)) and not line.startswith("      ")]
+    assert abs(sum(top) - wall) < 0.05 + 0.02 * wall  # still one timeline that adds up
+
+
 def test_env_var_enables_profile_and_level_2_adds_duckdb_operators(tmp_path):
     db = _store(tmp_path)
     one = run_toolctl("--db", db, "stats", "--format", "json", env={"TOOLCTL_PROFILE": "1"})

@@ -102,7 +102,10 @@ class Store:
             self.conn.execute("ROLLBACK")
             raise
         self._tx_depth = 0
-        self.conn.execute("COMMIT")
+        if profile.ENABLED:  # a commit can checkpoint: worth its own line in the timeline
+            profile.query("COMMIT", lambda: self.conn.execute("COMMIT"), rows_of=lambda _: None)
+        else:
+            self.conn.execute("COMMIT")
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
