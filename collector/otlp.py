@@ -607,11 +607,12 @@ class SpanWrite:
         parts = [w.prepared if isinstance(w.prepared, PreparedSpans) else prepare_spans(store, *w.prepared)
                  for w in writes]
         merged = len(writes) > 1
-        written = write_span_batch(store, merge_prepared(parts), source=first.source, kind=first.kind,
-                                   return_keys=merged)
+        batch = merge_prepared(parts)
+        written = write_span_batch(store, batch, source=first.source, kind=first.kind, return_keys=merged)
         tally = tally_spans(store, TraceIngestResult(spans=written.spans, duplicates=written.duplicates,
                                                      tool_calls=written.tool_calls,
-                                                     rejected_spans=written.rejected))
+                                                     rejected_spans=written.rejected),
+                            batch_id=written.batch_id, redacted=batch.redacted)
         out = []
         for w in writes:
             b = w.batch

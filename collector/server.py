@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from collector.telemetry import (SELF_HEADER, Telemetry, TelemetryMiddleware, max_tools_from_env,
-                                 start_otel, tally_lines, tally_spans, toolctl_version)
+                                 start_otel, tally_lines, toolctl_version)
 from collector.writer_queue import QueueClosedError, QueueFullError, WriteQueue
 from toolctl.errors import ToolctlError
 

@@ -92,16 +92,6 @@ SELECT CASE
 FROM rejects WHERE batch_id = $batch_id GROUP BY 1
 """
 
-# The batch id a span write just drew (collector.otlp's result does not carry it); the
-# writer thread owns the connection, so nothing else drew one in between.
-LAST_BATCH_ID_SQL = "SELECT currval('batch_seq')"
-
-# Fields the redaction rules replaced in one span batch, from its ledger entry.
-SPAN_BATCH_REDACTED_SQL = """
-SELECT coalesce(TRY_CAST(payload->>'redacted' AS BIGINT), 0)
-FROM ledger WHERE seq = currval('ledger_seq') AND batch_id = $batch_id
-"""
-
 
 @dataclass
 class WriteTally:
@@ -138,15 +128,15 @@ def tally_lines(store: Any, result: Any, *, unit: str = "line", received: int | 
     return tally
 
 
-def tally_spans(store: Any, result: Any) -> WriteTally:
-    """The tally of a ``collector.otlp.write_batch`` result; call right after it, in the writer."""
+def tally_spans(store: Any, result: Any, *, batch_id: int, redacted: int) -> WriteTally:
+    """The tally of a span batch the writer just stored (``batch_id``; ``redacted``: fields
+    redaction replaced in it, known to the writer, not read back); call right after it."""
     tally = WriteTally("span", "spans", received=result.spans + result.duplicates + result.rejected_spans,
                        stored=result.spans, duplicates=result.duplicates)
     if result.rejected_spans:
         tally.rejected = {"invalid_span": result.rejected_spans}
     if result.spans or result.rejected_spans:
-        batch_id = store.scalar(LAST_BATCH_ID_SQL)
-        tally.redacted = int(store.scalar(SPAN_BATCH_REDACTED_SQL, {"batch_id": batch_id}) or 0)
+        tally.redacted = redacted
         if result.tool_calls:
             tally.tools = [(r["tool"], r["attempts"], r["errors"], r["calls"])
                            for r in store.fetch_dicts(TOOLS_OF_SPAN_BATCH_SQL, {"batch_id": batch_id})]
