@@ -85,7 +85,8 @@ def test_metrics_count_what_was_received_stored_and_rejected(serve):
     assert s.post("/v1/tool-calls", body, NDJSON).status_code == 200
 
     tool_span = _span("ab" * 16, "cd" * 8, "execute_tool lookup",
-                      {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "lookup"}, status=2)
+                      {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "lookup",
+                       "password": "hunter2-secret"}, status=2)  # one field to redact
     plain_span = _span("ab" * 16, "ce" * 8, "SELECT", {"db.system": "duckdb"})
     bad_span = _span("zz", "cf" * 8, "broken", {})
     doc = {"resourceSpans": [{"scopeSpans": [{"spans": [tool_span, plain_span, bad_span]}]}]}
@@ -115,6 +116,7 @@ def test_metrics_count_what_was_received_stored_and_rejected(serve):
     assert by(m, "toolctl_rejected_total", route="/v1/logs") == {"not_object": 1}
     # Redaction runs before dedupe: the re-sent copy was redacted too (then not stored).
     assert by(m, "toolctl_redacted_fields_total")["/v1/tool-calls"] == 2 * REDACTED_IN_LINES
+    assert by(m, "toolctl_redacted_fields_total")["/v1/traces"] == 1
 
     # No line carries a call_id: every stored attempt is a call of its own.
     attempts = Counter(line["tool"] for line, o in LINES if o in ("ok", "error"))
