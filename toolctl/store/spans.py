@@ -15,7 +15,7 @@ from typing import Any
 
 from toolctl.models import REJECT_RAW_CAP
 from toolctl.store import Store, load_sql
-from toolctl.store.writer import SKIP_STORED, constraint_error, next_batch_id
+from toolctl.store.writer import SKIP_STORED, insert_then_skip_stored, next_batch_id
 
 
 @dataclass
@@ -191,15 +191,10 @@ def write_span_batch(store: Store, prepared: PreparedSpans, *, source: str, kind
         # A span twice in the batch (within a request, or in two requests of a burst) would
         # fail the plain insert and, inside a burst, every request of it: skip from the start.
         repeated = spans is not None and not _keys_unique(spans)
-        try:
-            return _write_span_batch(store, prepared, source=source, kind=kind,
-                                     return_keys=return_keys, skip_stored=repeated)
-        except constraint_error():
-            if store.in_transaction:
-                raise  # the caller's transaction (a burst) is lost: it replays each request alone
-            # Some spans are stored already (a retried request): the insert that skips them.
-            return _write_span_batch(store, prepared, source=source, kind=kind,
-                                     return_keys=return_keys, skip_stored=True)
+        return insert_then_skip_stored(
+            store, lambda skip: _write_span_batch(store, prepared, source=source, kind=kind,
+                                                  return_keys=return_keys, skip_stored=skip),
+            skip_first=repeated)
     finally:
         for name in registered:
             conn.unregister(name)

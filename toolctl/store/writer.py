@@ -16,11 +16,12 @@ They are imported lazily: the audit package sits above the store and imports fro
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from toolctl.models import REJECT_RAW_CAP
 from toolctl.store import Store, load_sql
 
+T = TypeVar("T")
 
 #: Rows per Arrow record batch handed to DuckDB (its unit of parallel work).
 PARSE_CHUNK_ROWS = 4096
@@ -179,13 +180,8 @@ def store_line_batch(store: Store, parsed: ParsedBatch, *, source: str, kind: st
     if parsed.rows is not None:
         conn.register("_parsed", parsed.rows)
     try:
-        try:
-            return _store_parsed(store, parsed, source=source, kind=kind, skip_stored=False)
-        except constraint_error():
-            if store.in_transaction:
-                raise  # the caller's transaction is lost: it replays the job on its own
-            # Some rows are stored already (a re-run): the slower insert that skips them.
-            return _store_parsed(store, parsed, source=source, kind=kind, skip_stored=True)
+        return insert_then_skip_stored(
+            store, lambda skip: _store_parsed(store, parsed, source=source, kind=kind, skip_stored=skip))
     finally:
         if parsed.rows is not None:
             conn.unregister("_parsed")
@@ -193,7 +189,23 @@ def store_line_batch(store: Store, parsed: ParsedBatch, *, source: str, kind: st
             conn.execute("DROP TABLE IF EXISTS _parsed")
 
 
-def constraint_error() -> type[Exception]:
+def insert_then_skip_stored(store: Store, write: Callable[[bool], T], *, skip_first: bool = False) -> T:
+    """Run ``write(skip_stored)``, one transaction: first plainly (``skip_first=False``), and
+    again skipping stored keys only when the plain insert hit one (see SKIP_STORED).
+
+    Inside the caller's transaction the error propagates instead: that transaction is lost,
+    and its owner (the collector's writer, for a burst) replays each job on its own.
+    """
+    try:
+        return write(skip_first)
+    except _constraint_error():
+        if skip_first or store.in_transaction:
+            raise
+        # Some rows are stored already (a re-run, a retried request): the insert that skips them.
+        return write(True)
+
+
+def _constraint_error() -> type[Exception]:
     """DuckDB's error for a violated key (imported lazily: duckdb is heavy)."""
     import duckdb
 
