@@ -314,8 +314,10 @@ def test_spark_rewrites_compute_what_duckdb_computes(spark):
          f"FROM {values} GROUP BY b ORDER BY b", {"every": timedelta(hours=7)}),
         (f"SELECT time_bucket($every::INTERVAL, ts) IS NULL AS b, count(*) AS n FROM {values} GROUP BY b", {"every": None}),
         (f"SELECT g, list(x ORDER BY x) AS l FROM {values} GROUP BY g ORDER BY g", {}),
-        # a 128-bit composite sort key (attempt, µs since the epoch), as stats.sql builds it
-        (f"SELECT g, max(coalesce(g, 1)::HUGEINT * 18446744073709551616 + epoch_us(ts)) AS k "
+        # the one-pass final-attempt key, as stats.sql and arm_calls.sql build it: (attempt, µs
+        # since the epoch) packed into a BIGINT by shifts, an outcome class in its low bits
+        (f"SELECT g, max(coalesce((coalesce(g, 1)::BIGINT << 54) | (epoch_us(ts) << 2) | CASE WHEN x > 2 THEN 1 ELSE 0 END, "
+         f"9223372036854775807)) AS kc, max(coalesce(NULL::BIGINT, 9223372036854775807)) & 3 AS s "
          f"FROM {values} GROUP BY g ORDER BY g", {}),
         (f"SELECT g, count(*) FILTER (WHERE x > 2) AS n, arg_max({{'s': s, 'x': x}}, ts).s AS last_s "
          f"FROM {values} GROUP BY g ORDER BY g", {}),

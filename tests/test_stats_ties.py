@@ -142,3 +142,44 @@ def test_a_baseline_and_regress_count_calls_exactly_as_stats_does(tmp_path):
         err = checks["search:error_rate"]
         assert (err["n_candidate"], err["n_baseline"]) == (2, 1)
         assert show_baseline(store, "b")["tools"] == saved["tools"]
+
+
+def test_attempts_beyond_the_one_pass_key_are_decided_exactly(tmp_path):
+    # The one-pass key packs (attempt, ts) into 64 bits: attempt <= 511, ts in 1970..2112.
+    # A call with an attempt outside that range must not be decided by a truncated key: it
+    # takes the exact query, like a tie, in stats and in the gate alike.
+    lines = [
+        _event("a1", "c1", "ok", "2026-11-24T06:00:00Z", attempt=2),
+        _event("a2", "c1", "error", "2026-11-24T05:00:00Z", attempt=600),          # final: 600 > 2
+        _event("b1", "c2", "error", "2026-11-24T06:00:00Z", attempt=2147483647),   # final
+        _event("b2", "c2", "ok", "2026-11-24T06:00:01Z", attempt=3),
+        _event("d1", "c3", "ok", "1965-03-01T00:00:00Z", attempt=1),
+        _event("d2", "c3", "error", "1965-03-01T00:00:01Z", attempt=1),           # final: later ts
+        _event("e1", "c4", "error", "2026-11-24T06:00:00Z"),
+        _event("e2", "c4", "ok", "2150-01-01T00:00:00Z"),                         # final: later ts
+        _event("f1", "c5", "ok", "2026-11-24T06:00:00Z", attempt=511),           # in range
+        _event("f2", "c5", "error", "2026-11-24T06:00:00Z", attempt=510),
+    ]
+    with _store(tmp_path / "s", lines) as store:
+        params = {**StatsQuery().filters(), "every": None}
+        one_pass = store.fetch_dicts(render_stats_sql([], resolve_ties=False), params)[0]
+        assert one_pass["tie_calls"] == 4  # c1..c4 go to the exact query, c5 does not
+        for q in QUERIES:
+            assert stats(store, q) == _exact(store, q), q
+        total = stats(store, StatsQuery())[0]
+        assert (total["calls"], total["errors"], total["attempts"]) == (5, 3, 10)
+
+    gate = [
+        _event("r1", "c6", "error", "2026-11-24T06:00:00Z", attempt=700, retryable=True),  # final
+        _event("r2", "c6", "ok", "2026-11-24T06:00:01Z", attempt=1),
+        _event("s1", "c7", "ok", "2026-11-24T06:00:00Z", attempt=2),
+        _event("s2", "c7", "error", "2026-11-24T05:00:00Z", attempt=2147483647),           # final
+        _event("u1", "c8", "error", "2026-11-24T06:00:00Z", attempt=600, version="v2"),    # final
+        _event("u2", "c8", "ok", "2026-11-24T06:00:01Z", attempt=3, version="v2"),
+    ]
+    with _store(tmp_path / "g", gate) as store:
+        one_pass = _arms(store, exact=False)
+        assert (one_pass["v1"]["tie_calls"], one_pass["v2"]["tie_calls"]) == (2, 1)
+        arms = _arms(store, exact=None)
+        assert {a: (r["calls"], r["errors"], r["abandoned"]) for a, r in arms.items()} == {
+            "v1": (2, 2, 1), "v2": (1, 1, 0)}

@@ -11,7 +11,7 @@ toolctl/audit/queries, the tool_calls view of the migrations). Spark runs the sa
 * ``arg_max(v, (k1, k2, ..))`` → ``max_by(v, struct(k1, k2, ..))`` (field-by-field order);
 * ``list(x ORDER BY x)`` → ``sort_array(collect_list(x))``;
 * ``strftime(ts, '%Y-..')`` → ``date_format(ts, 'yyyy-..')`` with literal text quoted;
-* ``HUGEINT`` → ``DECIMAL(38, 0)``; ``epoch_us(ts)`` → ``unix_micros(ts)`` (session time zone UTC);
+* ``epoch_us(ts)`` → ``unix_micros(ts)`` (session time zone UTC);
 * a recursive CTE → a bounded-depth union of joins (``unroll_recursive``): Spark 3.5 has no
   recursive CTE. The DuckDB-over-lake engine uses the same bounded form so the engines agree.
 
@@ -163,9 +163,6 @@ def rewrite_for_spark(tree, params: Mapping[str, Any]):
                                  expressions=[node.this, exp.Literal.string(_strftime_java(fmt.name))])
         if isinstance(node, exp.CTE):
             node.set("materialized", None)  # a planner hint Spark does not parse
-        if isinstance(node, exp.DataType) and node.this in (exp.DataType.Type.INT128, exp.DataType.Type.UINT128):
-            # Spark has no 128-bit integer; DECIMAL(38, 0) holds the same composite sort keys exactly
-            return exp.DataType.build("DECIMAL(38, 0)")
         if isinstance(node, exp.Anonymous) and node.name.lower() == "epoch_us":
             return exp.Anonymous(this="unix_micros", expressions=[
                 exp.cast(node.expressions[0], exp.DataType.build("TIMESTAMP_LTZ", dialect="spark"))])

@@ -6,11 +6,15 @@
 --   attempt is a retryable error).
 --
 -- The final attempt of a call is the highest (attempt, ts, event_id). As in
--- metrics/queries/stats.sql, each call keeps fixed-size maxima of k = attempt·2^64 + epoch
--- µs per outcome class (ok, retryable error, other error) instead of an arg_max over a
--- struct holding event_id: the class with the strictly highest k is the call's outcome.
--- Only calls where two classes share the highest k need event_id (`ties`: none in ordinary
--- data); they get the exact arg_max. Events without call_id are calls of their own.
+-- metrics/queries/stats.sql, each call keeps two BIGINT maxima instead of an arg_max over a
+-- struct holding event_id: k = attempt·2^54 + epoch µs·4 with the outcome class c in its
+-- two low bits (0 ok, 1 retryable error, 2 other error). kc_hi = max(k + c) carries the
+-- highest class at the highest k, kc_lo = max(k + 3 - c) 3 minus the lowest; their low
+-- bits add up to 3 exactly when every attempt at the highest k has the same class, which
+-- is then the call's outcome. Only calls where two classes share the highest k need
+-- event_id (`ties`: none in ordinary data), and calls with an attempt outside k's range
+-- (attempt > 511, ts before 1970 or after 2112: k is NULL and takes the largest BIGINT);
+-- they get the exact arg_max. Events without call_id are calls of their own.
 -- Resolving ties reads `per_call` twice, so it must be materialized (one row per call: the
 -- largest cost of a gate at 10M events). gate/data.py therefore fills the three markers
 -- (per_call, classified_where, tie_rows; ARM_CALLS_ONE_PASS / ARM_CALLS_EXACT) to run this
@@ -21,25 +25,27 @@ WITH a AS NOT MATERIALIZED (
     SELECT CASE WHEN $all::BOOLEAN THEN '*' ELSE version END AS arm,
            call_id, attempt, ts, event_id, status,
            coalesce(retryable, false) AS retryable,
-           coalesce(attempt, 1)::HUGEINT * 18446744073709551616 + epoch_us(ts) AS k
+           CASE WHEN coalesce(attempt, 1) BETWEEN 0 AND 511 AND epoch_us(ts) BETWEEN 0 AND 4503599627370495
+                THEN (coalesce(attempt, 1)::BIGINT << 54) | (epoch_us(ts) << 2) END AS k,
+           CASE WHEN status IS DISTINCT FROM 'error' THEN 0 WHEN coalesce(retryable, false) THEN 1 ELSE 2 END AS c
     FROM tool_calls
     WHERE ts >= $since::TIMESTAMP AND ts < $until::TIMESTAMP
       AND ($all::BOOLEAN OR version = $baseline::VARCHAR OR version = $candidate::VARCHAR)
       AND ($tools::VARCHAR[] IS NULL OR list_contains($tools::VARCHAR[], tool))
 ), per_call AS {per_call} (
     SELECT arm, call_id,
-           coalesce(max(k) FILTER (WHERE status IS DISTINCT FROM 'error'), 0) AS ko,
-           coalesce(max(k) FILTER (WHERE status = 'error' AND retryable), 0) AS kr,
-           coalesce(max(k) FILTER (WHERE status = 'error' AND NOT retryable), 0) AS kn
+           max(coalesce(k | c, 9223372036854775807)) AS kc_hi,
+           max(coalesce(k | (3 - c), 9223372036854775807)) AS kc_lo
     FROM a
     WHERE call_id IS NOT NULL
     GROUP BY arm, call_id
 ), classified AS (
     SELECT arm, call_id,
-           CASE WHEN ko > kr AND ko > kn THEN 'ok'
-                WHEN kr > ko AND kr > kn THEN 'retryable'
-                WHEN kn > ko AND kn > kr THEN 'error'
-           END AS outcome  -- NULL: a tie between classes, decided by event_id below
+           CASE WHEN (kc_hi & 3) + (kc_lo & 3) <> 3 THEN NULL  -- a tie: decided by event_id below
+                WHEN kc_hi & 3 = 0 THEN 'ok'
+                WHEN kc_hi & 3 = 1 THEN 'retryable'
+                ELSE 'error'
+           END AS outcome
     FROM per_call
 ), tie_final AS (
     SELECT a.arm, arg_max({'status': a.status, 'retryable': a.retryable},
