@@ -155,3 +155,53 @@ def test_burn_rate_fires_only_when_both_windows_exceed_the_factor():
     page = {**calm, h: 0.15, timedelta(minutes=5): 0.2}  # 15× and 20× > 14.4×
     res = evaluate(check, ctx_for(page), 0.95)
     assert res.outcome == "fail" and "1h/5m" in res.reason
+
+
+def test_the_gates_distribution_functions_are_the_ones_scipy_stats_computes():
+    # The gate uses scipy.special (cheap to import) where scipy.stats would cost ~0.9 s of
+    # CPU on every run: the quantiles must be the same numbers.
+    from scipy.stats import binom, norm, t
+
+    for conf in (0.8, 0.9, 0.95, 0.98, 0.99, 0.999):
+        assert st._z(conf) == float(norm.ppf(1 - (1 - conf) / 2))
+    from scipy.special import bdtr
+
+    rng = np.random.default_rng(3)
+    grid = [(q, n, p) for n in (1, 2, 7, 59, 60, 299, 1000, 12_345, 2_500_000)
+            for p in (0.25, 0.5, 0.9, 0.95, 0.99, 0.999)
+            for q in (0.0005, 0.01, 0.025, 0.1, 0.5, 0.975, 0.99, 0.9995)]
+    grid += [(rng.uniform(1e-4, 1 - 1e-4), int(rng.integers(1, 10**6)), rng.uniform(0.01, 0.999))
+             for _ in range(500)]
+    ties = 0
+    for q, n, p in grid:
+        got, want = st.binom_ppf(q, n, p), int(binom.ppf(q, n, p))
+        if got != want:  # only where the CDF equals q in exact arithmetic, e.g. (0.5, 7, 0.5)
+            assert got == want - 1 and bdtr(got, n, p) == pytest.approx(q, rel=1e-12), (q, n, p)
+            ties += 1
+    assert ties <= 3
+    got = st.welch_diff(2.0, 3.0, 10, 1.0, 0.5, 25, 0.95)
+    se = math.sqrt(3.0 / 10 + 0.5 / 25)
+    df = (3.0 / 10 + 0.5 / 25) ** 2 / ((3.0 / 10) ** 2 / 9 + (0.5 / 25) ** 2 / 24)
+    assert got.upper - got.estimate == pytest.approx(float(t.ppf(0.975, df)) * se, rel=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_mann_whitney_u_is_scipys_test_on_sorted_arms(seed):
+    from scipy.stats import mannwhitneyu
+
+    rng = np.random.default_rng(seed)
+    sizes = [(9, 9), (10, 400), (3000, 2500), (5, 40), (2, 3), (50_000, 40_000)][seed]
+    # rounded latencies: many ties, as gateways log whole milliseconds
+    x = np.sort(np.round(rng.lognormal(3, 0.6, sizes[0]) * (1.05 if seed % 2 else 1)))
+    y = np.sort(np.round(rng.lognormal(3, 0.6, sizes[1])))
+    u, p = st.mann_whitney_u(x, y)
+    want = mannwhitneyu(x, y, alternative="two-sided")
+    assert u == float(want.statistic)
+    assert p == pytest.approx(float(want.pvalue), rel=1e-9, abs=1e-300)
+
+
+def test_mann_whitney_u_of_identical_arms_is_not_significant():
+    from scipy.stats import mannwhitneyu
+
+    x = np.full(20, 7.0)
+    assert st.mann_whitney_u(x, x) == (200.0, 1.0) == tuple(map(float, mannwhitneyu(x, x)))
