@@ -165,9 +165,24 @@ def build_store(path: Path, n: int, seed: int) -> float:
     return time.perf_counter() - started
 
 
-def median_of(fn, repeat: int) -> float:
+def read_through(path: Path) -> None:
+    """Read the file once, so the OS page cache holds it before a timed run.
+
+    Some hosts reclaim page cache in the background (on the machine of the 2026-12-03
+    runs a 2.8 GB store fell out of it within minutes, and a cold read costs ~9 s): without
+    this, whichever case runs after a reclaim pays for it, and before/after comparisons
+    drift. ~0.4 s when the file is already cached.
+    """
+    with open(path, "rb") as f:
+        while f.read(16 << 20):
+            pass
+
+
+def median_of(fn, repeat: int, before=None) -> float:
     times = []
     for _ in range(repeat):
+        if before is not None:
+            before()  # not timed
         started = time.perf_counter()
         fn()
         times.append(time.perf_counter() - started)
@@ -241,7 +256,7 @@ def main() -> None:
     # pool starts cold; the OS page cache is warm from the runs above).
     for kind in ("by_tool", "4dim_hourly"):
         argv = [sys.executable, "-c", BARE_PROCESS, str(big), ref_sql(kind)]
-        res[f"bare_process_{kind}"] = median_of(lambda: run_cli(argv, env), r)
+        res[f"bare_process_{kind}"] = median_of(lambda: run_cli(argv, env), r, lambda: read_through(big))
     res["cli_help"] = median_of(lambda: run_cli(tc + ["--help"], env), r)
     res["cli_stats_small"] = median_of(lambda: run_cli(tc + ["--db", str(small), "stats"], env), r)
     heavy = {  # timed alternately with --before-tree's toolctl, when given
@@ -259,14 +274,17 @@ def main() -> None:
     for _ in range(r):
         for name, (argv, expect) in heavy.items():
             for suffix, (tree_env, cwd) in trees.items():
+                read_through(big)  # not timed: every run starts from a warm OS page cache
                 started = time.perf_counter()
                 run_cli(tc + db + argv, tree_env, expect=expect, cwd=cwd)
                 times.setdefault(name + suffix, []).append(time.perf_counter() - started)
     res.update({k: statistics.median(v) for k, v in times.items()})
     res["cli_audit_trace_id"] = median_of(
-        lambda: run_cli(tc + db + ["audit", "search", "--trace-id", trace_id, "--format", "json"], env), r)
+        lambda: run_cli(tc + db + ["audit", "search", "--trace-id", trace_id, "--format", "json"], env), r,
+        lambda: read_through(big))
     res["cli_audit_call_id"] = median_of(
-        lambda: run_cli(tc + db + ["audit", "search", "--call-id", call_id, "--format", "json"], env), r)
+        lambda: run_cli(tc + db + ["audit", "search", "--call-id", call_id, "--format", "json"], env), r,
+        lambda: read_through(big))
 
     targets = [
         ("stats --by tool", res["cli_stats_by_tool"], res["bare_ref_by_tool"] + 0.4,
