@@ -17,12 +17,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Callable
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from toolctl.errors import UsageError
 
 
-class RejectsQuery(BaseModel):
+class Request(BaseModel):
+    """A read or write operation's parameters. Validators are built on first use, not at
+    import: a command uses one of these models, and building all of them cost every
+    command ~20 ms of start-up."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
+class RejectsQuery(Request):
     """``toolctl rejects``: which rejected lines to list."""
 
     source: str | None = None
@@ -77,36 +85,36 @@ def _event_filter_type() -> Any:
     return EventFilter
 
 
-class AuditSearch(BaseModel):
+class AuditSearch(Request):
     """``toolctl audit search``: an EventFilter (pydantic validates the dataclass) and a limit."""
 
     filter: _event_filter_type()  # type: ignore[valid-type]
     limit: int = Field(100, ge=1)
 
 
-class AuditExport(BaseModel):
+class AuditExport(Request):
     filter: _event_filter_type()  # type: ignore[valid-type]
     fmt: str
     path: str  # absolute: the server writes it when it holds the store (same host)
 
 
-class AuditDuplicates(BaseModel):
+class AuditDuplicates(Request):
     tool: str | None = None
     since: datetime | None = None
     until: datetime | None = None
     limit: int = Field(100, ge=1)
 
 
-class AuditId(BaseModel):
+class AuditId(Request):
     id: str
 
 
-class AuditLog(BaseModel):
+class AuditLog(Request):
     kind: str | None = None
     limit: int = Field(100, ge=1)
 
 
-class NoArgs(BaseModel):
+class NoArgs(Request):
     pass
 
 
@@ -160,14 +168,14 @@ def _audit_verify(store: Any, q: NoArgs) -> Any:
     return verify(store).to_dict()
 
 
-class DbPrune(BaseModel):
+class DbPrune(Request):
     """``toolctl db prune``: remove whole batches whose data is all older than ``cutoff``."""
 
     cutoff: datetime
     older_than: str | None = None
 
 
-class DbBackup(BaseModel):
+class DbBackup(Request):
     path: str  # absolute: the server writes it when it holds the store (same host)
     force: bool = False
 
@@ -192,7 +200,7 @@ def _db_backup(store: Any, q: DbBackup) -> Any:
     return jsonable(backup_store(store, Path(q.path), force=q.force))
 
 
-class LakeExport(BaseModel):
+class LakeExport(Request):
     """``toolctl lake export``: the lake directory (absolute) and an optional window."""
 
     lake: str
@@ -200,12 +208,12 @@ class LakeExport(BaseModel):
     until: datetime | None = None
 
 
-class LakeCompact(BaseModel):
+class LakeCompact(Request):
     lake: str
     before: datetime | None = None
 
 
-class LakeVerify(BaseModel):
+class LakeVerify(Request):
     lake: str
 
 
@@ -249,7 +257,7 @@ READS: dict[str, tuple[Callable[[], type[BaseModel]], Callable[[Any, Any], Any]]
 def _gate_model() -> type[BaseModel]:
     from toolctl.gate.runbook import Runbook
 
-    class GateOp(BaseModel):
+    class GateOp(Request):
         """``toolctl gate``: the runbook travels whole (with its content hash)."""
 
         baseline: str
@@ -272,7 +280,7 @@ def _gate(store: Any, q: Any) -> Any:
 def _runbook_model() -> type[BaseModel]:
     from toolctl.gate.runbook import Runbook
 
-    class RunbookOp(BaseModel):
+    class RunbookOp(Request):
         """``toolctl runbook run``: a single-window runbook over [since, until)."""
 
         runbook: Runbook
