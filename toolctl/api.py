@@ -24,8 +24,8 @@ from toolctl.errors import UsageError
 
 class Request(BaseModel):
     """A read or write operation's parameters. Validators are built on first use, not at
-    import: a command uses one of these models, and building all of them cost every
-    command ~20 ms of start-up."""
+    import: a command uses one of these models, and building all of them at import made
+    this module's own import time ~19 ms instead of ~10 (every command imports it)."""
 
     model_config = ConfigDict(defer_build=True)
 
