@@ -185,13 +185,25 @@ _ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=
 
 def typed_json(v: Any) -> str:
     """``typed_value`` as compact JSON text (integers exact, doubles keep a '.' or exponent)."""
-    if type(v) is dict and (len(v) != 1 or next(iter(v)) not in MARKERS) \
-            and _SCALARS.issuperset(map(type, v.values())):
-        try:  # the common flat attribute map: nothing to rewrite unless a double is not finite
-            return _ENCODE(v)
-        except ValueError:
-            pass
+    if type(v) is dict and (len(v) != 1 or next(iter(v)) not in MARKERS):
+        types = set(map(type, v.values()))
+        if _SCALARS.issuperset(types) and (float not in types or all(
+                x - x == 0 for x in v.values() if type(x) is float)):
+            # The common flat attribute map of finite scalars, nothing to rewrite: orjson,
+            # ~5x faster than the standard encoder, and this runs for every span the
+            # collector receives. Same text (tests/test_collector_mapping.py), except that
+            # a double below 1e-4 may be written 0.0000x rather than x e-05.
+            try:
+                return _orjson().dumps(v).decode("utf-8")
+            except (TypeError, ValueError):  # a lone surrogate, an int beyond 64 bits
+                pass
     return _ENCODE(typed_value(v))
+
+
+def _orjson():
+    import orjson
+
+    return orjson
 
 
 def _name_from_span(name: str) -> str:

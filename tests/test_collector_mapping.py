@@ -115,3 +115,29 @@ def test_typed_json_keeps_every_otlp_type_distinguishable():
     assert [type(x) for x in back["arr"]] == [int, float, type(None)]
     assert back["kv"] == {"$kvlist": {"$bytes": "looks like a marker"}}
     assert not math.isnan(back["d"])
+
+
+def test_typed_json_of_a_flat_map_is_the_standard_encoders_text():
+    # Flat maps of finite scalars (almost every span's attributes) take orjson; the text
+    # must be what the standard encoder writes (doubles below 1e-4 may be spelled without
+    # an exponent: the same value). Anything orjson would write differently or refuse
+    # (a non-finite double, a lone surrogate, an int beyond 64 bits) takes the standard one.
+    import random
+
+    enc = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+    rng = random.Random(5)
+    chars = [chr(c) for c in [*range(0x80), 0xa0, 0xe9, 0x2028, 0x2029, 0xfeff, 0x4e2d, 0x1f600]]
+    values = [0, -1, 2**63 - 1, -(2**63), True, False, None, 0.98, 1.0, -0.0, 1e16, 1e300,
+              123456789012345.6, 2.5e-5, 2**64, 10**30, "x\ud800y"]
+    for _ in range(20_000):
+        d = {"".join(rng.choices(chars, k=rng.randint(0, 5))):
+             rng.choice(values) if rng.random() < 0.5 else "".join(rng.choices(chars, k=rng.randint(0, 9)))
+             for _ in range(rng.randint(0, 6))}
+        got = typed_json(d)
+        if 2.5e-5 in d.values():
+            assert json.loads(got) == json.loads(enc(d))
+        else:
+            assert got == enc(d), d
+    assert typed_json({"a": float("nan"), "b": 1}) == '{"a":{"$double":"NaN"},"b":1}'
+    assert typed_json({"a": float("inf")}) == '{"a":{"$double":"Infinity"}}'
+    assert typed_json({"big": 2**64}) == '{"big":18446744073709551616}'
