@@ -29,6 +29,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 #: Values that name an authentication/authorization failure (error.type,
 #: rpc.response.status_code, or an HTTP status given as a string).
 AUTH_CODES = frozenset({"401", "403", "UNAUTHENTICATED", "PERMISSION_DENIED"})
@@ -194,16 +196,10 @@ def typed_json(v: Any) -> str:
             # collector receives. Same text (tests/test_collector_mapping.py), except that
             # a double below 1e-4 may be written 0.0000x rather than x e-05.
             try:
-                return _orjson().dumps(v).decode("utf-8")
+                return orjson.dumps(v).decode("utf-8")
             except (TypeError, ValueError):  # a lone surrogate, an int beyond 64 bits
                 pass
     return _ENCODE(typed_value(v))
-
-
-def _orjson():
-    import orjson
-
-    return orjson
 
 
 def _name_from_span(name: str) -> str:

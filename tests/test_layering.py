@@ -52,12 +52,31 @@ def test_only_the_store_imports_duckdb_at_module_level():
     assert not offenders
 
 
-def test_cli_help_does_not_import_heavy_modules():
+def _imported_by(code: str, modules: tuple[str, ...]) -> list[str]:
+    """Which of ``modules`` a fresh interpreter has imported after running ``code``."""
     import subprocess
     import sys
 
-    code = ("import sys; from toolctl.cli import app; "
-            "heavy = [m for m in ('duckdb', 'pyarrow', 'opentelemetry', 'numpy', 'scipy', 'httpx') if m in sys.modules]; "
-            "print(','.join(heavy))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
-    assert out == "", f"imported at CLI start-up: {out}"
+    probe = f"{code}\nimport sys\nprint(','.join(m for m in {modules!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    return [m for m in out.strip().split(",") if m]
+
+
+def test_cli_help_does_not_import_heavy_modules():
+    heavy = _imported_by("from toolctl.cli import app",
+                         ("duckdb", "pyarrow", "opentelemetry", "numpy", "scipy", "httpx"))
+    assert heavy == [], f"imported at CLI start-up: {heavy}"
+
+
+def test_the_gates_statistics_do_not_import_scipy_stats():
+    # Importing scipy.stats (~0.9 CPU-seconds) beside DuckDB's count slowed the 10M-event
+    # gate by ~0.7 s; only arms of 8 or fewer values may still need it (exact Mann-Whitney).
+    code = "\n".join([
+        "import numpy as np",
+        "from toolctl.gate import statistics as st",
+        "rng = np.random.default_rng(1)",
+        "c, b = np.sort(rng.lognormal(3, .5, 500)), np.sort(rng.lognormal(3, .5, 400))",
+        "st.mann_whitney_shift(c, b); st.quantile_interval(c, 0.95, 0.95)",
+        "st.newcombe_diff(3, 100, 1, 90); st.welch_diff(1, 2, 30, 1.5, 2, 40)",
+    ])
+    assert _imported_by(code, ("scipy.special", "scipy.stats")) == ["scipy.special"]
