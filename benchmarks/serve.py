@@ -262,6 +262,12 @@ def wait_http(url: str, proc: subprocess.Popen, timeout: float, what: str) -> No
         time.sleep(0.2)
 
 
+def e2e_rate(load: dict, spans: int, end: float | None = None) -> float:
+    """End-to-end spans/s: ``spans`` over the time from the common start to ``end`` (default:
+    the last 2xx answer)."""
+    return spans / max((load["last_ok"] if end is None else end) - load["t0"], 1e-9)
+
+
 def load_then_stop(proc: subprocess.Popen, log: Any, base: str, health: str, what: str,
                    args: argparse.Namespace) -> tuple[dict, int]:
     """Wait until ``proc`` answers ``health``, run the load at its /v1/traces, stop it (SIGTERM).
@@ -338,7 +344,7 @@ def bench_toolctl(args: argparse.Namespace, work: Path) -> dict:
     finally:
         con.close()
     return {**load, "stored": stored, "auth_failure_calls": calls,
-            "e2e_per_s": load["acked"] / max(load["last_ok"] - load["t0"], 1e-9)}
+            "e2e_per_s": e2e_rate(load, load["acked"])}
 
 
 #: The reference receiver: reads each request's body and answers 200 with an empty
@@ -367,7 +373,7 @@ def bench_null(args: argparse.Namespace, work: Path) -> dict:
     proc = subprocess.Popen([sys.executable, "-c", NULL_RECEIVER, str(port)], stdout=log,
                             stderr=subprocess.STDOUT)
     load, _ = load_then_stop(proc, log, f"http://127.0.0.1:{port}", "/", "the null receiver", args)
-    return {**load, "stored": None, "e2e_per_s": load["acked"] / max(load["last_ok"] - load["t0"], 1e-9)}
+    return {**load, "stored": None, "e2e_per_s": e2e_rate(load, load["acked"])}
 
 
 PHOENIX_COUNT = "SELECT count(*) FROM spans"
@@ -429,7 +435,7 @@ def bench_phoenix(args: argparse.Namespace, work: Path) -> dict | str:
         log.close()
     stored = phoenix_count(db)
     end = max(load["last_ok"], t_last_growth if stored else load["last_ok"])
-    return {**load, "stored": stored, "e2e_per_s": min(load["acked"], stored) / max(end - load["t0"], 1e-9)}
+    return {**load, "stored": stored, "e2e_per_s": e2e_rate(load, min(load["acked"], stored), end)}
 
 
 # -- report ----------------------------------------------------------------------------------
