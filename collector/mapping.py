@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -211,11 +212,19 @@ def _name_from_span(name: str) -> str:
     return name
 
 
+#: An integer written as text: ASCII digits with an optional sign, at most 20 characters
+#: (int() would also take "4_01", "²" or a 5000-digit string, and fail or run long).
+_INT_TEXT = re.compile(r"[+-]?[0-9]{1,19}")
+
+
 def _as_int(v: Any) -> int | None:
+    """An attribute as an integer, or None when it is not one (never raises: a value the
+    mapping cannot use is ignored, the span is still kept)."""
     if type(v) is int:
         return v
-    if type(v) is str and v.strip().lstrip("+-").isdigit():
-        return int(v)
+    if type(v) is str:
+        text = v.strip()
+        return int(text) if _INT_TEXT.fullmatch(text) else None
     if type(v) is float and v.is_integer():
         return int(v)
     return None
@@ -227,7 +236,12 @@ def _text(v: Any) -> str:
         return v
     if isinstance(v, bytes):
         return v.hex()
-    return json.dumps(v) if isinstance(v, (list, dict, bool)) else str(v)
+    if isinstance(v, (list, dict, bool)):
+        try:
+            return json.dumps(v)
+        except (TypeError, ValueError):  # bytes inside an array or kvlist
+            return typed_json(v)
+    return str(v)
 
 
 def _first_str(attrs: dict[str, Any], keys: tuple[str, ...]) -> str | None:
@@ -246,19 +260,40 @@ def _first_text(attrs: dict[str, Any], keys: tuple[str, ...]) -> str | None:
     return None
 
 
+#: A \u escape of a UTF-16 surrogate: Python's JSON decoder takes one without its pair,
+#: DuckDB's JSON type does not (a truncated emoji, as an LLM may write one).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
 def _payload_json(attrs: dict[str, Any], keys: tuple[str, ...]) -> str | None:
     """Arguments/results as JSON text: a string holding a JSON object or array is that
-    document; any other value is kept as the JSON value it is (strings stay strings)."""
+    document; any other value is kept as the JSON value it is (strings stay strings).
+
+    Only a document DuckDB also reads as JSON is kept as one: one with an unpaired
+    surrogate escape is kept as the string it is."""
     for key in keys:
         if key not in attrs:
             continue
         v = attrs[key]
         if isinstance(v, str) and v[:1] in ("{", "["):
             try:
-                _STRICT_JSON.decode(v)
-            except ValueError:
+                doc = _STRICT_JSON.decode(v)
+            except (ValueError, RecursionError):
                 pass
             else:
-                return v
+                if not (_SURROGATE_ESCAPE.search(v) and has_unpaired_surrogate(doc)):
+                    return v
         return typed_json(v)
     return None
+
+
+def has_unpaired_surrogate(value: Any) -> bool:
+    """Does a decoded JSON value hold a string (or key) with a UTF-16 surrogate out of its
+    pair? Such text is not Unicode: it cannot be stored, and DuckDB refuses it as JSON."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    except (TypeError, ValueError, RecursionError):  # not JSON-shaped: decided elsewhere
+        return False
+    return False

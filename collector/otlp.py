@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from collector.mapping import map_span, typed_json, typed_value
+from collector.mapping import has_unpaired_surrogate, map_span, typed_json, typed_value
 from toolctl.errors import InputError
 
 Encoding = Literal["json", "protobuf"]
@@ -35,6 +35,13 @@ _SPAN_ID = re.compile(r"[0-9a-fA-F]{16}")
 _ZERO_TRACE = "0" * 32
 _ZERO_SPAN = "0" * 16
 _INT64_MAX = 2**63 - 1
+_INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
+_UINT32_MAX = 2**32 - 1
+#: A JSON \u escape of a UTF-16 surrogate (a request without one cannot hold an unpaired one).
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+#: What a document with an unpaired surrogate is refused with.
+_NOT_UNICODE = ("holds a string with an unpaired UTF-16 surrogate escape (\\ud800-\\udfff without "
+                "its pair): not valid Unicode")
 _SPAN_KINDS = {"SPAN_KIND_UNSPECIFIED": 0, "SPAN_KIND_INTERNAL": 1, "SPAN_KIND_SERVER": 2,
                "SPAN_KIND_CLIENT": 3, "SPAN_KIND_PRODUCER": 4, "SPAN_KIND_CONSUMER": 5}
 _STATUS_CODES = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}
@@ -68,6 +75,12 @@ class TraceIngestResult:
 
 class _SpanError(ValueError):
     """One span cannot be stored; the message is the reason."""
+
+
+#: What decoding one OTLP/JSON span (or its resource or scope) raises when it cannot be
+#: stored: a reason for that span alone, never a failure of the whole request.
+_JSON_SPAN_ERRORS = (_SpanError, ValueError, TypeError, AttributeError, KeyError, OverflowError,
+                     RecursionError)
 
 
 # Column order of the builder = the `spans` table's columns before batch_id, source.
@@ -136,9 +149,12 @@ class SpanBatch:
         ))
 
     # -- OTLP/JSON -----------------------------------------------------------------------
-    def add_json_request(self, doc: Any, line_no: int | None = None) -> None:
+    def add_json_request(self, doc: Any, line_no: int | None = None, raw: bytes | None = None) -> None:
         """Append the spans of one decoded OTLP/JSON ExportTraceServiceRequest.
 
+        ``raw``: the JSON text ``doc`` was decoded from. Only a text with a surrogate escape
+        can hold an unpaired surrogate, so only then (or without ``raw``) is each resource,
+        scope and span checked for one; such an entry is refused like any other.
         Raises OTLPDecodeError when ``doc`` is not such a request at all."""
         if not isinstance(doc, dict):
             raise OTLPDecodeError("OTLP/JSON payload is not a JSON object",
@@ -147,16 +163,20 @@ class SpanBatch:
         if not isinstance(rss, list):
             raise OTLPDecodeError("OTLP/JSON resourceSpans is not an array",
                                   hint="send an ExportTraceServiceRequest: {\"resourceSpans\": [...]}")
+        check_unicode = raw is None or _SURROGATE_ESCAPE.search(raw) is not None
         for i, rs in enumerate(rss):
             where = f"resourceSpans[{i}]"
             try:
                 if not isinstance(rs, dict):
                     raise _SpanError("is not an object")
-                resource = _Resource(_json_attrs((rs.get("resource") or {}).get("attributes")))
                 scopes = rs.get("scopeSpans", rs.get("scope_spans")) or []
+                if check_unicode and has_unpaired_surrogate(
+                        {k: v for k, v in rs.items() if k not in ("scopeSpans", "scope_spans")}):
+                    raise _SpanError("resource " + _NOT_UNICODE)
+                resource = _Resource(_json_attrs((rs.get("resource") or {}).get("attributes")))
                 if not isinstance(scopes, list):
                     raise _SpanError("scopeSpans is not an array")
-            except (_SpanError, ValueError, TypeError, AttributeError, KeyError) as exc:
+            except _JSON_SPAN_ERRORS as exc:
                 self.reject(line_no, f"{where}: {exc}", rs, spans=_count_spans(rs))
                 continue
             for j, ss in enumerate(scopes):
@@ -164,19 +184,22 @@ class SpanBatch:
                 try:
                     if not isinstance(ss, dict):
                         raise _SpanError("is not an object")
+                    if check_unicode and has_unpaired_surrogate({k: v for k, v in ss.items() if k != "spans"}):
+                        raise _SpanError("scope " + _NOT_UNICODE)
                     scope = ss.get("scope") or {}
                     scope_name, scope_version = _opt_str(scope.get("name")), _opt_str(scope.get("version"))
                     spans = ss.get("spans") or []
                     if not isinstance(spans, list):
                         raise _SpanError("spans is not an array")
-                except (_SpanError, ValueError, TypeError, AttributeError) as exc:
+                except _JSON_SPAN_ERRORS as exc:
                     self.reject(line_no, f"{swhere}: {exc}", ss, spans=_count_spans({"scopeSpans": [ss]}))
                     continue
                 for k, sp in enumerate(spans):
                     try:
+                        if check_unicode and has_unpaired_surrogate(sp):
+                            raise _SpanError("span " + _NOT_UNICODE)
                         self._add_json_span(sp, resource, scope_name, scope_version)
-                    except (_SpanError, ValueError, TypeError, AttributeError, KeyError,
-                            OverflowError) as exc:
+                    except _JSON_SPAN_ERRORS as exc:
                         self.reject(line_no, f"{swhere}.spans[{k}]: {exc}", sp)
 
     def _add_json_span(self, sp: Any, resource: _Resource, scope_name: str | None,
@@ -190,19 +213,22 @@ class SpanBatch:
             parent=_parent_id(sp.get("parentSpanId")),
             trace_state=_opt_str(sp.get("traceState")),
             name=_opt_str(sp.get("name")) or "",
-            kind=_enum(sp.get("kind"), _SPAN_KINDS, "kind"),
+            # Protobuf's types bound these (int32 enums, fixed32 flags, uint32 counts);
+            # a JSON number does not, and the columns must hold it.
+            kind=_ranged(_enum(sp.get("kind"), _SPAN_KINDS, "kind"), _INT32_MIN, _INT32_MAX, "kind"),
             start=_int(sp.get("startTimeUnixNano"), "startTimeUnixNano"),
             end=_int(sp.get("endTimeUnixNano"), "endTimeUnixNano"),
-            status_code=_enum(status.get("code"), _STATUS_CODES, "status.code"),
+            status_code=_ranged(_enum(status.get("code"), _STATUS_CODES, "status.code"),
+                                _INT32_MIN, _INT32_MAX, "status.code"),
             status_message=_opt_str(status.get("message")),
-            flags=_int(sp.get("flags"), "flags") if sp.get("flags") is not None else None,
+            flags=_ranged(_int(sp.get("flags"), "flags"), 0, _UINT32_MAX, "flags")
+            if sp.get("flags") is not None else None,
             resource=resource, scope_name=scope_name, scope_version=scope_version,
             attrs=_json_attrs(sp.get("attributes")),
             events=[_json_event(e) for e in sp.get("events") or ()],
             links=[_json_link(li) for li in sp.get("links") or ()],
-            dropped=(_int(sp.get("droppedAttributesCount"), "droppedAttributesCount"),
-                     _int(sp.get("droppedEventsCount"), "droppedEventsCount"),
-                     _int(sp.get("droppedLinksCount"), "droppedLinksCount")),
+            dropped=tuple(_ranged(_int(sp.get(name), name), 0, _UINT32_MAX, name) for name in
+                          ("droppedAttributesCount", "droppedEventsCount", "droppedLinksCount")),
         )
 
     # -- protobuf ------------------------------------------------------------------------
@@ -302,7 +328,8 @@ def _arrow_type(name: str, pa: Any) -> Any:
 def _count_spans(rs: Any) -> int:
     """Spans inside a refused resourceSpans entry, as far as they can be counted (≥ 1)."""
     try:
-        n = sum(len(ss.get("spans") or ()) for ss in rs.get("scopeSpans") or ())
+        scopes = rs.get("scopeSpans", rs.get("scope_spans")) or ()
+        n = sum(len(ss.get("spans") or ()) for ss in scopes)
     except (AttributeError, TypeError):
         return 1
     return max(n, 1)
@@ -354,6 +381,12 @@ def _int(v: Any, what: str) -> int:
     elif type(v) is float and v.is_integer():
         return int(v)
     raise _SpanError(f"{what} {v!r} is not an integer")
+
+
+def _ranged(n: int, lo: int, hi: int, what: str) -> int:
+    if not lo <= n <= hi:
+        raise _SpanError(f"{what} {n} is out of range ({lo}..{hi})")
+    return n
 
 
 def _enum(v: Any, names: dict[str, int], what: str) -> int:
@@ -516,10 +549,19 @@ def _pb_text(sp: Any) -> str:
 
 
 def _raw_text(raw: Any) -> str:
+    """A refused document as text for the rejects table: valid Unicode whatever it holds
+    (an unpaired surrogate is written as its escape)."""
     try:
-        return json.dumps(raw, ensure_ascii=False, default=repr)[:_REJECT_RAW_CHARS]
-    except ValueError:
-        return repr(raw)[:_REJECT_RAW_CHARS]
+        text = json.dumps(raw, ensure_ascii=False, default=repr)[:_REJECT_RAW_CHARS]
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return json.dumps(raw, default=repr)[:_REJECT_RAW_CHARS]
+    except (ValueError, RecursionError):
+        try:
+            return ascii(raw)[:_REJECT_RAW_CHARS]
+        except RecursionError:
+            return f"({type(raw).__name__} nested too deeply to show)"
 
 
 # -- the entry point -----------------------------------------------------------------------
@@ -532,7 +574,10 @@ def decode_request(payload: bytes, encoding: Encoding) -> SpanBatch:
         except (ValueError, UnicodeDecodeError) as exc:
             raise OTLPDecodeError(f"OTLP/JSON payload is not valid JSON: {exc}",
                                   hint="send an ExportTraceServiceRequest as JSON") from exc
-        batch.add_json_request(doc)
+        except RecursionError:
+            raise OTLPDecodeError("OTLP/JSON payload is nested too deeply to decode",
+                                  hint="send an ExportTraceServiceRequest as JSON") from None
+        batch.add_json_request(doc, raw=payload)
     elif encoding == "protobuf":
         batch.add_protobuf_request(payload)
     else:
@@ -617,8 +662,8 @@ class SpanWrite:
         for w in writes:
             b = w.batch
             message = None
-            if b.rejects:
-                message = f"{len(b.rejects)} span(s) rejected; first: {b.rejects[0][1]}"
+            if b.rejects:  # a refused resource or scope entry counts each span in it
+                message = f"{b.rejected_spans} span(s) rejected; first: {b.rejects[0][1]}"
             if merged:
                 new, stored, tools = written.new_keys, 0, 0
                 for row in b.rows:
@@ -689,7 +734,7 @@ def ingest_otlp_file(store: Any, stream: Any, *, fmt: str, source: str, kind: st
     else:
         try:
             doc, whole_error = json.loads(data), None
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             doc, whole_error = None, exc
         if doc is not None or not _first_line_is_json(data):
             if whole_error is not None:
@@ -702,8 +747,9 @@ def ingest_otlp_file(store: Any, stream: Any, *, fmt: str, source: str, kind: st
                     continue
                 try:
                     doc = json.loads(line)
-                except (ValueError, UnicodeDecodeError) as exc:
-                    batch.reject(line_no, f"line is not valid JSON: {exc}", _text_of(line))
+                except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+                    batch.reject(line_no, f"line is not valid JSON: {exc}",
+                                 _text_of(line))
                     continue
                 _add_json_doc(batch, doc, line_no, line)
                 if len(batch) >= FILE_BATCH_SPANS:
@@ -723,7 +769,7 @@ def _add_json_doc(batch: SpanBatch, doc: Any, line_no: int | None, raw: bytes) -
                      _text_of(raw))
         return
     try:
-        batch.add_json_request(doc, line_no)
+        batch.add_json_request(doc, line_no, raw)
     except OTLPDecodeError as exc:
         batch.reject(line_no, exc.message, _text_of(raw))
 
@@ -736,7 +782,7 @@ def _first_line_is_json(data: bytes) -> bool:
         if b"resourceSpans" in line:
             try:
                 doc = json.loads(line)
-            except (ValueError, UnicodeDecodeError):
+            except (ValueError, UnicodeDecodeError, RecursionError):
                 continue
             if isinstance(doc, dict) and "resourceSpans" in doc:
                 return True

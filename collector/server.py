@@ -46,6 +46,8 @@ READ_CURSORS = 4
 PREPARE_CURSORS = 2
 #: Largest request body of a read operation (a pydantic request model as JSON).
 MAX_READ_REQUEST_BYTES = 1024 * 1024
+#: Largest X-Toolctl-First-Line (a forwarded ingest's line number).
+MAX_FIRST_LINE = 2**62
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -97,14 +99,19 @@ async def read_body(request: Any, limit: int) -> bytes:
         if declared_n > limit:
             raise HTTPProblem(413, f"body of {declared_n} bytes exceeds the limit of {limit} bytes "
                                    "(--max-body-bytes): split the request")
+    from starlette.requests import ClientDisconnect
+
     parts: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HTTPProblem(413, f"body exceeds the limit of {limit} bytes (--max-body-bytes): "
-                                   "split the request")
-        parts.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise HTTPProblem(413, f"body exceeds the limit of {limit} bytes (--max-body-bytes): "
+                                       "split the request")
+            parts.append(chunk)
+    except ClientDisconnect:  # nothing was stored; nobody is left to answer
+        raise HTTPProblem(400, f"the client disconnected after {size} bytes of the body") from None
     body = b"".join(parts)
     if encoding == "gzip":
         body = await run_in_threadpool(gunzip_bounded, body, limit)
@@ -246,8 +253,10 @@ def log_bodies(payload: bytes, encoding: str) -> list[tuple[str, Any]]:
                     body = rec.get("body")
                     out.append((f"resourceLogs[{i}].scopeLogs[{j}].logRecords[{k}]",
                                 None if body is None else _json_any(body)))
-    except (ValueError, TypeError, AttributeError, UnicodeDecodeError) as exc:
+    except (ValueError, TypeError, AttributeError, UnicodeDecodeError, OverflowError) as exc:
         raise HTTPProblem(400, f"body is not an ExportLogsServiceRequest (OTLP/JSON): {exc}") from None
+    except RecursionError:
+        raise HTTPProblem(400, "body is not an ExportLogsServiceRequest (OTLP/JSON): nested too deeply") from None
     return out
 
 
@@ -420,12 +429,12 @@ def create_app(store: Any, config: ServerConfig) -> Any:
             if mt not in NDJSON_TYPES:
                 raise HTTPProblem(415, f"unsupported Content-Type {mt or '(none)'!r}: send JSON lines "
                                        "as application/x-ndjson")
-            try:
+            try:  # line numbers are BIGINTs: room to count the body's lines on from there
                 first_line = int(request.headers.get("x-toolctl-first-line", "1"))
-                if first_line < 1:
+                if not 1 <= first_line <= MAX_FIRST_LINE:
                     raise ValueError
             except ValueError:
-                raise HTTPProblem(400, "X-Toolctl-First-Line must be a positive integer") from None
+                raise HTTPProblem(400, f"X-Toolctl-First-Line must be an integer from 1 to {MAX_FIRST_LINE}") from None
             kind = request.headers.get("x-toolctl-kind", "http")
             if kind not in ("http", "file", "stdin"):
                 raise HTTPProblem(400, "X-Toolctl-Kind must be http, file or stdin")

@@ -66,11 +66,12 @@ class Served:
         return httpx.post(self.url + path, content=content, headers=headers, timeout=60)
 
     def stop(self) -> int:
-        """SIGTERM and wait: the exit code."""
+        """SIGTERM and wait: the exit code (what it wrote to stderr: ``proc_stderr``)."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
-            return self.proc.wait(timeout=60)
+            _, self.proc_stderr = self.proc.communicate(timeout=60)
+            return self.proc.returncode
         finally:
             self.proc.stdout.close()
             self.proc.stderr.close()
@@ -219,6 +220,76 @@ def test_traces_json_gzip_stores_spans_and_reports_rejected_ones(serve):
     assert json.loads(stats.stdout)[0]["calls"] == 1 and json.loads(stats.stdout)[0]["p50_ms"] == 7.0
     assert s.stop() == 0
     assert table_counts(s.db)["spans"] == 1
+
+
+
+def test_hostile_span_values_never_fail_the_request_and_cost_at_most_their_own_span(serve):
+    """Found by fuzzing: each of these answered 500 and lost every span of its request."""
+    s = serve()
+    t0 = 1_764_000_000_000_000_000
+    tool = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "lookup"}
+
+    def post(*spans, **rs):
+        doc = {"resourceSpans": [{"scopeSpans": [{"spans": list(spans)}], **rs}]}
+        return s.post("/v1/traces", json.dumps(doc).encode(), {"Content-Type": "application/json"})
+
+    def sp(i: int, **fields) -> dict:
+        return {**_otlp_json_span("ab" * 16, f"{i:016x}", t0, t0 + 5_000_000, **tool), **fields}
+
+    # An unpaired surrogate escape in a span's strings: that span is refused, the rest stored.
+    r = post(sp(1, name="\ud800"), sp(2))
+    assert r.status_code == 200, r.text
+    assert r.json()["partialSuccess"]["rejectedSpans"] == 1
+    assert "surrogate" in r.json()["partialSuccess"]["errorMessage"]
+    # Numbers beyond what their fields can hold (protobuf's types bound them, JSON does not).
+    for i, fields in enumerate([{"kind": 2**40}, {"status": {"code": 2**40}}, {"flags": 2**64},
+                                {"droppedAttributesCount": 2**64}], start=3):
+        r = post(sp(i, **fields))
+        assert r.status_code == 200 and r.json()["partialSuccess"]["rejectedSpans"] == 1, (fields, r.text)
+    # Attribute values the tool-call mapping cannot use are ignored: the span is kept.
+    odd = [("http.response.status_code", {"stringValue": "+-401"}),
+           ("http.status_code", {"stringValue": "\u00b2"}),
+           ("toolctl.attempt", {"stringValue": "9" * 5000}),
+           ("gen_ai.tool.call.id", {"arrayValue": {"values": [{"bytesValue": "AAE="}]}}),
+           ("error.type", {"kvlistValue": {"values": [{"key": "b", "value": {"bytesValue": "AAE="}}]}}),
+           # JSON arguments with half an emoji: DuckDB refuses it as JSON, so it stays a string
+           ("gen_ai.tool.call.arguments", {"stringValue": '{"q": "smile \\ud83d"}'})]
+    for i, (key, value) in enumerate(odd, start=10):
+        span = sp(i)
+        span["attributes"].append({"key": key, "value": value})
+        r = post(span)
+        assert r.status_code == 200 and r.json() == {}, (key, r.text)
+    # A refused resource counts every span in it, also under the snake_case alias.
+    r = post(sp(20), sp(21), sp(22), resource="not an object")
+    assert r.json()["partialSuccess"]["rejectedSpans"] == 3
+    doc = {"resourceSpans": [{"resource": "x", "scope_spans": [{"spans": [sp(23), sp(24), sp(25)]}]}]}
+    r = s.post("/v1/traces", json.dumps(doc).encode(), {"Content-Type": "application/json"})
+    assert r.json()["partialSuccess"]["rejectedSpans"] == 3
+    assert r.json()["partialSuccess"]["errorMessage"].startswith("3 span(s) rejected")
+    # Undecodable bodies are 400, not 500.
+    deep = b"[" * 100_000 + b"]" * 100_000
+    assert s.post("/v1/traces", deep, {"Content-Type": "application/json"}).status_code == 400
+    assert s.post("/v1/logs", deep, {"Content-Type": "application/json"}).status_code == 400
+    logs = b'{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":{"intValue":1e400}}]}]}]}'
+    assert s.post("/v1/logs", logs, {"Content-Type": "application/json"}).status_code == 400
+    r = s.post("/v1/tool-calls", ndjson([ev(1), ev(2)]), {**NDJSON, "X-Toolctl-First-Line": str(2**63 - 1)})
+    assert r.status_code == 400 and "X-Toolctl-First-Line" in r.json()["message"]
+    # A client that hangs up before its body is complete: nothing to answer, no traceback.
+    with socket.create_connection(("127.0.0.1", s.port)) as c:
+        c.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 1000\r\n\r\n{\"resourceSpans\"")
+    assert httpx.get(s.url + "/healthz").status_code == 200
+    assert s.stop() == 0
+    assert b"Traceback" not in s.proc_stderr, s.proc_stderr.decode()[-2000:]
+    stored = duckdb.connect(str(s.db), read_only=True)
+    try:
+        spans = stored.execute("SELECT count(*), count(*) FILTER (WHERE attempt = 1),"
+                               " count(*) FILTER (WHERE http_status IS NULL) FROM spans").fetchall()[0]
+        args = stored.execute("SELECT args FROM spans WHERE span_id = ?", [f"{15:016x}"]).fetchall()[0][0]
+    finally:
+        stored.close()
+    assert spans == (1 + len(odd), 1 + len(odd), 1 + len(odd))
+    assert json.loads(args) == '{"q": "smile \\ud83d"}'
 
 
 # -- refusals: status code, clear message, nothing stored ----------------------------------------

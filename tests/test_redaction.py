@@ -65,6 +65,25 @@ def test_secrets_in_args_messages_unknown_fields_and_rejects_are_not_in_the_file
     assert args["items"][0]["note"].startswith("key [REDACTED:api_key:")
 
 
+
+def test_a_rejected_line_with_a_secret_and_half_an_emoji_is_kept_redacted(tmp_path):
+    """Found by fuzzing: Python's JSON decoder keeps an unpaired surrogate escape, and the
+    redacted raw text could not be stored, which stopped the whole ingest with a traceback."""
+    docs = ['{"event_id": "u1", "ts": "2026-01-01T00:00:00Z", "tool": "t", "status": "ok",'
+            ' "latency_ms": 1, "args": {"password": "hunter22", "q": "smile \\ud83d"}}',
+            '{"api_key": "' + SECRETS["openai"] + '", "x": "\\udc00"',
+            json.dumps(event(2))]
+    db = tmp_path / "t.duckdb"
+    r = run_toolctl("--db", db, "ingest", "--format", "json", write_jsonl(tmp_path / "a.jsonl", docs))
+    assert r.returncode == 3 and "Traceback" not in r.stderr, r.stderr
+    summary = json.loads(r.stdout)
+    assert (summary["accepted"], summary["rejected"]) == (1, 2)
+    con = duckdb.connect(str(db), read_only=True)
+    raws = [row[0] for row in con.execute("SELECT raw FROM rejects ORDER BY line_no").fetchall()]
+    con.close()
+    assert "hunter22" not in raws[0] and "[REDACTED:password:" in raws[0] and "\\ud83d" in raws[0]
+    assert SECRETS["openai"] not in raws[1] and "\\udc00" in raws[1]
+
 def test_the_same_secret_gets_the_same_fingerprint_within_a_store_and_another_across_stores(tmp_path):
     docs = [event(1, args={"token": "abc-secret-1"}), event(2, args={"token": "abc-secret-1"}),
             event(3, args={"token": "other-secret"})]

@@ -256,7 +256,7 @@ class Redactor:
         """Redact a JSON document given as text (None stays None)."""
         if text is None:
             return None
-        return json.dumps(self.value(json.loads(text)), ensure_ascii=False, separators=(",", ":"))
+        return _dumps(self.value(json.loads(text)))
 
     def raw_line(self, line: str) -> str:
         """Redact a line that may not be valid JSON (a reject): try JSON, else text rules."""
@@ -265,7 +265,7 @@ class Redactor:
         except ValueError:
             doc = None
         if isinstance(doc, (dict, list)):
-            return json.dumps(self.value(doc), ensure_ascii=False, separators=(",", ":"))
+            return _dumps(self.value(doc))
         # Not JSON (or a bare scalar): sensitive "key": value pairs by regex, then patterns.
         return self.loose_text(line)
 
@@ -281,6 +281,18 @@ class Redactor:
             return m.group("pre") + json.dumps(self.marker(kind, val))
 
         return self.text(_RAW_KEY_VALUE.sub(key_sub, line))
+
+
+def _dumps(doc: Any) -> str:
+    """Compact JSON text that is valid Unicode: Python's decoder keeps an unpaired surrogate
+    escape (\\ud800 alone) as a character no UTF-8 column can hold, so such a document keeps
+    its escapes."""
+    text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(doc, separators=(",", ":"))
+    return text
 
 
 _RAW_KEY_VALUE = re.compile(
