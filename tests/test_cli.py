@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import csv
 import gzip
+import io
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -100,6 +104,40 @@ def test_stats_csv_has_a_header_and_group_keys(tmp_path):
     assert lines[0].startswith("version,attempts,calls,retries,errors,error_rate,auth_failures,p50_ms")
     assert len(lines) == 3
 
+
+
+def test_csv_quotes_a_group_key_holding_a_carriage_return(tmp_path):
+    db = tmp_path / "s.duckdb"
+    tools = ["\r\rover", "a,b", 'say "hi"', "two\nlines", "plain"]
+    write_jsonl(tmp_path / "a.jsonl", [event(i, tool=t) for i, t in enumerate(tools)])
+    run_toolctl("--db", db, "ingest", tmp_path / "a.jsonl")
+    proc = subprocess.run([sys.executable, "-m", "toolctl", "--db", str(db), "stats", "--by", "tool",
+                           "--format", "csv"], capture_output=True)  # bytes: no newline translation
+    assert proc.returncode == 0
+    rows = list(csv.reader(io.StringIO(proc.stdout.decode("utf-8"), newline="")))
+    assert rows[0][0] == "tool" and sorted(r[0] for r in rows[1:]) == sorted(tools)
+    assert proc.stdout.endswith(b"\n") and not proc.stdout.endswith(b"\r\n")
+
+
+def test_log_data_never_reaches_the_terminal_as_control_sequences(tmp_path):
+    """A tool name or message from a log could retitle, recolour or rewrite the operator's
+    terminal; human output shows such characters as escapes instead."""
+    db = tmp_path / "s.duckdb"
+    evil = "\x1b[31mRED\x1b]0;pwned\x07\u202eexe.txt"
+    write_jsonl(tmp_path / "a.jsonl", [event(1, tool=evil, message=evil, status="error", call_id="c1",
+                                             error_code=evil, version=evil)])
+    assert run_toolctl("--db", db, "ingest", tmp_path / "a.jsonl").returncode == 0
+    for env in ({}, {"FORCE_COLOR": "1", "TTY_COMPATIBLE": "1"}):  # piped, and as on a terminal
+        for args in (["stats", "--by", "tool"], ["audit", "search", "--tool", evil],
+                     ["stats", "--histogram", "--tool", evil], ["audit", "call", "c1"]):
+            proc = run_toolctl("--db", db, *args, env=env)
+            assert proc.returncode == 0, (args, proc.stderr)
+            for raw in ("\x1b[31mRED", "\x1b]0;", "\x07", "\u202e"):
+                assert raw not in proc.stdout, (args, env)
+            assert "\\x1b[31mRED" in proc.stdout, (args, proc.stdout)
+    # Machine formats keep the data exact.
+    doc = json.loads(run_toolctl("--db", db, "stats", "--by", "tool", "--format", "json").stdout)
+    assert doc[0]["tool"] == evil
 
 @pytest.mark.parametrize("args, needle", [
     (["--since", "yesterday"], "invalid --since"),

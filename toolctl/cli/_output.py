@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import sys
 from enum import Enum
 from typing import Any, Iterable, NoReturn, Sequence
@@ -32,26 +33,54 @@ class DocFormat(str, Enum):
 _stdout = None
 _stderr = None
 
+#: Characters that steer a terminal rather than print: C0 and C1 controls (ESC starts the
+#: colour, title, clipboard and hyperlink sequences; DEL) and the explicit bidi overrides
+#: and isolates, which reorder what is shown. Tab and newline print as themselves.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """Data (a tool name, a message, a raw line from a log) as text a terminal shows
+    rather than obeys: each control character becomes its escape, e.g. ``\\x1b``."""
+    if not _UNSAFE.search(text):
+        return text
+    return _UNSAFE.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", text)
+
+
+def _console(**kwargs: Any):
+    """A Rich console that never writes a control character taken from the data.
+
+    Tables escape their cells before they are measured (``table``); this is the net for
+    everything else printed: every segment of text, but not the control segments Rich
+    itself emits (cursor moves of a live display), is escaped just before it is written.
+    """
+    from rich.console import Console
+    from rich.segment import Segment
+
+    class _SafeConsole(Console):
+        def _render_buffer(self, buffer: Iterable[Segment]) -> str:
+            return super()._render_buffer(
+                Segment(printable(seg.text), seg.style, seg.control) if not seg.control else seg
+                for seg in buffer)
+
+    return _SafeConsole(**kwargs)
+
 
 def stdout():
     """Rich console on stdout (colour off for NO_COLOR and non-TTY, as Rich decides)."""
     global _stdout
     if _stdout is None:
-        from rich.console import Console
-
         # Piped output (files, CI logs, `less`) gets the table's natural width instead of
         # Rich's 80-column default, so nothing is truncated or cropped.
         width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 240
-        _stdout = Console(highlight=False, soft_wrap=False, width=width)
+        _stdout = _console(highlight=False, soft_wrap=False, width=width)
     return _stdout
 
 
 def stderr():
     global _stderr
     if _stderr is None:
-        from rich.console import Console
-
-        _stderr = Console(stderr=True, highlight=False)
+        _stderr = _console(stderr=True, highlight=False)
     return _stderr
 
 
@@ -80,10 +109,27 @@ def _write_lines(docs: Iterable[Any]) -> None:
 
 
 def print_csv(rows: Sequence[dict], columns: Sequence[str]) -> None:
-    writer = csv.DictWriter(sys.stdout, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    """RFC 4180 fields, one row per line ending in "\\n".
+
+    The writer quotes a field holding any character of its line terminator, so it is given
+    "\\r\\n" (a group key with a lone CR is quoted too, as readers split rows there) and each
+    row's terminator is then written as "\\n".
+    """
+    import io
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore", lineterminator="\r\n")
+
+    def flush() -> None:
+        sys.stdout.write(buf.getvalue()[:-2] + "\n")
+        buf.seek(0)
+        buf.truncate()
+
     writer.writeheader()
+    flush()
     for row in rows:
         writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
+        flush()
 
 
 def warn(message: str) -> None:
@@ -110,7 +156,7 @@ def error_lines(exc: ToolctlError) -> list[str]:
 def fail(exc: ToolctlError) -> NoReturn:
     """Print ``Error: …`` / ``Hint: …`` on stderr and exit with the error's code."""
     for line in error_lines(exc):
-        sys.stderr.write(line + "\n")
+        sys.stderr.write(printable(line) + "\n")
     sys.stderr.flush()
     raise SystemExit(exc.exit_code)
 
@@ -157,7 +203,7 @@ def table(title: str | None, columns: Iterable[tuple[str, str]], rows: Iterable[
 
     from rich.cells import cell_len
 
-    rows = [[Text(c) if isinstance(c, str) else c for c in row] for row in rows]
+    rows = [[Text(printable(c)) if isinstance(c, str) else c for c in row] for row in rows]
     t = Table(title=title, caption=caption, caption_justify="left", header_style="bold")
     for i, (header, justify, *kind) in enumerate(columns):
         # Names (left-aligned keys) are what an operator looks for: keep them readable when
