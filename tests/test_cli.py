@@ -23,6 +23,14 @@ def test_db_path_precedence_option_then_env_then_user_dir(tmp_path):
     assert opt.stdout.strip() == str(tmp_path / "opt.duckdb")
 
 
+def test_an_empty_db_option_is_a_usage_error_not_the_default_store(tmp_path):
+    # A script's `--db "$UNSET"` would otherwise ingest into the operator's own store.
+    home = {"HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path / "data")}
+    for args in (["--db", "", "db", "path"], ["--db", "", "ingest", tmp_path / "x.jsonl"]):
+        proc = run_toolctl(*args, env=home, unset=("TOOLCTL_DB",))
+        assert proc.returncode == 2 and proc.stderr.startswith("Error: --db is empty"), proc.stderr
+    assert not (tmp_path / "data").exists()
+
 def test_ingest_exit_codes_clean_partial_fatal_usage(tmp_path):
     db = tmp_path / "s.duckdb"
     clean = write_jsonl(tmp_path / "clean.jsonl", [event(1), event(2)])
@@ -144,12 +152,39 @@ def test_log_data_never_reaches_the_terminal_as_control_sequences(tmp_path):
     (["--every", "5x"], "invalid --every"),
     (["--by", "colour"], "cannot group by 'colour'"),
     (["--since", "2026-11-25T00:00:00Z", "--until", "2026-11-24T00:00:00Z"], "empty window"),
+    # Found by fuzzing: each was a traceback (OverflowError), exit 1.
+    (["--since", "99999999d"], "invalid --since"),
+    (["--since", "99999999999999999999999d"], "invalid --since"),
+    (["--until", "999999999w"], "invalid --until"),
+    (["--every", "99999999999d"], "invalid --every"),
+    (["--since", "0001-01-01T00:00:00+01:00"], "years 0001-9999"),
+    (["--until", "9999-12-31T23:59:59-01:00"], "years 0001-9999"),
+    (["--since", "2024-01-01T24:00:00Z"], "invalid --since"),
 ])
 def test_stats_bad_options_are_usage_errors_with_a_hint(tmp_path, args, needle):
     proc = run_toolctl("--db", tmp_path / "s.duckdb", "stats", *args)
     assert proc.returncode == 2
     assert needle in proc.stderr and "Hint:" in proc.stderr
 
+
+def test_window_bounds_finer_than_a_microsecond_round_up_so_the_window_stays_half_open(tmp_path):
+    db = tmp_path / "s.duckdb"
+    write_jsonl(tmp_path / "a.jsonl", [event(1, ts="2024-01-01T00:00:00Z"),
+                                       event(2, ts="2024-01-01T01:00:00.000001Z")])
+    run_toolctl("--db", db, "ingest", tmp_path / "a.jsonl")
+
+    def attempts(*window):
+        proc = run_toolctl("--db", db, "stats", "--format", "json", *window)
+        assert proc.returncode == 0, proc.stderr
+        return sum(r["attempts"] for r in json.loads(proc.stdout))
+
+    # e1 is 100 ns before since: out. e2 is 100 ns before until: in.
+    assert attempts("--since", "2023-12-31T16:00:00.0000001-08:00") == 1
+    assert attempts("--until", "2024-01-01T01:00:00.0000011Z") == 2
+    assert attempts("--until", "2024-01-01T01:00:00.000001Z") == 1  # exactly e2: out
+    for args in (["audit", "search", "--since", "0001-01-01T00:00:00+01:00"], ["stats", "--since", "1e9999d"]):
+        proc = run_toolctl("--db", db, *args)
+        assert proc.returncode == 2 and proc.stderr.startswith("Error: invalid --since"), proc.stderr
 
 def test_schema_prints_the_event_json_schema():
     proc = run_toolctl("schema")

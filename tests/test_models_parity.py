@@ -64,6 +64,15 @@ CASES = [
     (variant(ts="2026-11-24T06:00:00+24:00"), False),
     (variant(ts="2026-11-24T06:00:00+05:60"), False),
     (variant(ts="2026-11-24T06:00:00-23:59"), True),
+    # Found by fuzzing: DuckDB read 24:00:00 as the next midnight, Python refused it.
+    (variant(ts="2024-12-31T24:00:00Z"), False),
+    (variant(ts="2024-12-31T23:60:00Z"), False),
+    # Times whose UTC falls outside the years 0001-9999 (stored, but printed as "BC" / year
+    # 10000 and unusable as a window).
+    (variant(ts="0001-01-01T00:00:00+01:00"), False),
+    (variant(ts="9999-12-31T23:59:59-01:00"), False),
+    (variant(ts="0001-01-01T00:00:00Z"), True),
+    (variant(ts="9999-12-31T23:59:59.999999Z"), True),
     ('{"event_id":"e1","ts":"2026-11-24T06:00:00Z","tool":"t","status":"ok","latency_ms":1e400}', False),
     (variant(timeout_ms=1e400), False),
     (variant(confidence=1.7), False),

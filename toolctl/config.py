@@ -240,6 +240,10 @@ def load_settings(config_option: str | os.PathLike | None = None,
     settings = Settings(config_path=path, config_origin=origin)
     defaults = {"store.path": user_data_dir() / DB_FILENAME, "gate.runbook": "canary-promotion"}
     for name, (section, key, env, flag) in SETTINGS.items():
+        if isinstance(flags.get(name), str) and not flags[name].strip():
+            # `--db "$UNSET"` must not quietly mean the per-user store.
+            raise UsageError(f"{flag or name} is empty", hint=f"give {flag or name} a value, or leave the "
+                             f"option out to use ${env}, the configuration file or the default")
         if flags.get(name):
             settings.values[name] = Setting(flags[name], flag or "flag")
         elif os.environ.get(env):

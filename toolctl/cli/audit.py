@@ -30,20 +30,10 @@ class ExportFormat(str, Enum):
 
 
 def _when(value: str | None, name: str) -> datetime | None:
-    if value is None:
-        return None
-    from toolctl.errors import UsageError
+    """A window bound as every command reads one (``toolctl.timeutil.parse_time``)."""
+    from toolctl.timeutil import parse_time
 
-    try:
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise UsageError(f"{name} {value!r} is not an ISO-8601 time",
-                         hint="e.g. 2026-11-24T06:00:00Z") from None
-    if dt.tzinfo is not None:
-        from datetime import timezone
-
-        dt = dt.astimezone(timezone.utc).replace(tzinfo=None)
-    return dt
+    return parse_time(value, option=name)
 
 
 EventId = Annotated[Optional[str], typer.Option("--event-id", help="Exact event id.")]
@@ -57,8 +47,8 @@ Version = Annotated[Optional[str], typer.Option("--version", help="Events of thi
 Status = Annotated[Optional[str], typer.Option("--status", help="ok or error.")]
 ErrorCode = Annotated[Optional[str], typer.Option("--error-code", help="Events with this error code.")]
 HttpStatus = Annotated[Optional[int], typer.Option("--http-status", help="Events with this HTTP status.")]
-Since = Annotated[Optional[str], typer.Option("--since", help="From this time (ISO-8601, inclusive).")]
-Until = Annotated[Optional[str], typer.Option("--until", help="Up to this time (exclusive).")]
+Since = Annotated[Optional[str], typer.Option("--since", help="From this time (inclusive): RFC 3339 or an age like 15m, 2h, 7d.")]
+Until = Annotated[Optional[str], typer.Option("--until", help="Up to this time (exclusive): RFC 3339 or an age.")]
 
 
 def _filter(event_id, call_id, trace_id, idempotency_key, user, tenant, tool, version, status,

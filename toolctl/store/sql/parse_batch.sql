@@ -77,10 +77,13 @@ WITH src AS (
         WHEN t5 NOT IN ('BIGINT', 'UBIGINT', 'DOUBLE') THEN 'wrong type for latency_ms: expected number'
         WHEN v.event_id = '' THEN 'event_id must not be empty'
         WHEN v.tool = '' THEN 'tool must not be empty'
-        WHEN NOT regexp_full_match(v.ts, '\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-](?:[01]\d|2[0-3]):[0-5]\d)')
+        -- toolctl.timeutil.RFC3339's pattern: hours 00-23, no leap second.
+        WHEN NOT regexp_full_match(v.ts, '\d{4}-\d{2}-\d{2}[Tt ](?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d+)?([Zz]|[+-](?:[01]\d|2[0-3]):[0-5]\d)')
             THEN 'unparseable ts: expected RFC 3339 with offset, e.g. 2026-11-24T06:00:00Z'
         WHEN ts_parsed IS NULL
             THEN 'unparseable ts: expected RFC 3339 with offset, e.g. 2026-11-24T06:00:00Z'
+        WHEN year(ts_parsed::TIMESTAMP) NOT BETWEEN 1 AND 9999  -- timeutil.OUT_OF_RANGE
+            THEN 'ts out of range: it must fall within the years 0001-9999 in UTC'
         WHEN v.latency_ms < 0 THEN 'latency_ms must be >= 0'
         WHEN isinf(v.latency_ms) THEN 'latency_ms must be a finite number'
         WHEN v.status NOT IN ('ok', 'error') THEN 'status must be "ok" or "error"'
@@ -97,7 +100,7 @@ WITH src AS (
         WHEN t15 NOT IN ('ABSENT', 'NULL', 'VARCHAR') THEN 'wrong type for stage: expected string'
         WHEN v.stage NOT IN ('validate', 'authorize', 'execute') THEN 'stage must be validate, authorize or execute'
         WHEN t16 NOT IN ('ABSENT', 'NULL', 'BIGINT', 'UBIGINT') THEN 'wrong type for attempt: expected integer'
-        WHEN v.attempt < 1 OR v.attempt > 2147483647 THEN 'attempt must be an integer >= 1'
+        WHEN v.attempt < 1 OR v.attempt > 2147483647 THEN 'attempt must be an integer from 1 to 2147483647'
         WHEN t17 NOT IN ('ABSENT', 'NULL', 'VARCHAR') THEN 'wrong type for idempotency_key: expected string'
         WHEN t18 NOT IN ('ABSENT', 'NULL', 'BIGINT', 'UBIGINT', 'DOUBLE') THEN 'wrong type for timeout_ms: expected number'
         WHEN v.timeout_ms < 0 THEN 'timeout_ms must be >= 0'
