@@ -34,7 +34,9 @@ def expand_paths(paths: list[str]) -> list[Source]:
     """Files as given, directories walked recursively in sorted order, ``-`` for stdin.
 
     Every path is checked before anything is read, so a typo fails the run up front
-    instead of after half the inputs were stored.
+    instead of after half the inputs were stored; so is every file a directory walk
+    would read (a dangling symbolic link or an unreadable file among them is an
+    InputError, not a silent gap). Hidden files and directories are not walked.
     """
     sources: list[Source] = []
     for raw in paths:
@@ -45,11 +47,12 @@ def expand_paths(paths: list[str]) -> list[Source]:
         if p.is_dir():
             found = sorted(
                 f for f in p.rglob("*")
-                if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts)
-                and _wanted(f.name)
+                if _wanted(f.name) and not any(part.startswith(".") for part in f.relative_to(p).parts)
+                and _readable_file(f)
             )
             sources.extend(Source(str(f.resolve()), f.resolve()) for f in found)
         elif p.is_file():
+            _readable_file(p)
             sources.append(Source(str(p.resolve()), p.resolve()))
         elif p.exists():
             raise InputError(f"{raw} is neither a file nor a directory", hint="pass log files, directories or - for stdin")
@@ -63,6 +66,20 @@ def expand_paths(paths: list[str]) -> list[Source]:
     return sources
 
 
+def _readable_file(f: Path) -> bool:
+    """Is ``f`` a file to read (False: a directory or other non-file a walk passes over)?
+    Raises InputError when it should be read and cannot be."""
+    if f.is_file():
+        if not os.access(f, os.R_OK):
+            raise InputError(f"cannot read {f}: permission denied",
+                             hint="fix its permissions, or move it out of the way (nothing was ingested)")
+        return True
+    if f.is_symlink() and not f.exists():  # dangling, or a loop
+        raise InputError(f"cannot read {f}: a symbolic link to nothing (its target is missing, or a loop)",
+                         hint="remove the link, or name the files to ingest (nothing was ingested)")
+    return False
+
+
 def _wanted(name: str) -> bool:
     name = name.lower()
     if name.endswith(".gz"):
@@ -71,10 +88,12 @@ def _wanted(name: str) -> bool:
 
 
 class _CountingReader(io.RawIOBase):
-    """Wraps a binary stream; hashes and counts the bytes as they are read."""
+    """Wraps a binary stream; hashes and counts the bytes as they are read. A read that
+    fails (an I/O error of the disk or of a special file) is an InputError naming it."""
 
-    def __init__(self, raw: BinaryIO, on_bytes: Callable[[int], None] | None):
+    def __init__(self, raw: BinaryIO, on_bytes: Callable[[int], None] | None, name: str = "input"):
         self._raw = raw
+        self._name = name
         self.sha256 = hashlib.sha256()
         self.nbytes = 0
         self._on_bytes = on_bytes
@@ -83,7 +102,12 @@ class _CountingReader(io.RawIOBase):
         return True
 
     def readinto(self, b) -> int:
-        data = self._raw.read(len(b))
+        try:
+            data = self._raw.read(len(b))
+        except OSError as exc:
+            raise InputError(f"cannot read {self._name}: {exc.strerror or exc}",
+                             hint="check the file or device; batches stored before this point are "
+                                  "kept, and running the command again stores nothing twice") from exc
         n = len(data)
         b[:n] = data
         if n:
@@ -165,7 +189,7 @@ def open_source(source: Source, on_bytes: Callable[[int], None] | None = None) -
         raw = sys.stdin.buffer if source.path is None else open(source.path, "rb")
     except OSError as exc:
         raise InputError(f"cannot read {source.name}: {exc.strerror}", hint="check permissions") from exc
-    counter = _CountingReader(raw, on_bytes)
+    counter = _CountingReader(raw, on_bytes, source.name)
     buffered = io.BufferedReader(counter, buffer_size=1024 * 1024)
     compressed = buffered.peek(2)[:2] == GZIP_MAGIC
     gunzip = _TolerantGzip(buffered) if compressed else None

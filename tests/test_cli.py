@@ -8,6 +8,7 @@ import io
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -53,6 +54,30 @@ def test_missing_input_stores_nothing_even_next_to_good_files(tmp_path):
     rows = json.loads(run_toolctl("--db", db, "stats", "--format", "json").stdout)
     assert rows == []
 
+
+def test_a_file_a_directory_walk_cannot_read_fails_the_run_before_anything_is_stored(tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    write_jsonl(logs / "a.jsonl", [event(1)])
+    (logs / "current.jsonl").symlink_to(tmp_path / "rotated-away.jsonl")  # dangling
+    (logs / "loop.jsonl").symlink_to(logs / "loop.jsonl")
+    db = tmp_path / "s.duckdb"
+    proc = run_toolctl("--db", db, "ingest", logs)
+    assert proc.returncode == 1 and proc.stderr.startswith("Error: cannot read"), proc.stderr
+    (logs / "current.jsonl").unlink()
+    proc = run_toolctl("--db", db, "ingest", logs)
+    assert proc.returncode == 1 and "loop.jsonl" in proc.stderr, proc.stderr
+    (logs / "loop.jsonl").unlink()
+    stats = run_toolctl("--db", db, "stats", "--format", "json")
+    assert json.loads(stats.stdout) == []  # nothing was stored by the refused runs
+    assert run_toolctl("--db", db, "ingest", logs).returncode == 0
+
+
+@pytest.mark.skipif(not Path("/proc/self/mem").exists(), reason="needs Linux /proc")
+def test_an_input_that_fails_while_read_is_an_error_not_a_traceback(tmp_path):
+    proc = run_toolctl("--db", tmp_path / "s.duckdb", "ingest", "/proc/self/mem")
+    assert proc.returncode == 1 and proc.stderr.startswith("Error: cannot read"), proc.stderr
+    assert "Traceback" not in proc.stderr
 
 def test_ingest_reads_stdin_plain_and_gzip(tmp_path):
     db = tmp_path / "s.duckdb"
