@@ -10,7 +10,7 @@ import sys
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import Any, BinaryIO, Callable
 
 from toolctl.errors import InputError
 
@@ -159,11 +159,42 @@ class _TolerantGzip(io.RawIOBase):
                 self.error = EOFError("compressed stream ended before its end marker (truncated gzip)")
                 self._done = True
                 return
+        before = self._d.copy()  # the state this chunk starts from, to salvage it if corrupt
         try:
             self._pending = self._d.decompress(data, max(want, 64 * 1024))
         except zlib.error as exc:
+            self._pending = _salvage(before, data)
             self.error = exc
             self._done = True
+
+
+#: Compressed bytes fed at a time when salvaging a corrupt chunk, and the most it delivers.
+_SALVAGE_STEP = 1024
+_SALVAGE_MAX = 64 * 1024 * 1024
+
+
+def _salvage(d: Any, data: bytes) -> bytes:
+    """What ``d`` decompresses from ``data`` before the corruption in it, a slice at a time.
+
+    zlib raises for the whole call, dropping output it had produced: a chunk of 256 KiB
+    could lose thousands of lines before a bad byte, and a damaged CRC trailer every
+    line of the last chunk (a small file: all of them).
+    """
+    out: list[bytes] = []
+    size, step, i = 0, _SALVAGE_STEP, 0
+    while i < len(data) and size < _SALVAGE_MAX and not d.eof:
+        start = d.copy()
+        try:
+            piece = d.decompress(data[i:i + step], _SALVAGE_MAX - size)
+        except zlib.error:
+            if step == 1:
+                break
+            d, step = start, 1  # the bad byte is in this slice: go through it one byte at a time
+            continue
+        out.append(piece)
+        size += len(piece)
+        i += step
+    return b"".join(out)
 
 
 @dataclass
