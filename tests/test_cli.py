@@ -253,6 +253,22 @@ def test_truncated_gzip_keeps_complete_lines_and_counts_the_break(tmp_path, even
     assert any(r["reason"].startswith("input ended abnormally after line") for r in rejects)
 
 
+def test_a_rejects_size_is_its_line_without_the_line_ending_whatever_refused_it(tmp_path):
+    # Found by fuzzing: lines refused before DuckDB parsed them (not UTF-8, NaN, too long)
+    # counted the CR of a CRLF ending, the others did not.
+    lines = [b'{"event_id": "a", "ts": "2026-11-24T06:00:00Z"}',           # schema
+             b'{"event_id": "b", "latency_ms": NaN}',                       # not standard JSON
+             b'{"event_id": "c", "tool": "\xff"}',                        # not UTF-8
+             b'{"event_id": "d", "pad": "' + b"x" * 300 + b'"}',            # too long
+             b"{truncated"]                                                 # not JSON
+    src = tmp_path / "crlf.jsonl"
+    src.write_bytes(b"".join(line + b"\r\n" for line in lines))
+    db = tmp_path / "s.duckdb"
+    proc = run_toolctl("--db", db, "ingest", src, "--max-line-bytes", "200")
+    assert proc.returncode == 3, proc.stderr
+    rejects = json.loads(run_toolctl("--db", db, "rejects", "--format", "json").stdout)
+    assert {r["line_no"]: r["raw_bytes"] for r in rejects} == {i + 1: len(line) for i, line in enumerate(lines)}
+
 def _decodable_lines(data: bytes) -> int:
     """Complete lines zlib yields before the damage, fed one byte at a time (the reference)."""
     import zlib

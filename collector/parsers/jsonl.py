@@ -110,7 +110,7 @@ def _chunk_batch(first_line: int, body: bytes, limit: int, head_cap: int, too_lo
         except UnicodeDecodeError:
             continue  # reported as not UTF-8 later
         except ValueError as exc:
-            rejects[i] = (f"invalid JSON: {exc}", data, len(data))
+            rejects[i] = (f"invalid JSON: {exc}", data, _content_size(data))
     return ChunkBatch(first_line, body, ends, rejects)
 
 
@@ -199,7 +199,7 @@ class LineBatch:
             except UnicodeDecodeError as exc:
                 bad = data[exc.start:exc.start + 1].hex()
                 self.rejects[i] = (
-                    f"not valid UTF-8 (byte 0x{bad} at offset {exc.start})", data, len(data)
+                    f"not valid UTF-8 (byte 0x{bad} at offset {exc.start})", data, _content_size(data)
                 )
 
 
@@ -220,9 +220,10 @@ def iter_line_batches(
     head_cap = min(raw_cap, max_line_bytes)
     next_line = 1  # number of the first line not yet yielded
     carry = b""
-    # State while skipping an over-long line: its head and its size so far.
+    # State while skipping an over-long line: its head, its size so far, its last byte.
     skip_head: bytes | None = None
     skip_size = 0
+    skip_last = b""
 
     def too_long(size: int) -> str:
         return f"line too long: {size} bytes > limit {max_line_bytes} (--max-line-bytes)"
@@ -235,8 +236,11 @@ def iter_line_batches(
             nl = chunk.find(b"\n")
             if nl < 0:
                 skip_size += len(chunk)
+                skip_last = chunk[-1:]
                 continue
             skip_size += nl
+            if (chunk[nl - 1:nl] if nl else skip_last) == b"\r":
+                skip_size -= 1  # the line ending's CR
             yield LineBatch(next_line, [b""], {0: (too_long(skip_size), skip_head, skip_size)})
             next_line += 1
             skip_head, skip_size = None, 0
@@ -251,7 +255,7 @@ def iter_line_batches(
             yield batch
             next_line += batch.count
         if len(carry) > max_line_bytes + 1:  # +1: a CR may still precede the newline
-            skip_head, skip_size, carry = carry[:head_cap], len(carry), b""
+            skip_head, skip_size, skip_last, carry = carry[:head_cap], len(carry), carry[-1:], b""
     if skip_head is not None:
         yield LineBatch(next_line, [b""], {0: (too_long(skip_size), skip_head, skip_size)})
     elif carry:
@@ -270,7 +274,13 @@ def _mark_nonstandard_json(batch: LineBatch) -> None:
         except UnicodeDecodeError:
             continue  # reported as not UTF-8 later
         except ValueError as exc:
-            batch.rejects[i] = (f"invalid JSON: {exc}", data, len(data))
+            batch.rejects[i] = (f"invalid JSON: {exc}", data, _content_size(data))
+
+
+def _content_size(data: bytes) -> int:
+    """A line's size as a reject reports it: its bytes without the line ending (LF or CRLF),
+    as DuckDB measures the lines it rejects itself."""
+    return len(data) - data.endswith(b"\r")
 
 
 def _mark_long_lines(batch: LineBatch, limit: int, head_cap: int, too_long) -> None:
@@ -278,8 +288,9 @@ def _mark_long_lines(batch: LineBatch, limit: int, head_cap: int, too_long) -> N
     if max(map(len, lines), default=0) <= limit:
         return
     for i, data in enumerate(lines):
-        # The limit applies to the content (a CR before the newline is not content); the
-        # size reported counts every byte before the newline, as the streaming path does.
-        if len(data) - data.endswith(b"\r") > limit:
-            batch.rejects[i] = (too_long(len(data)), data[:head_cap], len(data))
+        # The limit and the size reported apply to the content (a CR before the newline
+        # is part of the line ending), as on the streaming path.
+        size = _content_size(data)
+        if size > limit:
+            batch.rejects[i] = (too_long(size), data[:head_cap], size)
             lines[i] = b""
