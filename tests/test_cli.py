@@ -79,6 +79,31 @@ def test_an_input_that_fails_while_read_is_an_error_not_a_traceback(tmp_path):
     assert proc.returncode == 1 and proc.stderr.startswith("Error: cannot read"), proc.stderr
     assert "Traceback" not in proc.stderr
 
+def test_paths_and_ages_found_by_fuzzing_are_usage_errors_not_tracebacks(tmp_path):
+    db = tmp_path / "s.duckdb"
+    write_jsonl(tmp_path / "a.jsonl", [event(1, version="v1"), event(2, version="v2")])
+    assert run_toolctl("--db", db, "ingest", tmp_path / "a.jsonl").returncode == 0
+    (tmp_path / "dir").mkdir()
+    cases = [
+        (["gate", "--baseline", "v1", "--candidate", "v2", "--junit", tmp_path / "dir"], "is a directory"),
+        (["gate", "--baseline", "v1", "--candidate", "v2", "--junit", tmp_path / "no" / "x.xml"], "does not exist"),
+        (["db", "backup", "--force", tmp_path / "dir"], "is a directory"),
+        (["db", "prune", "--older-than", "800000d", "--dry-run"], "before the year 1"),
+        (["db", "prune", "--older-than", "99999999999d"], "too long"),
+        (["runbook", "run", "latency-slo", "--until", "0001-01-01T00:30:00Z"], "before the year 1"),
+        (["regress", "--baseline", "b", "--until", "0001-01-01T00:10:00Z"], "before the year 1"),
+    ]
+    for args, needle in cases:
+        proc = run_toolctl("--db", db, *args)
+        assert proc.returncode == 2 and proc.stderr.startswith("Error:") and needle in proc.stderr, (args, proc.stderr)
+    # The refused gates were not recorded: no evaluation counts towards K.
+    history = run_toolctl("--db", db, "gate", "history", "--format", "json")
+    assert json.loads(history.stdout) == []
+    # A path with brackets is printed as it is (it was read as Rich markup: "[x]" vanished).
+    backup = tmp_path / "bk [x].duckdb"
+    proc = run_toolctl("--db", db, "db", "backup", backup)
+    assert proc.returncode == 0 and str(backup) in proc.stdout, proc.stdout
+
 def test_ingest_reads_stdin_plain_and_gzip(tmp_path):
     db = tmp_path / "s.duckdb"
     plain = json.dumps(event(1)) + "\n"

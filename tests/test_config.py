@@ -21,9 +21,12 @@ def _show(*args, cwd, env=None):
     return doc, {k: (v["value"], v["source"]) for k, v in doc["settings"].items()}
 
 
-def _write(path: Path, text: str) -> Path:
+def _write(path: Path, text: str | bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
     return path
 
 
@@ -109,6 +112,10 @@ def test_ingest_applies_the_redaction_rules_the_file_names(dirs):
     ('[collector]\nurl = 5\n', ":2:", "collector.url"),
     ('[collector]\nurl = "ftp://x"\n', ":2:", "collector.url"),
     ('[store\npath = "a"\n', "line 1", "not valid TOML"),
+    # Found by fuzzing: each was a traceback, or (NUL) a store under another name.
+    ('[store]\npath = "a\\u0000b"\n', ":2:", "cannot contain a NUL"),
+    ("x = " + "[" * 3000 + "]" * 3000 + "\n", "", "nested too deeply"),
+    (b"[store]\npath = \"\xff\"\n", ":2:", "not UTF-8"),
 ])
 def test_an_invalid_file_is_exit_2_naming_file_line_and_setting(dirs, text, where, what):
     work, _ = dirs

@@ -167,6 +167,15 @@ def test_bad_runbook_is_a_one_line_error_with_exit_2(tmp_path, aa_db):
     assert proc.returncode == 2 and "cannot read runbook" in proc.stderr
 
 
+def test_a_runbook_nested_too_deeply_is_a_runbook_error_not_a_recursion_crash(tmp_path):
+    from toolctl.gate.runbook import RunbookError, load_runbook
+
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("name: x\nchecks: " + "[" * 500 + "]" * 500 + "\n")  # found by fuzzing
+    with pytest.raises(RunbookError) as err:
+        load_runbook(str(deep))
+    assert err.value.exit_code == 2 and "nested too deeply" in err.value.message
+
 def test_unreadable_store_gives_verdict_error_exit_40(tmp_path):
     db = tmp_path / "junk.duckdb"
     db.write_bytes(b"this is not a duckdb file" * 100)

@@ -79,18 +79,21 @@ def _models() -> Any:
     class Section(BaseModel):
         model_config = ConfigDict(extra="forbid")
 
+    # A path: not empty, no NUL (the OS would cut it there and use another file).
+    path_field = {"min_length": 1, "pattern": r"^[^\x00]+$"}
+
     class StoreSection(Section):
-        path: str | None = Field(None, min_length=1)
+        path: str | None = Field(None, **path_field)
 
     class GateSection(Section):
-        runbook: str | None = Field(None, min_length=1)
+        runbook: str | None = Field(None, **path_field)
 
     class RedactionSection(Section):
-        rules: str | None = Field(None, min_length=1)
+        rules: str | None = Field(None, **path_field)
 
     class CollectorSection(Section):
         url: str | None = Field(None, pattern=r"^https?://[^\s/]+(/\S*)?$")
-        token_file: str | None = Field(None, min_length=1)
+        token_file: str | None = Field(None, **path_field)
 
     class ConfigFile(Section):
         store: StoreSection = StoreSection()
@@ -139,20 +142,32 @@ def read_config_file(path: Path) -> dict[str, dict[str, Any]]:
     except OSError as exc:
         raise UsageError(f"cannot read configuration file {path}: {exc.strerror}",
                          hint=f"fix the path given in --config or ${CONFIG_ENV}") from None
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        raise UsageError(f"{path}:{line}: not UTF-8 (byte 0x{exc.object[exc.start]:02x})",
+                         hint="TOML files are UTF-8 text: save it as UTF-8") from None
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{path}: not valid TOML: {exc}",
                          hint="fix the syntax (quotes around strings, [section] headers)") from None
+    except RecursionError:
+        raise UsageError(f"{path}: nested too deeply to read",
+                         hint="settings are plain values in [section] tables (see docs/config.md)") from None
     try:
         parsed = _models().model_validate(doc)
+    except RecursionError:
+        raise UsageError(f"{path}: nested too deeply to read",
+                         hint="settings are plain values in [section] tables (see docs/config.md)") from None
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(err["loc"])
         line = _line_of(text, loc)
         where = f"{path}:{line}" if line else str(path)
         name = ".".join(str(p) for p in loc)
-        what = "unknown setting" if err["type"] == "extra_forbidden" else err["msg"]
+        what = {"extra_forbidden": "unknown setting"}.get(err["type"], err["msg"])
+        if err["type"] == "string_pattern_mismatch" and name != "collector.url":
+            what = "a path cannot contain a NUL character"
         raise UsageError(f"{where}: {name}: {what}",
                          hint="settings: store.path, gate.runbook, redaction.rules, "
                               "collector.url, collector.token_file (see docs/config.md)") from None

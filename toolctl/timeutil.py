@@ -32,8 +32,19 @@ def parse_duration(text: str, *, option: str = "duration") -> timedelta:
                          hint="durations go up to 999,999,999 days") from None
     raise UsageError(
         f"invalid {option} {text!r}",
-        hint="use a positive number and a unit: 30s, 5m, 1h, 1d, 1w",
+        hint="use a positive number and a unit: 30s, 5m, 1h, 30d, 2w",
     )
+
+
+def before(when: datetime, delta: timedelta, *, option: str, text: str | None = None) -> datetime:
+    """``when - delta``: the start of a window that long, or an age's time. UsageError naming
+    ``option`` when that falls before the year 1 (datetime cannot hold it)."""
+    try:
+        return when - delta
+    except OverflowError:
+        given = f" {text!r}" if text is not None else ""
+        raise UsageError(f"invalid {option}{given}: the window would start before the year 1",
+                         hint="use a shorter age or a later time") from None
 
 
 def utcnow() -> datetime:
@@ -72,11 +83,7 @@ def parse_time(text: str | None, *, option: str, now: datetime | None = None) ->
         return None
     text = text.strip()
     if _DURATION.match(text):
-        try:
-            return (now or utcnow()) - parse_duration(text, option=option)
-        except OverflowError:  # before the year 1
-            raise UsageError(f"invalid {option} {text!r}: that is before the year 1",
-                             hint="use a shorter age, or an RFC 3339 time") from None
+        return before(now or utcnow(), parse_duration(text, option=option), option=option, text=text)
     try:
         return parse_rfc3339(text, round_up=True).replace(tzinfo=None)
     except ValueError as exc:

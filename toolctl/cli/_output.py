@@ -63,7 +63,8 @@ def _console(**kwargs: Any):
                 Segment(printable(seg.text), seg.style, seg.control) if not seg.control else seg
                 for seg in buffer)
 
-    return _SafeConsole(**kwargs)
+    # Markup off: paths and names in f-strings ("backup [x].duckdb") are data, never tags.
+    return _SafeConsole(markup=False, **kwargs)
 
 
 def stdout():
@@ -133,17 +134,13 @@ def print_csv(rows: Sequence[dict], columns: Sequence[str]) -> None:
 
 
 def warn(message: str) -> None:
-    stderr().print(f"[yellow]Warning:[/yellow] {_escape(message)}")
+    from rich.text import Text
+
+    stderr().print(Text("Warning:", style="yellow") + Text(f" {message}"))
 
 
 def note(message: str) -> None:
-    stderr().print(_escape(message), style="dim")
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
+    stderr().print(message, style="dim")
 
 
 def error_lines(exc: ToolctlError) -> list[str]:

@@ -122,11 +122,11 @@ def regress(
     from toolctl.cli.gate import GATE_EXIT, print_checks
     from toolctl.errors import StoreError
     from toolctl.gate.baselines import regress as compute
-    from toolctl.timeutil import parse_time, utcnow
+    from toolctl.timeutil import before, parse_time, utcnow
 
     now = utcnow()
     u = parse_time(until, option="--until", now=now) or now
-    s = parse_time(since, option="--since", now=now) or u - timedelta(hours=1)
+    s = parse_time(since, option="--since", now=now) or before(u, timedelta(hours=1), option="--until")
     try:
         source = lake_source(engine, lake, spark_master)  # the current window's calls, if given
         with ctx.obj.open_read() as store:

@@ -117,10 +117,11 @@ def prune(
     """
     from toolctl import api
     from toolctl.store.upkeep import parse_age
-    from toolctl.timeutil import utcnow
+    from toolctl.timeutil import before, utcnow
 
     age = parse_age(older_than)
-    req = api.DbPrune(cutoff=utcnow() - age, older_than=older_than.strip())
+    req = api.DbPrune(cutoff=before(utcnow(), age, option="--older-than", text=older_than),
+                      older_than=older_than.strip())
     if dry_run:
         with ctx.obj.open_read() as store:
             doc = api.read(store, "db_prune_plan", req)

@@ -53,6 +53,8 @@ def gate(
     from toolctl.gate.runbook import load_runbook
     from toolctl.timeutil import parse_time, utcnow
 
+    if junit:  # before the gate runs: a bad path must not cost an evaluation in the history
+        _check_report_path(junit)
     now = utcnow()
     rb = load_runbook(runbook or ctx.obj.setting("gate.runbook"))  # flag > env > toolctl.toml
     req = api.request_model("gate", "write")(
@@ -79,13 +81,32 @@ def gate(
                   "baseline": baseline, "candidate": candidate, "runbook": rb.name, "checks": []}
         for line in error_lines(exc):
             typer.echo(line, err=True)
-    if junit:
-        write_junit(report, junit)
     if fmt is DocFormat.json:
         print_json(report)
     else:
         render_report(report)
+    if junit:
+        try:
+            write_junit(report, junit)
+        except OSError as exc:
+            from toolctl.errors import InputError
+
+            raise InputError(f"cannot write the JUnit report to {junit}: {exc.strerror or exc}",
+                             hint="the verdict above stands and is recorded; fix the path or the "
+                                  "disk and run the gate again for the report") from None
     raise typer.Exit(GATE_EXIT[report["verdict"]])
+
+
+def _check_report_path(path: str) -> None:
+    from pathlib import Path
+
+    from toolctl.errors import UsageError
+
+    p = Path(path)
+    if p.is_dir():
+        raise UsageError(f"--junit {path} is a directory", hint="name a file, e.g. --junit gate-report.xml")
+    if not p.parent.is_dir():
+        raise UsageError(f"--junit {path}: directory {p.parent} does not exist", hint="create it first")
 
 
 _STYLE = {"promote": "bold green", "hold": "bold yellow", "rollback": "bold red",

@@ -45,6 +45,8 @@ def show_cmd(name: Annotated[str, typer.Argument(help="Built-in name or YAML fil
 
     Example: toolctl runbook show retry-storm
     """
+    from rich.text import Text
+
     from toolctl.gate.runbook import load_runbook
 
     rb = load_runbook(name)
@@ -52,9 +54,9 @@ def show_cmd(name: Annotated[str, typer.Argument(help="Built-in name or YAML fil
         print_json(rb.model_dump())
         return
     console = stdout()
-    console.print(f"[bold]{rb.title}[/bold]  ({rb.name}, {rb.mode})", markup=True)
+    console.print(Text(rb.title, style="bold") + Text(f"  ({rb.name}, {rb.mode})"))
     console.print(rb.description.rstrip(), markup=False)
-    console.print("[bold]Remediation[/bold]", markup=True)
+    console.print(Text("Remediation", style="bold"))
     for i, step in enumerate(rb.remediation, 1):
         console.print(f"  {i}. {step}", markup=False)
     rows = []

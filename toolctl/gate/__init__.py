@@ -123,14 +123,14 @@ def run_runbook(store: Store, runbook, *, since: datetime | None, until: datetim
     from toolctl.gate import data
     from toolctl.gate.checks import reads_latencies
     from toolctl.gate.verdict import runbook_status
-    from toolctl.timeutil import utcnow
+    from toolctl.timeutil import before, utcnow
 
     if runbook.mode != "single":
         raise UsageError(f"runbook {runbook.name!r} compares two versions",
                          hint="run it with `toolctl gate --baseline V1 --candidate V2 --runbook ...`")
     now = now or utcnow()
     until = until or now
-    since = since or until - timedelta(hours=1)
+    since = since or before(until, timedelta(hours=1), option="--until")
     if since >= until:
         raise UsageError(f"empty window: --since {iso_utc(since)} is not before --until {iso_utc(until)}",
                          hint="--since must be earlier than --until (the window is [since, until))")

@@ -189,11 +189,18 @@ def load_runbook(name_or_path: str | None = None) -> Runbook:
         where = f" at line {mark.line + 1}" if mark else ""
         raise RunbookError(f"runbook {label} is not valid YAML{where}",
                            hint="fix the YAML syntax (indentation, colons, quotes)") from None
+    except RecursionError:
+        raise RunbookError(f"runbook {label} is nested too deeply to read",
+                           hint="a runbook is a mapping of a few levels: start from "
+                                "`toolctl runbook show canary-promotion`") from None
     if not isinstance(doc, dict):
         raise RunbookError(f"runbook {label} must be a YAML mapping",
                            hint="start from `toolctl runbook show canary-promotion`")
     try:
         runbook = Runbook.model_validate(doc)
+    except RecursionError:
+        raise RunbookError(f"runbook {label} is nested too deeply to read",
+                           hint="start from `toolctl runbook show canary-promotion`") from None
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(x) for x in err["loc"])

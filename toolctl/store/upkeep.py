@@ -101,14 +101,9 @@ def migrate_store(path: Path) -> dict:
 
 def parse_age(text: str) -> timedelta:
     """``30d``, ``12h``, ``90m``, ``2w`` or ``45s`` as a timedelta (positive)."""
-    import re
+    from toolctl.timeutil import parse_duration
 
-    m = re.fullmatch(r"\s*(\d+)\s*([smhdw])\s*", text or "")
-    if not m or int(m.group(1)) == 0:
-        raise UsageError(f"--older-than {text!r} is not an age",
-                         hint="a positive number with a unit: 30d, 12h, 90m, 2w, 45s")
-    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[m.group(2)]
-    return timedelta(**{unit: int(m.group(1))})
+    return parse_duration(text or "", option="--older-than")
 
 
 def prune_store(store: Any, *, cutoff: datetime, dry_run: bool = False, older_than: str | None = None) -> dict:
@@ -234,6 +229,9 @@ def backup_store(store: Any, dest: Path, *, force: bool = False) -> dict:
         raise UsageError("there is no store to back up yet", hint="ingest something first")
     if dest == Path(store.path).resolve():
         raise UsageError(f"backup file {dest} is the store itself", hint="name another file")
+    if dest.is_dir():
+        raise UsageError(f"backup file {dest} is a directory",
+                         hint="name a file in it, e.g. " + str(dest / "toolctl-backup.duckdb"))
     if dest.exists() and not force:
         raise UsageError(f"backup file {dest} already exists", hint="pass --force to overwrite it")
     if not dest.parent.is_dir():
