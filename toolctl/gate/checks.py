@@ -40,7 +40,7 @@ class CheckResult:
 
 
 def _f(x: float | None, digits: int = 4) -> str:
-    if x is None:
+    if x is None or x == math.inf:
         return "∞"
     return f"{x:.{digits}g}"
 
@@ -49,11 +49,15 @@ def _pct(x: float | None) -> str:
     return "∞" if x is None else f"{x * 100:.3g}%"
 
 
-def _no_data(check, res: CheckResult, need: int, have: str) -> CheckResult:
+def _no_data(check, res: CheckResult, need: int, have: str | int) -> CheckResult:
+    """Too few samples. ``have``: the two arms' counts as text, or one window's count."""
     res.outcome = check.on_no_data
-    if res.more_needed is None:
+    per = " per arm"
+    if isinstance(have, int):  # one window (runbook run, a threshold): count what is there
+        res.more_needed, per = max(need - have, 0), ""
+    elif res.more_needed is None:
         res.more_needed = need
-    res.reason = f"too few samples ({have}; need ≥ {need} per arm: about {res.more_needed:,} more calls)"
+    res.reason = f"too few samples ({have}; need ≥ {need}{per}: about {res.more_needed:,} more calls)"
     return res
 
 
@@ -151,7 +155,7 @@ def _single_rate(check, res, arm: ArmData, metric: str, limit: float, confidence
     res.metric, res.n_candidate, res.margin = metric, n, limit
     need = min_samples_default(check)
     if n < need:
-        return _no_data(check, res, need, f"{n}")
+        return _no_data(check, res, need, n)
     iv = st.wilson(k, n, confidence)
     res.estimate, res.lower, res.upper = iv.estimate, iv.lower, iv.upper
     res.outcome = st.classify(iv.lower, iv.upper, limit)
@@ -167,7 +171,7 @@ def threshold(check, ctx, confidence, res):
         res.metric, res.n_candidate, res.margin = check.metric, len(lat), check.max
         need = min_samples_default(check)
         if len(lat) < need:
-            return _no_data(check, res, need, f"{len(lat)}")
+            return _no_data(check, res, need, len(lat))
         iv = st.quantile_interval(lat, q, confidence)
         res.estimate, res.lower, res.upper = iv.estimate, iv.lower, iv.upper
         res.outcome = st.classify(iv.lower, iv.upper, check.max)
@@ -200,7 +204,7 @@ def burn_rate(check, ctx, confidence, res):
     res.evidence = {"objective": check.objective, "period": check.period, "windows": pairs}
     need = min_samples_default(check)
     if total_calls < need:
-        return _no_data(check, res, need, f"{total_calls}")
+        return _no_data(check, res, need, int(total_calls))
     res.estimate = worst  # the highest long-window burn as a multiple of its factor
     res.margin = 1.0
     if fired:
@@ -232,7 +236,7 @@ def quality_compare(check, ctx, confidence, res):
     c, b = ctx.cand.counts, ctx.base.counts
     res.metric = "confidence mean"
     res.n_candidate, res.n_baseline = c["conf_n"], b["conf_n"]
-    need = min_samples_default(check)
+    need = max(min_samples_default(check), 2)  # a variance needs two values per arm
     if c["conf_n"] < need or b["conf_n"] < need:
         return _no_data(check, res, need, f"candidate {c['conf_n']}, baseline {b['conf_n']} with confidence")
     mean = st.welch_diff(c["conf_mean"], c["conf_var"], c["conf_n"], b["conf_mean"], b["conf_var"],

@@ -75,11 +75,28 @@ class Threshold(_Check):
     max: float = Field(ge=0)
 
 
+def _duration(text: str, what: str):
+    """A runbook's duration (``5m``, ``1h``, ``30d``), checked when the runbook is loaded: a
+    typo must refuse the runbook, not disable its check when it runs."""
+    from toolctl.timeutil import parse_duration
+
+    try:
+        return parse_duration(text, option=what)
+    except UsageError as exc:
+        raise ValueError(f"{exc.message} ({exc.hint})") from None
+
+
 class BurnWindow(BaseModel):
     model_config = ConfigDict(extra="forbid")
     long: str
     short: str
     factor: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _windows_are_durations(self) -> "BurnWindow":
+        if _duration(self.long, "long window") <= _duration(self.short, "short window"):
+            raise ValueError(f"the long window ({self.long}) must be longer than the short one ({self.short})")
+        return self
 
 
 SRE_WORKBOOK_WINDOWS = [
@@ -93,7 +110,15 @@ class BurnRate(_Check):
     kind: Literal["burn_rate"]
     objective: float = Field(gt=0, lt=1)  # e.g. 0.999 of calls succeed
     period: str = "30d"
-    windows: list[BurnWindow] = Field(default_factory=lambda: list(SRE_WORKBOOK_WINDOWS))
+    windows: list[BurnWindow] = Field(default_factory=lambda: list(SRE_WORKBOOK_WINDOWS), min_length=1)
+
+    @model_validator(mode="after")
+    def _windows_fit_the_period(self) -> "BurnRate":
+        period = _duration(self.period, "period")
+        for w in self.windows:
+            if _duration(w.long, "long window") > period:
+                raise ValueError(f"the long window {w.long} is longer than the SLO period {self.period}")
+        return self
 
 
 class RetryBudget(_Check):

@@ -129,13 +129,22 @@ def sketch_quantile_interval(n: int, fracs: Sequence[float], values: Sequence[fl
 
 
 def ratio_interval(cand: Interval, base: Interval, confidence_each: float | None = None) -> Interval:
-    """candidate / baseline with the conservative product of two intervals (both positive)."""
-    if cand.estimate is None or base.estimate is None or base.estimate <= 0:
-        return Interval(None, None, None)
-    est = cand.estimate / base.estimate
-    lower = cand.lower / base.upper if cand.lower is not None and base.upper else None
-    upper = cand.upper / base.lower if cand.upper is not None and base.lower else None
-    return Interval(est, lower, upper)
+    """candidate / baseline with the conservative product of two intervals of values ≥ 0.
+
+    A zero baseline is a ratio too: 0 / 0 is 1 (equal), x / 0 is infinite for x > 0. So two
+    arms of zero latencies compare equal instead of staying inconclusive for ever, and a
+    candidate slower than a zero baseline fails.
+    """
+    return Interval(_ratio(cand.estimate, base.estimate), _ratio(cand.lower, base.upper),
+                    _ratio(cand.upper, base.lower))
+
+
+def _ratio(num: float | None, den: float | None) -> float | None:
+    if num is None or den is None:
+        return None  # unbounded side
+    if den > 0:
+        return num / den
+    return 1.0 if num <= 0 else math.inf
 
 
 #: Mann-Whitney and Hodges-Lehmann work on at most this many values per arm (evenly spaced

@@ -31,7 +31,11 @@ def decide(results: Iterable, *, prior_streaks: dict[str, int], consecutive: int
     if not (fails or errors or pending):
         return "promote", f"all {len(live)} checks passed"
     if fails:
-        why = f"{', '.join(fails)} failed once (rollback after {consecutive} in a row)"
+        # How many evaluations in a row each has failed now (this one included).
+        runs = sorted({prior_streaks.get(name, 0) + 1 for name in fails})
+        times = " or ".join("once" if n == 1 else "twice" if n == 2 else f"{n} times" for n in runs)
+        times += "" if runs == [1] else " in a row"
+        why = f"{', '.join(fails)} failed {times} (rollback after {consecutive} in a row)"
     elif errors:
         why = f"{', '.join(errors)} could not be computed"
     else:
