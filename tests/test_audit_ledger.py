@@ -223,3 +223,37 @@ def test_rows_stored_before_the_ledger_are_adopted_once_and_an_emptied_ledger_bl
     _ingest(tmp_path, name="b.jsonl", start=10)
     r = _verify(db)
     assert r.returncode == 5 and "no ledger entry records" in r.stdout
+
+
+def test_gate_history_and_baselines_are_vouched_for_by_their_ledger_entries(tmp_path):
+    """Found by fuzzing: a gate decision or baseline entry carried no digest, so editing the
+    stored check outcomes flipped the next gate's verdict and `audit verify` said intact."""
+    import shutil
+
+    db = tmp_path / "t.duckdb"
+    docs = [event(i, version="v1" if i % 2 else "v2", ts=f"2026-11-24T06:{i:02d}:00Z") for i in range(40)]
+    assert run_toolctl("--db", db, "ingest", write_jsonl(tmp_path / "a.jsonl", docs)).returncode == 0
+    gate = run_toolctl("--db", db, "gate", "--baseline", "v1", "--candidate", "v2",
+                       "--until", "2026-11-24T07:00:00Z")
+    assert gate.returncode in (0, 10, 30), gate.stderr
+    assert run_toolctl("--db", db, "baseline", "save", "b1", "--version", "v1").returncode == 0
+    assert _verify(db).returncode == 0
+    cases = [
+        ("UPDATE gate_check_results SET outcome = 'pass'", "gate evaluation 1: stored rows were edited"),
+        ("UPDATE gate_evaluations SET verdict = 'promote'", "gate evaluation 1: stored rows were edited"),
+        ("DELETE FROM gate_check_results", "gate evaluation 1: "),
+        ("INSERT INTO gate_evaluations SELECT * REPLACE (99 AS evaluation_id) FROM gate_evaluations",
+         "gate evaluation 99: no ledger entry records it"),
+        ("UPDATE baseline_tools SET p95_ms = p95_ms * 100", "baseline 'b1': stored rows were edited"),
+        ("DELETE FROM baseline_tools", "baseline 'b1': "),
+    ]
+    for sql, needle in cases:
+        copy = tmp_path / "copy.duckdb"
+        shutil.copyfile(db, copy)
+        with Store.open(copy, write=True) as store:
+            store.execute(sql)
+            problems = [p.what for p in ledger.verify(store).problems]
+        assert any(needle in p for p in problems), (sql, problems)
+    # Deleting a baseline through toolctl is an entry too: still intact.
+    assert run_toolctl("--db", db, "baseline", "delete", "b1").returncode == 0
+    assert _verify(db).returncode == 0

@@ -227,6 +227,14 @@ def record_event(store: Any, kind: str, payload: dict) -> dict:
     return _append(store, kind=kind, payload=payload)
 
 
+def control_rows(store: Any, *, evaluation_id: int | None = None, baseline: str | None = None) -> dict:
+    """``{"row_count", "rows_digest"}`` of one gate evaluation's or one baseline's stored rows
+    (``queries/control_rows_digest.sql``): what its ledger entry vouches for."""
+    n, digest = store.row(load_query("control_rows_digest"),
+                          {"evaluation_id": evaluation_id, "baseline": baseline})
+    return {"row_count": int(n), "rows_digest": digest}
+
+
 def record_prune(store: Any, batch_ids: Iterable[int], payload: dict) -> dict:
     """Record a retention purge: call after deleting rows, in the same transaction.
 
@@ -352,6 +360,7 @@ def verify(store: Any) -> VerifyReport:
         " payload, prev_hash, entry_hash, hmac FROM ledger ORDER BY seq")
     report.entries = len(entries)
     expected: dict[int, tuple[int, str, int]] = {}  # batch_id -> (count, digest, seq)
+    controls: dict[str, dict] = {"gate": {}, "baseline": {}}  # key -> (rows or None, seq)
     pruned: dict[int, int] = {}  # batch_id -> seq of the prune entry that removed it
     prev = ""
     seen_signed = False
@@ -383,6 +392,7 @@ def verify(store: Any) -> VerifyReport:
         prev = e["entry_hash"]
         for what in _apply_entry(e, e["payload"], expected, pruned):
             report.problems.append(Problem(seq, what))
+        _note_control_rows(e, controls)
 
     actual = {int(r["batch_id"]): (int(r["row_count"]), r["rows_digest"])
               for r in store.fetch_dicts(row_hashes_sql() + load_query("all_batch_digests"))}
@@ -407,5 +417,46 @@ def verify(store: Any) -> VerifyReport:
     for bid in sorted(set(actual) - set(expected) - set(pruned)):
         report.problems.append(Problem(None, f"batch {bid}: {actual[bid][0]} row(s) that no ledger "
                                              f"entry records (inserted outside toolctl)"))
+    report.problems.extend(_check_control_rows(store, controls))
     report.problems.sort(key=lambda p: (p.seq is None, p.seq or 0))
     return report
+
+
+#: Every gate evaluation / baseline stored: each must have a ledger entry.
+_CONTROL_KEYS = {"gate": "SELECT evaluation_id FROM gate_evaluations", "baseline": "SELECT name FROM baselines"}
+
+
+def _note_control_rows(e: dict, controls: dict) -> None:
+    """Keep what a gate decision or baseline entry says its rows were (the latest entry of a
+    baseline wins: saving one replaces it, deleting it leaves no rows)."""
+    payload = e["payload"]
+    if not isinstance(payload, dict):
+        return
+    if e["kind"] == "gate_decision" and payload.get("evaluation_id") is not None:
+        controls["gate"][int(payload["evaluation_id"])] = (payload.get("rows"), e["seq"])
+    elif e["kind"] in ("baseline_save", "baseline_delete") and payload.get("name") is not None:
+        rows = payload.get("rows") if e["kind"] == "baseline_save" else {"row_count": 0}
+        controls["baseline"][payload["name"]] = (rows, e["seq"])
+
+
+def _check_control_rows(store: Any, controls: dict) -> list[Problem]:
+    """Gate history and baselines against their entries. Entries written before entries
+    carried a digest (``rows`` absent) vouch only for their existence."""
+    problems = []
+    for kind, key_name in (("gate", "evaluation_id"), ("baseline", "baseline")):
+        for key, (rows, seq) in controls[kind].items():
+            if rows is None:
+                continue
+            got = control_rows(store, **{key_name: key})
+            what = f"gate evaluation {key}" if kind == "gate" else f"baseline {key!r}"
+            if got["row_count"] != rows["row_count"]:
+                problems.append(Problem(seq, f"{what}: {rows['row_count']} row(s) recorded, "
+                                             f"{got['row_count']} found (deleted or inserted outside toolctl)"))
+            elif rows["row_count"] and got["rows_digest"] != rows.get("rows_digest"):
+                problems.append(Problem(seq, f"{what}: stored rows were edited (digest differs)"))
+        # A gate evaluation or a baseline no entry accounts for was written outside toolctl.
+        for (key,) in store.execute(_CONTROL_KEYS[kind]).fetchall():
+            if (int(key) if kind == "gate" else key) not in controls[kind]:
+                what = f"gate evaluation {key}" if kind == "gate" else f"baseline {key!r}"
+                problems.append(Problem(None, f"{what}: no ledger entry records it (inserted outside toolctl)"))
+    return problems

@@ -105,13 +105,15 @@ def _record_decision(store: Store, report: dict) -> None:
     package simply skips it.
     """
     try:
-        from toolctl.audit.ledger import record_event
+        from toolctl.audit.ledger import control_rows, record_event
     except ImportError:
         return
     payload = {k: report[k] for k in ("verdict", "reason", "runbook", "runbook_hash", "baseline",
                                        "candidate", "since", "until", "evaluation")}
     payload["evaluation_id"] = report.get("evaluation_id")
     payload["checks"] = {c["name"]: c["outcome"] for c in report["checks"]}
+    # What the decision stored (its evaluation and check rows): `audit verify` recomputes it.
+    payload["rows"] = control_rows(store, evaluation_id=payload["evaluation_id"])
     record_event(store, "gate_decision", payload)
 
 

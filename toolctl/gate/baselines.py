@@ -77,7 +77,7 @@ def save_baseline(store: Store, name: str, *, version: str | None, since: dateti
                  "p99": r["p99_ms"], "fracs": fracs, "vals": sketches[r["tool"]]})
         _record_ledger(store, "baseline_save", {
             "name": name, "version": version, "since": iso_utc(since), "until": iso_utc(until),
-            "tools": len(rows), "calls": sum(r["calls"] for r in rows)})
+            "tools": len(rows), "calls": sum(r["calls"] for r in rows)}, rows_of=name)
     return show_baseline(store, name)
 
 
@@ -101,12 +101,15 @@ def _sketches(store: Store, *, since: datetime | None, until: datetime | None, v
     return {r["tool"]: r["sketch_values"] for r in rows}
 
 
-def _record_ledger(store: Store, kind: str, payload: dict) -> None:
-    """A ledger entry in the caller's transaction, when the audit ledger is installed."""
+def _record_ledger(store: Store, kind: str, payload: dict, rows_of: str | None = None) -> None:
+    """A ledger entry in the caller's transaction, when the audit ledger is installed.
+    ``rows_of``: a baseline just written, whose rows the entry vouches for (its digest)."""
     try:
-        from toolctl.audit.ledger import record_event
+        from toolctl.audit.ledger import control_rows, record_event
     except ImportError:
         return
+    if rows_of is not None:
+        payload = {**payload, "rows": control_rows(store, baseline=rows_of)}
     record_event(store, kind, payload)
 
 
