@@ -83,3 +83,9 @@ def test_a_burn_rate_window_that_cannot_be_read_refuses_the_runbook(tmp_path, wi
     with pytest.raises(RunbookError) as err:
         load_runbook(str(path))
     assert needle in err.value.message
+
+
+def test_wilson_bounds_are_exact_at_zero_and_all_successes():
+    from toolctl.gate.statistics import wilson
+
+    assert wilson(0, 37).lower == 0.0 and wilson(37, 37).upper == 1.0  # were ~2e-17 off

@@ -64,7 +64,10 @@ def wilson(k: int, n: int, confidence: float = 0.95) -> Interval:
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return Interval(p, max(0.0, centre - half), min(1.0, centre + half))
+    # At 0 or n successes one bound is exactly 0 or 1; rounding left ~1e-17 there.
+    lower = 0.0 if k <= 0 else max(0.0, centre - half)
+    upper = 1.0 if k >= n else min(1.0, centre + half)
+    return Interval(p, lower, upper)
 
 
 def newcombe_diff(k_c: int, n_c: int, k_b: int, n_b: int, confidence: float = 0.95) -> Interval:
