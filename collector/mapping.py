@@ -262,7 +262,8 @@ def _first_text(attrs: dict[str, Any], keys: tuple[str, ...]) -> str | None:
 
 #: A \u escape of a UTF-16 surrogate: Python's JSON decoder takes one without its pair,
 #: DuckDB's JSON type does not (a truncated emoji, as an LLM may write one).
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+SURROGATE_ESCAPE = r"\\u[dD][89a-fA-F]"
+_SURROGATE_ESCAPE = re.compile(SURROGATE_ESCAPE)
 
 
 def _payload_json(attrs: dict[str, Any], keys: tuple[str, ...]) -> str | None:

@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from collector.mapping import has_unpaired_surrogate, map_span, typed_json, typed_value
+from collector.mapping import SURROGATE_ESCAPE, has_unpaired_surrogate, map_span, typed_json, typed_value
 from toolctl.errors import InputError
 
 Encoding = Literal["json", "protobuf"]
@@ -38,7 +38,7 @@ _INT64_MAX = 2**63 - 1
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
 _UINT32_MAX = 2**32 - 1
 #: A JSON \u escape of a UTF-16 surrogate (a request without one cannot hold an unpaired one).
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE_ESCAPE = re.compile(SURROGATE_ESCAPE.encode("ascii"))
 #: What a document with an unpaired surrogate is refused with.
 _NOT_UNICODE = ("holds a string with an unpaired UTF-16 surrogate escape (\\ud800-\\udfff without "
                 "its pair): not valid Unicode")

@@ -422,8 +422,8 @@ def verify(store: Any) -> VerifyReport:
     return report
 
 
-#: Every gate evaluation / baseline stored: each must have a ledger entry.
-_CONTROL_KEYS = {"gate": "SELECT evaluation_id FROM gate_evaluations", "baseline": "SELECT name FROM baselines"}
+#: Every gate evaluation stored: each must have a ledger entry.
+_GATE_EVALUATIONS = "SELECT evaluation_id FROM gate_evaluations"
 
 
 def _note_control_rows(e: dict, controls: dict) -> None:
@@ -440,8 +440,13 @@ def _note_control_rows(e: dict, controls: dict) -> None:
 
 
 def _check_control_rows(store: Any, controls: dict) -> list[Problem]:
-    """Gate history and baselines against their entries. Entries written before entries
-    carried a digest (``rows`` absent) vouch only for their existence."""
+    """Gate history and baselines against their entries.
+
+    Entries written before they carried a digest (``rows`` absent) vouch only for their
+    existence. A gate evaluation no entry records is reported when it is newer than the
+    first evaluation whose entry carries a digest (older ones may predate the ledger); an
+    unrecorded baseline is not (its created_at is the caller's clock, not the ledger's).
+    """
     problems = []
     for kind, key_name in (("gate", "evaluation_id"), ("baseline", "baseline")):
         for key, (rows, seq) in controls[kind].items():
@@ -454,9 +459,10 @@ def _check_control_rows(store: Any, controls: dict) -> list[Problem]:
                                              f"{got['row_count']} found (deleted or inserted outside toolctl)"))
             elif rows["row_count"] and got["rows_digest"] != rows.get("rows_digest"):
                 problems.append(Problem(seq, f"{what}: stored rows were edited (digest differs)"))
-        # A gate evaluation or a baseline no entry accounts for was written outside toolctl.
-        for (key,) in store.execute(_CONTROL_KEYS[kind]).fetchall():
-            if (int(key) if kind == "gate" else key) not in controls[kind]:
-                what = f"gate evaluation {key}" if kind == "gate" else f"baseline {key!r}"
-                problems.append(Problem(None, f"{what}: no ledger entry records it (inserted outside toolctl)"))
+    vouched = [eid for eid, (rows, _) in controls["gate"].items() if rows is not None]
+    if vouched:
+        for (eid,) in store.execute(_GATE_EVALUATIONS).fetchall():
+            if int(eid) > min(vouched) and int(eid) not in controls["gate"]:
+                problems.append(Problem(None, f"gate evaluation {eid}: no ledger entry records it "
+                                              f"(inserted outside toolctl)"))
     return problems
