@@ -148,15 +148,11 @@ def read_config_file(path: Path) -> dict[str, dict[str, Any]]:
                          hint="TOML files are UTF-8 text: save it as UTF-8") from None
     try:
         doc = tomllib.loads(text)
+        parsed = _models().model_validate(doc)
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{path}: not valid TOML: {exc}",
                          hint="fix the syntax (quotes around strings, [section] headers)") from None
-    except RecursionError:
-        raise UsageError(f"{path}: nested too deeply to read",
-                         hint="settings are plain values in [section] tables (see docs/config.md)") from None
-    try:
-        parsed = _models().model_validate(doc)
-    except RecursionError:
+    except RecursionError:  # thousands of nested arrays: reading or validating them
         raise UsageError(f"{path}: nested too deeply to read",
                          hint="settings are plain values in [section] tables (see docs/config.md)") from None
     except ValidationError as exc:

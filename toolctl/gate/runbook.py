@@ -209,23 +209,19 @@ def load_runbook(name_or_path: str | None = None) -> Runbook:
     label, text = _resolve(name_or_path or DEFAULT_RUNBOOK)
     try:
         doc = yaml.safe_load(text)
+        if not isinstance(doc, dict):
+            raise RunbookError(f"runbook {label} must be a YAML mapping",
+                               hint="start from `toolctl runbook show canary-promotion`")
+        runbook = Runbook.model_validate(doc)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise RunbookError(f"runbook {label} is not valid YAML{where}",
                            hint="fix the YAML syntax (indentation, colons, quotes)") from None
-    except RecursionError:
+    except RecursionError:  # hundreds of nested lists: reading or validating them
         raise RunbookError(f"runbook {label} is nested too deeply to read",
                            hint="a runbook is a mapping of a few levels: start from "
                                 "`toolctl runbook show canary-promotion`") from None
-    if not isinstance(doc, dict):
-        raise RunbookError(f"runbook {label} must be a YAML mapping",
-                           hint="start from `toolctl runbook show canary-promotion`")
-    try:
-        runbook = Runbook.model_validate(doc)
-    except RecursionError:
-        raise RunbookError(f"runbook {label} is nested too deeply to read",
-                           hint="start from `toolctl runbook show canary-promotion`") from None
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(x) for x in err["loc"])
