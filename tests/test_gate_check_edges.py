@@ -89,3 +89,11 @@ def test_wilson_bounds_are_exact_at_zero_and_all_successes():
     from toolctl.gate.statistics import wilson
 
     assert wilson(0, 37).lower == 0.0 and wilson(37, 37).upper == 1.0  # were ~2e-17 off
+
+
+def test_a_shift_between_latencies_near_the_double_limit_is_reported_without_warnings(recwarn):
+    check = _check("distribution_shift", max_shift_rel=0.15)
+    base, cand = _arm([1e300] * 200 + [1.797e308] * 200), _arm([1.797e308] * 400)
+    res = evaluate(check, EvalContext(base=base, cand=cand, until=UNTIL), 0.95)
+    assert res.outcome != "error", res.reason
+    assert len(res.reason) < 400 and not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]

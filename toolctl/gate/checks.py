@@ -49,6 +49,11 @@ def _pct(x: float | None) -> str:
     return "∞" if x is None else f"{x * 100:.3g}%"
 
 
+def _signed_pct(x: float) -> str:
+    """+9.3%; beyond ±10,000% in exponent form (latencies of 1e300 ms gave 300 digits)."""
+    return f"{x:+.1%}" if abs(x) < 100 else f"{x * 100:+.3g}%"
+
+
 def _no_data(check, res: CheckResult, need: int, have: str | int) -> CheckResult:
     """Too few samples. ``have``: the two arms' counts as text, or one window's count."""
     res.outcome = check.on_no_data
@@ -137,15 +142,18 @@ def distribution_shift(check, ctx, confidence, res):
         return _no_data(check, res, need, f"candidate {len(c)}, baseline {len(b)}")
     import numpy as np
 
-    mw = st.mann_whitney_shift(c, b, check.confidence)
-    median_b = float(np.median(b))
-    scale = median_b if median_b > 0 else 1.0
-    res.estimate, res.lower, res.upper = mw["hl_shift"] / scale, mw["hl_lower"] / scale, mw["hl_upper"] / scale
+    # Latencies near the double's limit overflow to inf (reported as null), not to a warning
+    # on stderr.
+    with np.errstate(over="ignore", invalid="ignore"):
+        mw = st.mann_whitney_shift(c, b, check.confidence)
+        median_b = float(np.median(b))
+        scale = median_b if median_b > 0 else 1.0
+        res.estimate, res.lower, res.upper = mw["hl_shift"] / scale, mw["hl_lower"] / scale, mw["hl_upper"] / scale
     res.margin = check.max_shift_rel
     res.outcome = st.classify(res.lower, res.upper, check.max_shift_rel)
     res.evidence = dict(mw, baseline_median_ms=median_b, confidence=check.confidence)
-    res.reason = (f"shift {mw['hl_shift']:+.4g} ms = {res.estimate:+.1%} of baseline median "
-                  f"[{res.lower:+.1%}, {res.upper:+.1%}] vs limit +{check.max_shift_rel:.0%}; "
+    res.reason = (f"shift {mw['hl_shift']:+.4g} ms = {_signed_pct(res.estimate)} of baseline median "
+                  f"[{_signed_pct(res.lower)}, {_signed_pct(res.upper)}] vs limit +{check.max_shift_rel:.0%}; "
                   f"Mann-Whitney p={mw['p_value']:.3g}, mean ratio {_f(mw['effect_size'], 3)}")
     return res
 
