@@ -351,6 +351,23 @@ def test_spark_reads_only_the_layouts_data_files_not_strays(small_lake, spark):
 
 
 @pytest.mark.slow
+def test_spark_reads_a_lake_whose_path_holds_glob_characters(small_lake, spark, tmp_path):
+    # Spark expands a path with {}[]*? as a glob: "lake [x]" matched "lake x" or nothing.
+    import shutil
+
+    from toolctl.engines import open_source
+    from toolctl.metrics.stats import StatsQuery, stats
+    from toolctl.store import Store
+
+    db, lake = small_lake
+    odd = tmp_path / "lake [x]{a,b}*?"
+    shutil.copytree(lake, odd)
+    with Store.open(db, write=False) as store:
+        want = stats(store, StatsQuery(by=["tool"]))
+    with open_source("spark", odd, "local[2]") as src:
+        assert stats(src, StatsQuery(by=["tool"])) == want
+
+@pytest.mark.slow
 def test_spark_results_reach_the_driver_as_arrow_not_row_objects(small_lake, spark, monkeypatch):
     from pyspark.sql import DataFrame
 

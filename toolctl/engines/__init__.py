@@ -19,6 +19,7 @@ Which files are data is toolctl.lake.layout's definition, the one `lake ls/compa
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from abc import ABC, abstractmethod
 from datetime import datetime
@@ -315,8 +316,15 @@ def _file_uri(path: str) -> str:
     """``file://`` + the absolute path, for Spark: toolctl listed the file on a local (or mounted)
     directory, and a bare path would be resolved against the cluster's default filesystem
     (``fs.defaultFS``, often HDFS). Not ``Path.as_uri()``: Hadoop takes the string as a path
-    and would read its percent-escapes (``dt%3D…``) literally."""
-    return "file://" + Path(path).absolute().as_posix()
+    and would read its percent-escapes (``dt%3D…``) literally.
+
+    Spark expands a path holding ``{}[]*?\\`` as a glob: those are escaped with a backslash
+    (Hadoop's glob escape), so a lake under ``/data/lake[1]`` is read as named."""
+    return "file://" + _GLOB_CHARS.sub(r"\\\g<0>", Path(path).absolute().as_posix())
+
+
+#: Characters Hadoop's glob reads as pattern (Spark globs any path that holds one).
+_GLOB_CHARS = re.compile(r"[{}\[\]*?\\]")
 
 
 def _collect_arrow(df: Any) -> Any:
