@@ -97,3 +97,24 @@ def test_a_shift_between_latencies_near_the_double_limit_is_reported_without_war
     res = evaluate(check, EvalContext(base=base, cand=cand, until=UNTIL), 0.95)
     assert res.outcome != "error", res.reason
     assert len(res.reason) < 400 and not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+def test_a_stored_gate_report_is_standard_json_even_with_an_infinite_ratio(tmp_path):
+    # A candidate slower than a zero baseline has an infinite ratio; the stored report held
+    # the non-standard token Infinity (json.dumps), which JSON readers other than Python's refuse.
+    import json
+
+    import duckdb
+
+    from conftest import event, run_toolctl, write_jsonl
+
+    docs = [event(i, version="v1" if i % 2 else "v2", latency_ms=0.0 if i % 2 else 100.0,
+                  ts=f"2026-01-01T10:{i % 60:02d}:{i // 60:02d}Z") for i in range(800)]
+    db = tmp_path / "z.duckdb"
+    assert run_toolctl("--db", db, "ingest", write_jsonl(tmp_path / "z.jsonl", docs)).returncode == 0
+    proc = run_toolctl("--db", db, "gate", "--baseline", "v1", "--candidate", "v2",
+                       "--until", "2026-01-01T11:00:00Z", "--format", "json")
+    p95 = next(c for c in json.loads(proc.stdout)["checks"] if c["name"] == "p95-latency")
+    assert p95["outcome"] == "fail"
+    stored = duckdb.connect(str(db), read_only=True).execute("SELECT report::VARCHAR FROM gate_evaluations").fetchone()[0]
+    json.loads(stored, parse_constant=lambda name: pytest.fail(f"non-standard JSON token {name}"))

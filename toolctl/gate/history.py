@@ -7,9 +7,9 @@ evaluations" span separate CI invocations.
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import datetime
 
+from toolctl.jsonio import dumps  # the one JSON renderer: NaN and ±Infinity as null
 from toolctl.store import Store
 
 _STREAK_SQL = """
@@ -72,7 +72,7 @@ def record(store: Store, *, key: str, runbook, baseline: str, candidate: str, se
         store.execute(
             "INSERT INTO gate_evaluations VALUES ($id, $k, $seq, $now, $since, $until, $v, $r, $doc)",
             {"id": eid, "k": key, "seq": seq, "now": now, "since": since, "until": until,
-             "v": verdict, "r": reason, "doc": json.dumps(report, default=str)})
+             "v": verdict, "r": reason, "doc": dumps(report).decode("utf-8")})
         for r in results:
             store.execute(
                 "INSERT INTO gate_check_results VALUES ($id, $name, $kind, $sev, $dry, $out, $est, $lo,"
