@@ -192,7 +192,8 @@ def test_log_data_never_reaches_the_terminal_as_control_sequences(tmp_path):
             assert proc.returncode == 0, (args, proc.stderr)
             for raw in ("\x1b[31mRED", "\x1b]0;", "\x07", "\u202e"):
                 assert raw not in proc.stdout, (args, env)
-            assert "\\x1b[31mRED" in proc.stdout, (args, proc.stdout)
+            assert "\\x1b[31mRED" in proc.stdout and "\\x07" in proc.stdout, (args, proc.stdout)
+            assert "\\[" not in proc.stdout  # markup is off: no escaping backslash shows
     # Machine formats keep the data exact.
     doc = json.loads(run_toolctl("--db", db, "stats", "--by", "tool", "--format", "json").stdout)
     assert doc[0]["tool"] == evil

@@ -35,8 +35,9 @@ _stderr = None
 
 #: Characters that steer a terminal rather than print: C0 and C1 controls (ESC starts the
 #: colour, title, clipboard and hyperlink sequences; DEL) and the explicit bidi overrides
-#: and isolates, which reorder what is shown. Tab and newline print as themselves.
-_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+#: and isolates, which reorder what is shown; the Unicode line and paragraph separators.
+#: Tab and newline print as themselves.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def printable(text: str) -> str:
@@ -45,6 +46,14 @@ def printable(text: str) -> str:
     if not _UNSAFE.search(text):
         return text
     return _UNSAFE.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", text)
+
+
+def label(text: str, style: str = ""):
+    """Data as a Rich Text node (a tree label, a line): never markup, and its control
+    characters shown as escapes before Rich's Text drops BEL, BS, CR, VT and FF."""
+    from rich.text import Text
+
+    return Text(printable(text), style=style)
 
 
 def _console(**kwargs: Any):

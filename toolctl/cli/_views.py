@@ -11,6 +11,7 @@ from typing import Any
 
 from toolctl.cli._charts import column_chart, hbar
 from toolctl.cli._output import fmt_int, fmt_ms, fmt_pct
+from toolctl.cli._output import label as data_text  # `label` names a group's label here
 
 CHART_HEIGHT = 8
 BAR_WIDTH = 40
@@ -57,13 +58,13 @@ def render_plot(rows: list[dict], totals: list[dict], dims: list[str], every: st
         if plain:
             _plain_plot(console, head, series, buckets)
             continue
-        console.print(Text(head, style="bold"))
+        console.print(data_text(head, style="bold"))
         x_first, x_last = buckets[0][11:16], buckets[-1][11:16]
         for name, vals, fmt, style in (("error rate", err, fmt_pct, "red"),
                                        ("p95 ms", p95, fmt_ms, "cyan")):
             lines = column_chart(vals, height=CHART_HEIGHT, label=name, fmt=fmt,
                                  x_first=x_first, x_last=x_last)
-            console.print(Text(lines[0], style="bold"))
+            console.print(data_text(lines[0], style="bold"))
             for line in lines[1:CHART_HEIGHT + 1]:
                 axis, _, cols = line.partition("┤")
                 console.print(Text(axis + "┤") + Text(cols, style=style))
@@ -119,7 +120,7 @@ def render_histogram(doc: dict, console: Any) -> None:
     plain = not console.is_terminal
     marks = histogram_marks(doc)
     top = max(b["count"] for b in doc["bins"])
-    console.print(Text(head, style="bold"))
+    console.print(data_text(head, style="bold"))
     console.print(Text(f"p50 {fmt_ms(doc['p50_ms'])} ms   p95 {fmt_ms(doc['p95_ms'])} ms   "
                        f"p99 {fmt_ms(doc['p99_ms'])} ms"))
     lo_w = max(len(fmt_ms(b["lower_ms"])) for b in doc["bins"])
@@ -165,7 +166,7 @@ def top_table(snap: dict, *, title_suffix: str = ""):
         style = "bold red" if rank == 1 else "red" if rank else ""
         d_err = "–" if r["error_rate_delta"] is None else f"{r['error_rate_delta'] * 100:+.2f}pp"
         ratio = "–" if r["p95_ratio"] is None else f"{r['p95_ratio']:.2f}×"
-        t.add_row(Text("▲" + str(rank) if rank else ""), Text(str(r["tool"])),
+        t.add_row(Text("▲" + str(rank) if rank else ""), data_text(str(r["tool"])),
                   f"{r['calls_per_s']:.2f}", fmt_int(r["calls"]), fmt_pct(r["error_rate"]), d_err,
                   fmt_ms(r["p95_ms"]), ratio, fmt_int(r["auth_failures"]), fmt_int(r["retries"]),
                   style=style)

@@ -186,15 +186,16 @@ def call(ctx: typer.Context, call_id: Annotated[str, typer.Argument(help="The ca
     if fmt is DocFormat.json:
         print_json(doc)
         return
-    from rich.markup import escape
     from rich.tree import Tree
 
-    tree = Tree(escape(f"call {call_id} ({doc['tool']}, {doc['attempt_count']} attempt(s))"))
+    from toolctl.cli._output import label
+
+    tree = Tree(label(f"call {call_id} ({doc['tool']}, {doc['attempt_count']} attempt(s))"))
     if doc["attempts"]:
         for line in _call_lines(doc):
-            tree.add(escape(line))
+            tree.add(label(line))
     for s in doc["spans"]:
-        tree.add(escape(f"span {s['name']} {s['span_id']} (trace {s['trace_id']}) "
+        tree.add(label(f"span {s['name']} {s['span_id']} (trace {s['trace_id']}) "
                         f"{fmt_ms(s['duration_ms'])} ms {s['status'] or '–'}"))
     stdout().print(tree)
 
@@ -212,25 +213,26 @@ def trace(ctx: typer.Context, trace_id: Annotated[str, typer.Argument(help="The 
     if fmt is DocFormat.json:
         print_json(doc)
         return
-    from rich.markup import escape
     from rich.tree import Tree
+
+    from toolctl.cli._output import label
 
     def add_calls(node, calls):
         for c in calls:
-            sub = node.add(escape(f"call {c['call_id']} {c['tool']}"))
+            sub = node.add(label(f"call {c['call_id']} {c['tool']}"))
             for line in _call_lines(c):
-                sub.add(escape(line))
+                sub.add(label(line))
 
     def add_span(node, s):
         mark = " [orphan: parent not received]" if s["orphan"] else ""
-        label = f"{s['name']} {s['span_id']} {fmt_ms(s['duration_ms'])} ms {s['status_name']}{mark}"
-        child = node.add(escape(label))
+        text = f"{s['name']} {s['span_id']} {fmt_ms(s['duration_ms'])} ms {s['status_name']}{mark}"
+        child = node.add(label(text))
         add_calls(child, s["calls"])
         for c in s["children"]:
             add_span(child, c)
 
     c = doc["counts"]
-    root = Tree(escape(f"trace {doc['trace_id']}: {c['spans']} span(s), {c['calls']} call(s), "
+    root = Tree(label(f"trace {doc['trace_id']}: {c['spans']} span(s), {c['calls']} call(s), "
                        f"{c['events']} event(s)"))
     for s in doc["spans"]:
         add_span(root, s)

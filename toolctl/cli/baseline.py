@@ -8,7 +8,7 @@ import typer
 
 from toolctl.cli._engine import Engine, EngineOpt, LakeOpt, SparkMasterOpt, lake_source
 
-from toolctl.cli._output import DocFormat, fmt_int, fmt_ms, fmt_pct, print_json, stdout, table
+from toolctl.cli._output import DocFormat, fmt_int, fmt_ms, fmt_pct, label, print_json, stdout, table
 
 FormatOpt = Annotated[DocFormat, typer.Option("--format", "-f", help="Output format.")]
 
@@ -146,7 +146,7 @@ def regress(
 
         console = stdout()
         console.print(Text(f"VERDICT: {report['verdict'].upper()}", style=_STYLE[report["verdict"]]) +
-                      Text(f"  regressed tools: {', '.join(report['regressed_tools']) or 'none'}"))
+                      label(f"  regressed tools: {', '.join(report['regressed_tools']) or 'none'}"))
         if report["checks"]:
             print_checks(console, "Checks", report["checks"])
         console.print(f"Reason: {report['reason']}.")

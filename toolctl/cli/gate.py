@@ -7,7 +7,7 @@ from typing import Annotated, Any, List, Optional
 import typer
 
 from toolctl.cli._engine import Engine, EngineOpt, LakeOpt, SparkMasterOpt, lake_source
-from toolctl.cli._output import DocFormat, print_json, stdout, table
+from toolctl.cli._output import DocFormat, label, print_json, stdout, table
 
 FormatOpt = Annotated[DocFormat, typer.Option("--format", "-f", help="Output format.")]
 
@@ -159,7 +159,7 @@ def render_report(report: dict, console=None) -> None:
     v = report["verdict"]
     # The banner line starts with "VERDICT: …" so scripts grepping the human output keep working.
     console.print(Text(f"VERDICT: {v.upper()}", style=_BANNER.get(v, _STYLE[v])) +
-                  Text(f"  {report.get('candidate')} vs {report.get('baseline')}"
+                  label(f"  {report.get('candidate')} vs {report.get('baseline')}"
                        f"  runbook {report.get('runbook')}"
                        + (f"  evaluation {report['evaluation']}/{report['max_evaluations']}" if "evaluation" in report else "")
                        + (f"  window {report['since']} .. {report['until']}" if report.get("since") else "")))
@@ -169,7 +169,7 @@ def render_report(report: dict, console=None) -> None:
             counts[c["outcome"]] = counts.get(c["outcome"], 0) + 1
         summary = ", ".join(f"{n} {o}" for o, n in sorted(counts.items(), key=lambda kv: -kv[1]))
         print_checks(console, f"Checks ({summary})", report["checks"])
-    console.print(Text("Reason: ", style="bold") + Text(f"{report['reason']}.", style=_STYLE[v]))
+    console.print(Text("Reason: ", style="bold") + label(f"{report['reason']}.", style=_STYLE[v]))
 
 
 def print_checks(console: Any, title: str, checks: list[dict]) -> None:
@@ -185,7 +185,7 @@ def print_checks(console: Any, title: str, checks: list[dict]) -> None:
         return
     console.print(figures)
     for c in checks:
-        console.print(Text(f"{c['name']}: ", style="bold") + Text(c["reason"]))
+        console.print(label(f"{c['name']}: ", style="bold") + label(c["reason"]))
 
 
 def write_junit(report: dict, path: str) -> None:

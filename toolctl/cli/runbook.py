@@ -6,7 +6,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from toolctl.cli._output import DocFormat, print_json, stdout, table
+from toolctl.cli._output import DocFormat, label, print_json, stdout, table
 
 FormatOpt = Annotated[DocFormat, typer.Option("--format", "-f", help="Output format.")]
 
@@ -54,7 +54,7 @@ def show_cmd(name: Annotated[str, typer.Argument(help="Built-in name or YAML fil
         print_json(rb.model_dump())
         return
     console = stdout()
-    console.print(Text(rb.title, style="bold") + Text(f"  ({rb.name}, {rb.mode})"))
+    console.print(label(rb.title, style="bold") + label(f"  ({rb.name}, {rb.mode})"))
     console.print(rb.description.rstrip(), markup=False)
     console.print(Text("Remediation", style="bold"))
     for i, step in enumerate(rb.remediation, 1):
@@ -108,7 +108,7 @@ def run_cmd(
 
         console = stdout()
         console.print(Text(f"{report['status'].upper()}", style=_STYLE[report["status"]]) +
-                      Text(f"  runbook {rb.name}" + (f"  window {report['since']} .. {report['until']}" if report.get("since") else "")))
+                      label(f"  runbook {rb.name}" + (f"  window {report['since']} .. {report['until']}" if report.get("since") else "")))
         if report["checks"]:
             print_checks(console, "Checks", report["checks"])
         console.print(f"Reason: {report['reason']}.")
