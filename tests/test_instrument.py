@@ -413,3 +413,57 @@ def test_values_json_cannot_hold_are_recorded_as_text_without_breaking_the_tool(
     assert json.loads(span.attributes["gen_ai.tool.call.result"]) == {"score": "nan", "when": str(time)}
     [ev] = events(buf)
     ToolCallEvent.model_validate(ev)
+
+
+class _Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no text for you")
+
+
+@pytest.mark.parametrize("arg", [10**5000, _Unprintable(), "deep"], ids=["huge-int", "bad-str", "deep"])
+def test_an_argument_that_cannot_be_recorded_never_stops_the_tool(otel, arg):
+    # Found by fuzzing: recording raised inside the call's start, the tool never ran, and the
+    # caller got None (a raising tool raised nothing).
+    if arg == "deep":
+        arg = []
+        for _ in range(5000):
+            arg = [arg]
+    inst, _, buf = make(otel, capture_arguments=True)
+    ran = []
+
+    @inst.tool("charge")
+    def charge(x):
+        ran.append(True)
+        raise RuntimeError("card declined")
+
+    with pytest.raises(RuntimeError, match="card declined"):
+        charge(arg)
+    assert ran == [True]
+    assert inst.run(lambda x: 42, {"x": arg}, tool="t").value == 42
+    evs = events(buf)
+    assert [e["status"] for e in evs] == ["error", "ok"] and all("args" not in e for e in evs)
+
+
+def test_events_stay_lines_toolctl_ingest_accepts_whatever_the_tool_raises_or_takes(otel, tmp_path):
+    from tests.conftest import run_toolctl
+
+    inst, _, buf = make(otel, capture_arguments=True)
+
+    @inst.tool("read_file")
+    def read_file(name):
+        raise FileNotFoundError(f"no such file: {name}")  # os.listdir's undecodable bytes
+
+    @inst.tool("summarise")
+    def summarise(doc):
+        return "ok"
+
+    with pytest.raises(FileNotFoundError):  # not the sink's UnicodeEncodeError
+        read_file("report-\udce9.txt")
+    assert summarise("word " * 250_000) == "ok"  # a 1.25 MB argument
+    lines = buf.getvalue().splitlines()
+    assert len(lines) == 2 and all(len(line.encode("utf-8")) <= 1024 * 1024 for line in lines)
+    assert "args" not in json.loads(lines[1])  # kept the call, not its payload
+    path = tmp_path / "ev.jsonl"
+    path.write_text(buf.getvalue(), encoding="utf-8")
+    proc = run_toolctl("--db", tmp_path / "s.duckdb", "ingest", path, "--format", "json")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["accepted"] == 2, proc.stdout + proc.stderr

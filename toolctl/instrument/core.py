@@ -10,6 +10,7 @@ import contextvars
 import functools
 import inspect
 import json
+import logging
 import math
 import os
 import threading
@@ -29,6 +30,8 @@ from toolctl.instrument.errors import (DEFAULT_RETRYABLE_CODES, ToolError, ToolT
                                        error_fields)
 from toolctl.instrument.retry import NO_RETRY, RetryPolicy
 from toolctl.instrument.sink import JsonLineSink
+
+log = logging.getLogger("toolctl.instrument")
 
 #: Span attribute names (docs/spans.md "Field mapping"): OTel GenAI where a convention
 #: exists, toolctl's own names where none does.
@@ -129,6 +132,18 @@ def _jsonable(v: Any, _path: tuple[int, ...] = ()) -> Any:
     return str(v)
 
 
+def _recorded(capture: Callable[[], Any], tool: str, what: str) -> tuple[Any, str] | None:
+    """(value, its JSON text) of a captured argument or result, or None when it cannot be
+    recorded (a 5,000-digit int, a __str__ that raises, nesting deeper than Python's stack):
+    the call goes on unrecorded in that respect, never fails for it."""
+    try:
+        value = capture()
+        return (value, json.dumps(value, ensure_ascii=False, separators=(",", ":"))) if value is not None else None
+    except Exception as exc:  # noqa: BLE001 - recording must never break the tool call
+        log.warning("toolctl.instrument: tool %r: %s not recorded (%s)", tool, what, type(exc).__name__)
+        return None
+
+
 def _as_object(v: Any, key: str) -> dict[str, Any] | None:
     """Schema v1 wants objects for args/data: anything else is wrapped as {key: value}."""
     if v is None:
@@ -226,11 +241,11 @@ class ToolCall:
                            (A_TIMEOUT_MS, self.timeout_ms), (A_STAGE, self.stage)):
             if value is not None:
                 attrs[key] = value
+        self._recorded_args = None
         if self.inst.capture_arguments and self.args is not None:
-            self._recorded_args = red.value(_as_object(self.args, "value"))
-            attrs[A_ARGUMENTS] = json.dumps(self._recorded_args, ensure_ascii=False, separators=(",", ":"))
-        else:
-            self._recorded_args = None
+            recorded = _recorded(lambda: red.value(_as_object(self.args, "value")), self.tool, "arguments")
+            if recorded is not None:
+                self._recorded_args, attrs[A_ARGUMENTS] = recorded
         self._start_ns = time.time_ns()
         self._span = self.inst.tracer.start_span(f"execute_tool {self.tool}", kind=SpanKind.INTERNAL,
                                                  attributes=attrs, start_time=self._start_ns)
@@ -250,9 +265,11 @@ class ToolCall:
         span = self._span
         recorded_data = None
         if self.status == "ok":
-            recorded_data = red.value(_as_object(self.data, "result")) if self.inst.capture_results else None
-            if recorded_data is not None:
-                span.set_attribute(A_RESULT, json.dumps(recorded_data, ensure_ascii=False, separators=(",", ":")))
+            recorded = (_recorded(lambda: red.value(_as_object(self.data, "result")), self.tool, "result")
+                        if self.inst.capture_results else None)
+            if recorded is not None:
+                recorded_data = recorded[0]
+                span.set_attribute(A_RESULT, recorded[1])
             if self.confidence is not None:
                 span.set_attribute(A_CONFIDENCE, self.confidence)
             span.set_status(Status(StatusCode.OK))
