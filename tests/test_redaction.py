@@ -174,3 +174,21 @@ def test_redaction_rules_option_applies_the_file_and_a_bad_one_stores_nothing(tm
     bad = run_toolctl("--db", other, "ingest", src, "--redaction-rules", tmp_path / "missing.toml")
     assert bad.returncode == 2 and "cannot read redaction rules" in bad.stderr
     assert not other.exists()
+
+
+def test_the_email_pattern_anchored_at_a_run_start_finds_exactly_what_the_plain_one_finds():
+    # Python's re retried the plain pattern from every character of a long word (25 s for a
+    # 128k-character argument, found by fuzzing; benchmarks/redaction.py measures the growth).
+    # The anchored form may only skip starts inside a run, where no match can begin.
+    import random
+    import re
+
+    from toolctl.audit.redact import _EMAIL_AT_RUN_START, EMAIL_PATTERN
+
+    rng = random.Random(7)
+    alphabet = "ab.x_%+-@1 .,;:<>()\"'\n" + "é"
+    plain, anchored = re.compile(EMAIL_PATTERN), re.compile(_EMAIL_AT_RUN_START)
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60)))
+        text += rng.choice(["", " john.doe+x@example.co.uk", "a@b.io", "@c.de", "x@y"])
+        assert [m.span() for m in plain.finditer(text)] == [m.span() for m in anchored.finditer(text)], text
