@@ -523,7 +523,7 @@ def create_app(store: Any, config: ServerConfig) -> Any:
             return JSONResponse({"message": f"invalid {name} request: {exc.errors()[0]['msg']}",
                                  "error_class": "UsageError"}, status_code=400)
         except ToolctlError as exc:
-            return JSONResponse({"message": exc.message, "hint": exc.hint,
+            return JSONResponse({"message": exc.message, "hint": exc.hint, "exit_code": exc.exit_code,
                                  "error_class": type(exc).__name__}, status_code=400)
         return Response(b'{"result": ' + dumps(result) + b"}", media_type=JSON)
 

@@ -92,10 +92,15 @@ def test_paths_and_ages_found_by_fuzzing_are_usage_errors_not_tracebacks(tmp_pat
         (["db", "prune", "--older-than", "99999999999d"], "too long"),
         (["runbook", "run", "latency-slo", "--until", "0001-01-01T00:30:00Z"], "before the year 1"),
         (["regress", "--baseline", "b", "--until", "0001-01-01T00:10:00Z"], "before the year 1"),
+        (["top", "--window", "3000000d"], "before the year 1"),
     ]
     for args, needle in cases:
         proc = run_toolctl("--db", db, *args)
         assert proc.returncode == 2 and proc.stderr.startswith("Error:") and needle in proc.stderr, (args, proc.stderr)
+    # An export that cannot be written is an error line (DuckDB's IOException escaped as a
+    # traceback: its class lives in `_duckdb`).
+    proc = run_toolctl("--db", db, "audit", "export", "-o", tmp_path / "dir")
+    assert proc.returncode == 1 and proc.stderr.startswith("Error: cannot write"), proc.stderr
     # The refused gates were not recorded: no evaluation counts towards K.
     history = run_toolctl("--db", db, "gate", "history", "--format", "json")
     assert json.loads(history.stdout) == []

@@ -157,7 +157,10 @@ def test_audit_commands_while_serving_equal_their_local_output(serve, tmp_path):
                ("audit", "search", "--tool", "pay", "--limit", "3"),
                ("audit", "duplicates", "--format", "json"), ("audit", "call", "c2", "--format", "json"),
                ("audit", "trace", "AB" * 16, "--format", "json"), ("audit", "log", "--format", "json"),
-               ("audit", "verify", "--format", "json")]
+               ("audit", "verify", "--format", "json"),
+               # errors too (found by fuzzing: an unknown id read through the server named the
+               # collector and its HTTP status instead of the local message and hint)
+               ("audit", "call", "nope"), ("audit", "trace", "ff" * 16)]
     remote = [run_toolctl("--db", s.db, *q) for q in queries]
     exported = tmp_path / "served.jsonl"
     exp = run_toolctl("--db", s.db, "audit", "export", "--tool", "pay", "-o", exported)
@@ -166,7 +169,8 @@ def test_audit_commands_while_serving_equal_their_local_output(serve, tmp_path):
     for q, r, l in zip(queries, remote, local):
         assert (r.returncode, r.stdout, r.stderr) == (l.returncode, l.stdout, l.stderr), q
     assert remote[0].returncode == 0 and len(json.loads(remote[0].stdout)) == 4
-    assert json.loads(remote[-1].stdout)["intact"] is True
+    assert json.loads(remote[6].stdout)["intact"] is True
+    assert remote[-1].returncode == 1 and remote[-1].stderr.startswith("Error: nothing stored has trace id")
     assert exp.returncode == 0 and len(exported.read_text().splitlines()) == 20
 
 

@@ -206,6 +206,12 @@ class RemoteStore:
             cls = getattr(errors, name, None) or getattr(ledger, name, None)  # keeps exit 5
             if isinstance(cls, type) and issubclass(cls, errors.ToolctlError):
                 raise cls(doc.get("message", ""), hint=doc.get("hint"))
+            if name and isinstance(doc.get("exit_code"), int):
+                # Raised by a module this command did not import (an unknown id, a lake, a
+                # baseline): the same message, hint and exit code as a local run.
+                exc = errors.ToolctlError(doc.get("message", ""), hint=doc.get("hint"))
+                exc.exit_code = doc["exit_code"]
+                raise exc
         if resp.status_code != 200:
             raise self._fail(f"{kind} operation {operation!r}", resp)
         return resp.json()["result"]

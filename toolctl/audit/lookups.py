@@ -90,7 +90,8 @@ def export_events(store: Any, flt: EventFilter, *, fmt: str, path: str | Path,
     try:
         rows = store.execute(copy, {**params, "out_path": str(out)}).fetchall()
     except Exception as exc:  # duckdb.IOException: permission denied, disk full
-        if type(exc).__module__.startswith("duckdb") and "IO" in type(exc).__name__:
+        # The class lives in `_duckdb` (duckdb's C module), so not `startswith("duckdb")`.
+        if type(exc).__module__.lstrip("_").startswith("duckdb") and "IO" in type(exc).__name__:
             raise ToolctlError(f"cannot write {out}: {str(exc).splitlines()[0]}",
                                hint="check the path and free space") from exc
         raise

@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import BaseModel, Field, field_validator
 
 from toolctl.errors import UsageError
-from toolctl.timeutil import iso_utc
+from toolctl.timeutil import before, iso_utc
 
 MOVER_ERROR_RATE_PP = 0.01  # +1 percentage point of calls ending in error
 MOVER_P95_RATIO = 1.5  # p95 at least 1.5× the prior window's
@@ -82,8 +82,8 @@ def live_snapshot(store: Any, q: LiveQuery) -> dict[str, Any]:
     from toolctl.timeutil import utcnow
 
     until = q.until or utcnow().replace(microsecond=0)  # a readable frame title
-    since = until - q.window
-    prior_since = since - q.window
+    since = before(until, q.window, option="--window")
+    prior_since = before(since, q.window, option="--window")
     now_rows = _stats_by_tool(store, q, since, until)
     prior = {r["tool"]: r for r in _stats_by_tool(store, q, prior_since, since)}
     seconds = q.window.total_seconds()
