@@ -186,7 +186,11 @@ def test_gate_and_runbook_run_while_serving_decide_like_a_local_run_and_are_ledg
     gate = ("gate", "--baseline", "v1", "--candidate", "v2", *window, "--format", "json")
     runbook = ("runbook", "run", "retry-storm", *window, "--format", "json")
     served_gate, served_runbook = run_toolctl("--db", s.db, *gate), run_toolctl("--db", s.db, *runbook)
+    served_history = run_toolctl("--db", s.db, "gate", "history", "--format", "json")  # refused before
     assert s.stop() == 0
+    local_history = run_toolctl("--db", s.db, "gate", "history", "--format", "json")
+    assert served_history.returncode == 0, served_history.stderr
+    assert json.loads(served_history.stdout) == json.loads(local_history.stdout)[-1:]
     local_gate, local_runbook = run_toolctl("--db", s.db, *gate), run_toolctl("--db", s.db, *runbook)
     assert served_gate.returncode == local_gate.returncode != 40, served_gate.stderr
     a, b = json.loads(served_gate.stdout), json.loads(local_gate.stdout)

@@ -98,6 +98,14 @@ class AuditExport(Request):
     path: str  # absolute: the server writes it when it holds the store (same host)
 
 
+class GateHistory(Request):
+    """``toolctl gate history``: past evaluations, newest first."""
+
+    baseline: str | None = None
+    candidate: str | None = None
+    limit: int = Field(50, ge=1)
+
+
 class AuditDuplicates(Request):
     tool: str | None = None
     since: datetime | None = None
@@ -142,6 +150,12 @@ def _audit_duplicates(store: Any, q: AuditDuplicates) -> Any:
     from toolctl.audit.lookups import duplicate_executions
 
     return jsonable(duplicate_executions(store, tool=q.tool, since=q.since, until=q.until, limit=q.limit))
+
+
+def _gate_history(store: Any, q: GateHistory) -> Any:
+    from toolctl.gate.history import history
+
+    return jsonable(history(store, baseline=q.baseline, candidate=q.candidate, limit=q.limit))
 
 
 def _audit_call(store: Any, q: AuditId) -> Any:
@@ -244,6 +258,7 @@ READS: dict[str, tuple[Callable[[], type[BaseModel]], Callable[[Any, Any], Any]]
     "audit_search": (lambda: AuditSearch, _audit_search),
     "audit_export": (lambda: AuditExport, _audit_export),
     "audit_duplicates": (lambda: AuditDuplicates, _audit_duplicates),
+    "gate_history": (lambda: GateHistory, _gate_history),
     "audit_call": (lambda: AuditId, _audit_call),
     "audit_trace": (lambda: AuditId, _audit_trace),
     "audit_log": (lambda: AuditLog, _audit_log),

@@ -226,14 +226,12 @@ def history_cmd(
 
     Example: toolctl gate history --candidate v1.9.0-rc1
     """
-    from toolctl.gate.history import history
-    from toolctl.timeutil import iso_utc
+    from toolctl import api
 
+    # Through toolctl.api: answered by `toolctl serve` when it holds the store.
     with ctx.obj.open_read() as store:
-        rows = history(store, baseline=baseline, candidate=candidate, limit=limit)
-    for r in rows:
-        for k in ("evaluated_at", "since", "until"):
-            r[k] = iso_utc(r[k])
+        rows = api.read(store, "gate_history", api.GateHistory(baseline=baseline, candidate=candidate,
+                                                                limit=limit))
     if fmt is DocFormat.json:
         print_json(rows)
         return
