@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 from collector.mapping import SURROGATE_ESCAPE, has_unpaired_surrogate, map_span, typed_json, typed_value
 from toolctl.errors import InputError
+from toolctl.jsonio import unicode_json
 
 Encoding = Literal["json", "protobuf"]
 
@@ -552,11 +553,7 @@ def _raw_text(raw: Any) -> str:
     """A refused document as text for the rejects table: valid Unicode whatever it holds
     (an unpaired surrogate is written as its escape)."""
     try:
-        text = json.dumps(raw, ensure_ascii=False, default=repr)[:_REJECT_RAW_CHARS]
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return json.dumps(raw, default=repr)[:_REJECT_RAW_CHARS]
+        return unicode_json(raw, default=repr)[:_REJECT_RAW_CHARS]
     except (ValueError, RecursionError):
         try:
             return ascii(raw)[:_REJECT_RAW_CHARS]

@@ -80,3 +80,17 @@ def jsonable(value: Any) -> Any:
         return orjson.loads(orjson.dumps(value, default=_default, option=_OPTIONS))
     except orjson.JSONEncodeError:
         return json.loads(_dumps_stdlib(value))
+
+
+def unicode_json(doc: Any, **kwargs: Any) -> str:
+    """``json.dumps(doc, ensure_ascii=False, **kwargs)`` as text UTF-8 can hold.
+
+    Python's JSON decoder keeps an unpaired surrogate escape (``\\ud800`` alone, half an
+    emoji) as a character no UTF-8 column or file can take; a document holding one keeps its
+    escapes instead (rejects' raw text, redacted documents)."""
+    text = json.dumps(doc, ensure_ascii=False, **kwargs)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(doc, **kwargs)
+    return text

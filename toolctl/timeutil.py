@@ -17,6 +17,7 @@ RFC3339 = re.compile(
 #: What a time must fall in once it is UTC: the years every layer can hold and print.
 OUT_OF_RANGE = "ts out of range: it must fall within the years 0001-9999 in UTC"
 
+_PAST_MICRO = re.compile(r"(\.\d{6})(\d+)")
 _DURATION = re.compile(r"^(\d+)(ms|s|m|h|d|w)$")
 _UNITS = {"ms": "milliseconds", "s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -64,10 +65,11 @@ def parse_rfc3339(value: str, *, round_up: bool = False) -> datetime:
     text = value.upper().replace(" ", "T")
     if text.endswith("Z"):
         text = text[:-1] + "+00:00"
-    # Python parses at most 6 fractional digits.
-    m = re.search(r"(\.\d{6})(\d+)", text)
-    past_micro = bool(m) and m.group(2).strip("0") != ""
-    text = re.sub(r"(\.\d{6})\d+", r"\1", text)
+    # Python parses at most 6 fractional digits: the rest is cut (and remembered for round_up).
+    m = _PAST_MICRO.search(text)
+    past_micro = m is not None and m.group(2).strip("0") != ""
+    if m is not None:
+        text = text[:m.start(2)] + text[m.end(2):]
     try:
         parsed = datetime.fromisoformat(text).astimezone(timezone.utc)
         if round_up and past_micro:

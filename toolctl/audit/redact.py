@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from toolctl.errors import UsageError
+from toolctl.jsonio import unicode_json
 
 RULES_ENV = "TOOLCTL_REDACTION_RULES"
 
@@ -292,15 +293,7 @@ class Redactor:
 
 
 def _dumps(doc: Any) -> str:
-    """Compact JSON text that is valid Unicode: Python's decoder keeps an unpaired surrogate
-    escape (\\ud800 alone) as a character no UTF-8 column can hold, so such a document keeps
-    its escapes."""
-    text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return json.dumps(doc, separators=(",", ":"))
-    return text
+    return unicode_json(doc, separators=(",", ":"))
 
 
 _RAW_KEY_VALUE = re.compile(

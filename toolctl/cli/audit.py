@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from toolctl.cli._engine import Engine, EngineOpt, LakeOpt, SparkMasterOpt, lake_source
-from toolctl.cli._output import DocFormat, fmt_ms, print_json, print_jsonl, stdout, table
+from toolctl.cli._output import DocFormat, fmt_ms, label, print_json, print_jsonl, stdout, table
 
 app = typer.Typer(help="Forensics: find events, follow a trace or call, verify the ledger.",
                   no_args_is_help=True)
@@ -188,8 +188,6 @@ def call(ctx: typer.Context, call_id: Annotated[str, typer.Argument(help="The ca
         return
     from rich.tree import Tree
 
-    from toolctl.cli._output import label
-
     tree = Tree(label(f"call {call_id} ({doc['tool']}, {doc['attempt_count']} attempt(s))"))
     if doc["attempts"]:
         for line in _call_lines(doc):
@@ -214,8 +212,6 @@ def trace(ctx: typer.Context, trace_id: Annotated[str, typer.Argument(help="The 
         print_json(doc)
         return
     from rich.tree import Tree
-
-    from toolctl.cli._output import label
 
     def add_calls(node, calls):
         for c in calls:

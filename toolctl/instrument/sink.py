@@ -16,14 +16,15 @@ log = logging.getLogger("toolctl.instrument")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _line(event: dict[str, Any]) -> str:
-    """The event as one JSON line of valid UTF-8: an unpaired surrogate becomes U+FFFD."""
+def _line(event: dict[str, Any]) -> tuple[str, int]:
+    """The event as one JSON line of valid UTF-8 (an unpaired surrogate becomes U+FFFD), and
+    its size in bytes."""
     line = json.dumps(event, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     try:
-        line.encode("utf-8")
+        return line, len(line.encode("utf-8"))
     except UnicodeEncodeError:
         line = _LONE_SURROGATE.sub("\ufffd", line)
-    return line
+        return line, len(line.encode("utf-8"))
 
 
 class JsonLineSink:
@@ -56,15 +57,15 @@ class JsonLineSink:
 
         try:
             ToolCallEvent.model_validate(event)
-            line = _line(event)
-            if len(line.encode("utf-8")) > DEFAULT_MAX_LINE_BYTES:
+            line, nbytes = _line(event)
+            if nbytes > DEFAULT_MAX_LINE_BYTES:
                 # `toolctl ingest` refuses a line over 1 MiB: keep the call, not its payloads.
                 event = {k: v for k, v in event.items() if k not in ("args", "data")}
-                line = _line(event)
+                line, nbytes = _line(event)
                 log.warning("toolctl.instrument: tool %r: recorded without its arguments/result, "
                             "which would make the event line longer than %d bytes",
                             event.get("tool"), DEFAULT_MAX_LINE_BYTES)
-                if len(line.encode("utf-8")) > DEFAULT_MAX_LINE_BYTES:
+                if nbytes > DEFAULT_MAX_LINE_BYTES:
                     raise ValueError(f"the event line is longer than {DEFAULT_MAX_LINE_BYTES} bytes")
         except (ValidationError, ValueError, TypeError, RecursionError) as exc:
             self.dropped += 1
