@@ -13,7 +13,8 @@ What is redacted (the default set, extended or narrowed by a rules file):
   ``x-api-key``, ``accessToken`` … but not ``max_tokens``), whatever the value's type;
 * in any string: bearer tokens, JWTs, API keys with well-known prefixes (``sk-``, ``ghp_`` …,
   ``AKIA``/``ASIA``, ``xox?-``, ``AIza``, Stripe ``sk_live_``), PEM private keys, card numbers
-  (13–19 digits, first digit 2–6, passing Luhn) and e-mail addresses (``emails = false`` to keep).
+  (13–19 digits, first digit 2–6, passing Luhn, with no letter or digit on either side) and
+  e-mail addresses (``emails = false`` to keep).
 
 A redacted value becomes ``[REDACTED:<kind>:<fp>]``: ``fp`` is the first 4 hex digits of
 HMAC-SHA256(store salt, secret). The salt is random per store (``audit_settings``), so equal
@@ -107,9 +108,18 @@ def _candidate_pattern(rules: Rules) -> str:
 _EMAIL_AT_RUN_START = r"(?<![A-Za-z0-9._%+-])" + EMAIL_PATTERN
 
 
+#: A card number stands alone: a digit run inside a hex digest, a trace id or an order id
+#: (``ORD4242…``, ``…a4242…f0``) is part of an identifier, and masking it would corrupt the
+#: audit record. So Python's pattern wants no letter or digit on either side (which also makes
+#: a 20+ digit run no card). A separator such as ``_``, ``:`` or a space still delimits one.
+#: RE2's candidate scan keeps the plain pattern: a superset, as it must be.
+_CARD_STANDING_ALONE = r"(?<![A-Za-z0-9])" + CARD_PATTERN + r"(?![A-Za-z0-9])"
+_PYTHON_FORM = {EMAIL_PATTERN: _EMAIL_AT_RUN_START, CARD_PATTERN: _CARD_STANDING_ALONE}
+
+
 @lru_cache(maxsize=16)
 def _compiled(rules: Rules) -> "re.Pattern[str]":
-    patterns = [_EMAIL_AT_RUN_START if p == EMAIL_PATTERN else p for _, p in rules.all_patterns]
+    patterns = [_PYTHON_FORM.get(p, p) for _, p in rules.all_patterns]
     return re.compile("|".join(f"(?P<p{i}>{p})" for i, p in enumerate(patterns)))
 
 
