@@ -176,6 +176,24 @@ def test_a_runbook_nested_too_deeply_is_a_runbook_error_not_a_recursion_crash(tm
         load_runbook(str(deep))
     assert err.value.exit_code == 2 and "nested too deeply" in err.value.message
 
+def test_a_runbook_key_written_twice_is_refused_with_its_line_not_silently_overridden(tmp_path):
+    from toolctl.gate.runbook import RunbookError, load_runbook
+
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("name: x\ntitle: t\ndescription: d\nremediation: [a]\nchecks:\n"
+                     "  - name: p99\n    kind: quantile_compare\n    quantile: 0.99\n"
+                     "    max_ratio: 1.2\n    max_ratio: 5\n")  # a typo'd edit: which one holds?
+    with pytest.raises(RunbookError) as err:
+        load_runbook(str(twice))
+    assert err.value.exit_code == 2
+    assert err.value.message == f"runbook {twice}: key 'max_ratio' appears twice (line 10)"
+    merged = tmp_path / "merged.yaml"  # a key merged in with `<<` may still be set locally
+    merged.write_text("name: x\ntitle: t\ndescription: d\nremediation: [a]\nchecks:\n"
+                      "  - &b {name: p99, kind: quantile_compare, quantile: 0.99, max_ratio: 1.2}\n"
+                      "  - <<: *b\n    name: p95\n    quantile: 0.95\n")
+    assert [(c.name, c.quantile) for c in load_runbook(str(merged)).checks] == [("p99", 0.99), ("p95", 0.95)]
+
+
 def test_unreadable_store_gives_verdict_error_exit_40(tmp_path):
     db = tmp_path / "junk.duckdb"
     db.write_bytes(b"this is not a duckdb file" * 100)

@@ -202,17 +202,52 @@ def _resolve(name_or_path: str) -> tuple[str, str]:
     return f"{name_or_path} (built-in)", entry.read_text("utf-8")
 
 
+def _strict_loader():
+    """yaml's SafeLoader, refusing a mapping that names a key twice.
+
+    YAML keeps the last of two equal keys without a word, so an edit that adds
+    ``max_ratio: 5`` below an older ``max_ratio: 1.2`` would silently loosen a gate. Keys
+    merged in with ``<<`` may still be overridden (that is what merging is for).
+    """
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            if isinstance(node, yaml.MappingNode):
+                seen: set = set()
+                for key_node, _ in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":
+                        continue
+                    key = self.construct_object(key_node, deep=True)
+                    if isinstance(key, (str, int, float, bool, type(None))):
+                        if key in seen:
+                            raise _DuplicateKey(key, key_node.start_mark.line + 1)
+                        seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return StrictLoader
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key, line: int) -> None:
+        super().__init__(key, line)
+        self.key, self.line = key, line
+
+
 def load_runbook(name_or_path: str | None = None) -> Runbook:
     """Load and validate a runbook (a file path or a built-in name; None = canary-promotion)."""
     import yaml
 
     label, text = _resolve(name_or_path or DEFAULT_RUNBOOK)
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=_strict_loader())  # noqa: S506 (a SafeLoader subclass)
         if not isinstance(doc, dict):
             raise RunbookError(f"runbook {label} must be a YAML mapping",
                                hint="start from `toolctl runbook show canary-promotion`")
         runbook = Runbook.model_validate(doc)
+    except _DuplicateKey as exc:
+        raise RunbookError(f"runbook {label}: key {exc.key!r} appears twice (line {exc.line})",
+                           hint="keep one of the two lines: YAML would silently use the last") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
