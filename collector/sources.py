@@ -10,7 +10,7 @@ import sys
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO, Callable, Iterator
 
 from toolctl.errors import InputError
 
@@ -45,11 +45,7 @@ def expand_paths(paths: list[str]) -> list[Source]:
             continue
         p = Path(raw).expanduser()
         if p.is_dir():
-            found = sorted(
-                f for f in p.rglob("*")
-                if _wanted(f.name) and not any(part.startswith(".") for part in f.relative_to(p).parts)
-                and _readable_file(f)
-            )
+            found = sorted(f for f in _walk(p) if _wanted(f.name) and _readable_file(f))
             sources.extend(Source(str(f.resolve()), f.resolve()) for f in found)
         elif p.is_file():
             _readable_file(p)
@@ -64,6 +60,23 @@ def expand_paths(paths: list[str]) -> list[Source]:
             hint="directories are searched for " + ", ".join(DIR_SUFFIXES) + " files (and .gz of them)",
         )
     return sources
+
+
+def _walk(top: Path) -> Iterator[Path]:
+    """Every non-hidden entry under ``top`` that is not a directory (symbolic links to
+    directories are not followed). A directory that cannot be listed is an InputError:
+    ``Path.rglob`` passes over it without a word, which would leave a silent gap."""
+
+    def refuse(exc: OSError) -> None:
+        reason = (exc.strerror or str(exc)).lower()
+        raise InputError(f"cannot read directory {exc.filename or top}: {reason}",
+                         hint="fix its permissions, or name the files to ingest (nothing was ingested)")
+
+    for root, dirs, files in os.walk(top, onerror=refuse):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            if not name.startswith("."):
+                yield Path(root, name)
 
 
 def _readable_file(f: Path) -> bool:

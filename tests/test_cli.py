@@ -73,6 +73,34 @@ def test_a_file_a_directory_walk_cannot_read_fails_the_run_before_anything_is_st
     assert run_toolctl("--db", db, "ingest", logs).returncode == 0
 
 
+def test_a_subdirectory_the_walk_cannot_list_is_an_input_error_not_a_silent_gap(tmp_path, monkeypatch):
+    import os
+
+    from collector.sources import expand_paths
+    from toolctl.errors import InputError
+
+    logs = tmp_path / "logs"
+    (logs / "eu" / "locked").mkdir(parents=True)
+    (logs / ".cache").mkdir()
+    write_jsonl(logs / "a.jsonl", [event(1)])
+    write_jsonl(logs / "eu" / "b.jsonl", [event(2)])
+    write_jsonl(logs / "eu" / "locked" / "c.jsonl", [event(3)])
+    real = os.scandir
+
+    def scandir(path="."):  # root reads any directory, so refuse the way a mode 000 one does
+        if os.fspath(path).endswith(("locked", ".cache")):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with pytest.raises(InputError) as err:
+        expand_paths([str(logs)])
+    assert err.value.exit_code == 1
+    assert err.value.message == f"cannot read directory {logs / 'eu' / 'locked'}: permission denied"
+    monkeypatch.setattr(os, "scandir", real)
+    assert [Path(s.name).name for s in expand_paths([str(logs)])] == ["a.jsonl", "b.jsonl", "c.jsonl"]
+
+
 @pytest.mark.skipif(not Path("/proc/self/mem").exists(), reason="needs Linux /proc")
 def test_an_input_that_fails_while_read_is_an_error_not_a_traceback(tmp_path):
     proc = run_toolctl("--db", tmp_path / "s.duckdb", "ingest", "/proc/self/mem")
