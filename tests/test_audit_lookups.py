@@ -83,6 +83,31 @@ def test_export_streams_each_format_with_the_same_filters(tmp_path):
     assert r.returncode == 2 and "does not exist" in r.stderr
 
 
+def test_exported_times_say_they_are_utc_as_search_prints_them(tmp_path):
+    db = _db(tmp_path)
+    searched = [json.loads(x)["ts"] for x in run_toolctl(
+        "--db", db, "audit", "search", "--tenant", "beta", "--format", "jsonl").stdout.splitlines()]
+    assert searched == ["2026-11-24T06:00:04Z", "2026-11-24T06:00:03Z"]
+    out = {fmt: tmp_path / f"x.{fmt}" for fmt in ("jsonl", "csv", "parquet")}
+    for fmt, path in out.items():
+        assert run_toolctl("--db", db, "audit", "export", "--tenant", "beta", "--format", fmt,
+                           "-o", path).returncode == 0
+    assert [json.loads(x)["ts"] for x in out["jsonl"].read_text().splitlines()] == searched
+    assert [r["ts"] for r in csv.DictReader(out["csv"].open())] == searched
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'America/New_York'")  # a reader elsewhere gets the same instants
+    kind, first = con.execute(f"SELECT typeof(ts), epoch_us(ts) FROM read_parquet('{out['parquet']}')").fetchone()
+    assert kind == "TIMESTAMP WITH TIME ZONE" and first == 1795500004 * 10**6  # 2026-11-24T06:00:04Z
+
+
+def test_export_to_a_dash_is_refused_with_the_command_that_streams_to_stdout(tmp_path):
+    db = _db(tmp_path)
+    r = run_toolctl("--db", db, "audit", "export", "--tenant", "beta", "-o", "-", cwd=tmp_path)
+    assert r.returncode == 2 and r.stdout == "" and not (tmp_path / "-").exists()
+    assert r.stderr.splitlines()[0] == "Error: audit export writes a file, not standard output"
+    assert "audit search" in r.stderr and "--format jsonl" in r.stderr
+
+
 def test_duplicates_lists_keys_executed_successfully_more_than_once(tmp_path):
     db = _db(tmp_path)
     rows = _json(db, "duplicates")

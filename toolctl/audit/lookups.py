@@ -21,6 +21,16 @@ ID_COLUMNS = ("event_id", "call_id", "trace_id", "idempotency_key")
 EXPORT_FORMATS = {"jsonl": "(FORMAT json)", "csv": "(FORMAT csv, HEADER true)",
                   "parquet": "(FORMAT parquet)"}
 JSON_COLUMNS = ("args", "data", "extra")
+#: How an export writes ``ts`` (stored as naive UTC): text formats as ``--format json``
+#: renders a time (Python's isoformat + ``Z``: no fraction on a whole second, else six
+#: digits), Parquet as a UTC-adjusted timestamp. A bare ``2026-11-24 06:00:00`` says
+#: nothing about its zone to whoever reads the file later.
+EXPORT_TS = {
+    "jsonl": "CASE WHEN epoch_us(ts) % 1000000 = 0 THEN strftime(ts, '%Y-%m-%dT%H:%M:%SZ') "
+             "ELSE strftime(ts, '%Y-%m-%dT%H:%M:%S.%fZ') END",
+    "parquet": "ts::TIMESTAMPTZ",
+}
+EXPORT_TS["csv"] = EXPORT_TS["jsonl"]
 
 
 @dataclass
@@ -82,11 +92,15 @@ def export_events(store: Any, flt: EventFilter, *, fmt: str, path: str | Path,
         raise UsageError(f"unknown export format {fmt!r}", hint="use jsonl, csv or parquet")
     sql, params = _search_sql(flt)
     params["limit"] = limit  # LIMIT NULL = no limit
+    if str(path) == "-":
+        raise UsageError("audit export writes a file, not standard output",
+                         hint="to stream events to stdout use `toolctl audit search … --format jsonl --limit N`")
     out = Path(path)
     if not out.parent.exists():
         raise UsageError(f"cannot write {out}: directory {out.parent} does not exist",
                          hint="create the directory or choose another -o path")
-    copy = f"COPY ({sql}) TO $out_path {EXPORT_FORMATS[fmt]}"  # options from a fixed table
+    # The ts expression and the options come from fixed tables, never from input.
+    copy = f"COPY (SELECT * REPLACE ({EXPORT_TS[fmt]} AS ts) FROM ({sql})) TO $out_path {EXPORT_FORMATS[fmt]}"
     try:
         rows = store.execute(copy, {**params, "out_path": str(out)}).fetchall()
     except Exception as exc:  # duckdb.IOException: permission denied, disk full

@@ -131,7 +131,8 @@ def export(ctx: typer.Context,
 
     flt = _filter(event_id, call_id, trace_id, idempotency_key, user, tenant, tool, version,
                   status, error_code, http_status, since, until)
-    n = _read(ctx, "audit_export", AuditExport(filter=flt, fmt=fmt.value, path=str(Path(output).resolve())))
+    path = output if output == "-" else str(Path(output).resolve())  # "-" is refused, by name
+    n = _read(ctx, "audit_export", AuditExport(filter=flt, fmt=fmt.value, path=path))
     sys.stderr.write(f"wrote {n:,} event(s) to {output}\n")
 
 
