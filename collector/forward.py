@@ -5,6 +5,11 @@ magic bytes) and sent to ``POST /v1/tool-calls`` in chunks that end at a newline
 naming its source path and first line number, so the stored rows (source, line_no,
 rejects) are the same as a local ingest would store. Each chunk is one transaction on
 the server; re-running after an interruption stores nothing twice.
+
+OTLP trace files (``sniff_format``, as a local ingest decides) go to ``POST
+/api/v1/ingest-otlp`` instead: a one-request-per-line OTLP/JSON file in chunks of lines
+(line numbers kept), any other OTLP file whole (one request; the collector's
+``--max-body-bytes`` bounds it).
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ import zlib
 from pathlib import Path
 from typing import Callable
 
-from collector.sources import expand_paths, open_source, progress_callback
+from collector.pipeline import add_source, otlp_source_accounting
+from collector.sources import FORMAT_JSONL, expand_paths, open_source, progress_callback, sniff_format
 from toolctl.models import IngestSummary
 from toolctl.remote import FORWARD_CHUNK_BYTES, RemoteStore, ServerInfo, chunk_lines
 from toolctl.errors import InputError
@@ -34,6 +40,11 @@ def forward_paths(server: ServerInfo, db_path: Path, paths: list[str], *,
     with RemoteStore(server, db_path) as remote:
         for source in sources:
             opened = open_source(source, on_bytes)
+            fmt = sniff_format(opened.head)
+            if fmt != FORMAT_JSONL:
+                add_source(summary, _forward_otlp(remote, source, opened, fmt, chunk_bytes))
+                summary.sources[-1]["forwarded_to"] = server.url
+                continue
             counts = {"lines": 0, "accepted": 0, "duplicates": 0, "rejected": 0}
             try:
                 for first_line, data in chunk_lines(opened.stream, chunk_bytes):
@@ -48,13 +59,38 @@ def forward_paths(server: ServerInfo, db_path: Path, paths: list[str], *,
                 opened.close()
             remote.record_source(source=source.name, sha256=opened.counter.sha256.hexdigest(),
                                  nbytes=opened.counter.nbytes, **counts)
-            summary.files += 1
-            summary.bytes += opened.counter.nbytes
-            for key, value in counts.items():
-                setattr(summary, key, getattr(summary, key) + value)
-            summary.sources.append({"source": source.name, "format": "jsonl",
-                                    "bytes": opened.counter.nbytes,
-                                    "sha256": opened.counter.sha256.hexdigest(),
-                                    "compressed": opened.compressed, "forwarded_to": server.url,
-                                    **counts})
+            add_source(summary, {"source": source.name, "format": "jsonl",
+                                 "bytes": opened.counter.nbytes,
+                                 "sha256": opened.counter.sha256.hexdigest(),
+                                 "compressed": opened.compressed, "forwarded_to": server.url,
+                                 **counts})
     return summary
+
+
+def _forward_otlp(remote: RemoteStore, source, opened, fmt: str, chunk_bytes: int) -> dict:
+    """Send one OTLP file to the collector; returns its summary entry (as a local ingest's)."""
+    import io
+
+    from collector.otlp import one_request_per_line, read_all
+
+    try:
+        data, broken = read_all(opened.stream)
+    finally:
+        opened.close()
+    totals = {"spans": 0, "duplicates": 0, "tool_calls": 0, "rejected": 0}
+
+    def send(part: bytes, first_line: int | None, last: bool) -> None:
+        res = remote.send_otlp_file(part, fmt=fmt, source=source.name, kind=source.kind,
+                                    first_line=first_line, broken=broken if last else None)
+        for key in totals:
+            totals[key] += res[key]
+
+    if fmt == "otlp_json" and one_request_per_line(data)[0]:
+        parts = list(chunk_lines(io.BytesIO(data), chunk_bytes)) or [(1, b"")]
+        for i, (first_line, part) in enumerate(parts):
+            send(part, first_line, i == len(parts) - 1)
+    else:
+        send(data, None, True)
+    counts, per = otlp_source_accounting(source, opened, fmt, **totals)
+    remote.record_source(source=source.name, sha256=per["sha256"], nbytes=per["bytes"], **counts)
+    return per

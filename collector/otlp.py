@@ -699,6 +699,8 @@ class FileIngestResult:
     duplicates: int = 0
     tool_calls: int = 0
     rejected: int = 0
+    #: The collector's /metrics tally of each batch written (``toolctl serve`` counts them).
+    tallies: list = field(default_factory=list)
 
 
 def ingest_otlp_file(store: Any, stream: Any, *, fmt: str, source: str, kind: str) -> FileIngestResult:
@@ -711,8 +713,30 @@ def ingest_otlp_file(store: Any, stream: Any, *, fmt: str, source: str, kind: st
     decoded at all (or breaks mid-way, e.g. a truncated gzip) is one reject, and what
     could be decoded before the break is stored.
     """
+    data, broken = read_all(stream)
+    return ingest_otlp_data(store, data, fmt=fmt, source=source, kind=kind, broken=broken)
+
+
+def one_request_per_line(data: bytes) -> tuple[bool, Any, Exception | None]:
+    """How an OTLP/JSON file is read: (per line?, the whole file's document, its error).
+
+    One request per line (the Collector's file exporter) when the whole file is not one
+    JSON document and one of its first lines alone is a request; otherwise the whole
+    file is one (pretty-printed) request, refused whole if it is not valid JSON.
+    """
+    try:
+        return False, json.loads(data), None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        return _first_line_is_json(data), None, exc
+
+
+def ingest_otlp_data(store: Any, data: bytes, *, fmt: str, source: str, kind: str,
+                     broken: str | None = None, first_line: int | None = None) -> FileIngestResult:
+    """``ingest_otlp_file`` of a file's bytes. ``broken``: why reading it stopped early
+    (one more reject). ``first_line``: ``data`` is the part of a one-request-per-line
+    OTLP/JSON file that starts at that line (a forwarded ingest sends such a file in
+    parts, see collector/forward.py); None reads ``data`` as a whole file."""
     out = FileIngestResult()
-    data, broken = _read_all(stream)
 
     def flush(batch: SpanBatch) -> None:
         if batch.rows or batch.rejects:
@@ -721,6 +745,7 @@ def ingest_otlp_file(store: Any, stream: Any, *, fmt: str, source: str, kind: st
             out.duplicates += r.duplicates
             out.tool_calls += r.tool_calls
             out.rejected += len(batch.rejects)
+            out.tallies.append(r.tally)
 
     batch = SpanBatch()
     if fmt == "otlp_protobuf":
@@ -729,17 +754,14 @@ def ingest_otlp_file(store: Any, stream: Any, *, fmt: str, source: str, kind: st
         except OTLPDecodeError as exc:
             batch.reject(None, exc.message, _hex_head(data))
     else:
-        try:
-            doc, whole_error = json.loads(data), None
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            doc, whole_error = None, exc
-        if doc is not None or not _first_line_is_json(data):
+        per_line, doc, whole_error = (True, None, None) if first_line is not None else one_request_per_line(data)
+        if not per_line:
             if whole_error is not None:
                 batch.reject(None, f"the file is not valid OTLP/JSON: {whole_error}", _text_of(data))
             else:
                 _add_json_doc(batch, doc, None, data)
         else:
-            for line_no, line in enumerate(data.split(b"\n"), start=1):
+            for line_no, line in enumerate(data.split(b"\n"), start=first_line or 1):
                 if not line.strip():
                     continue
                 try:
@@ -786,7 +808,7 @@ def _first_line_is_json(data: bytes) -> bool:
     return False
 
 
-def _read_all(stream: Any) -> tuple[bytes, str | None]:
+def read_all(stream: Any) -> tuple[bytes, str | None]:
     import zlib
 
     chunks = []

@@ -128,11 +128,11 @@ def ingest_paths(
         for source in sources:
             per = ingest_source(store, source, max_line_bytes=max_line_bytes,
                                 chunk_bytes=chunk_bytes, on_bytes=on_bytes)
-            _add_source(summary, per)
+            add_source(summary, per)
     return summary
 
 
-def _add_source(summary: IngestSummary, per: dict) -> None:
+def add_source(summary: IngestSummary, per: dict) -> None:
     summary.files += 1
     summary.bytes += per["bytes"]
     for key in ("lines", "accepted", "duplicates", "rejected"):
@@ -205,9 +205,18 @@ def ingest_otlp_source(store: Store, source: Source, opened: OpenedSource, fmt: 
         result = ingest_otlp_file(store, opened.stream, fmt=fmt, source=source.name, kind=source.kind)
     finally:
         opened.close()
-    sha256 = opened.counter.sha256.hexdigest()
-    counts = {"lines": result.rejected, "accepted": 0, "duplicates": 0, "rejected": result.rejected}
-    record_source(store, source=source.name, sha256=sha256, nbytes=opened.counter.nbytes, **counts)
-    return {"source": source.name, "format": fmt, "bytes": opened.counter.nbytes, "sha256": sha256,
-            "compressed": opened.compressed, **counts, "spans": result.spans,
-            "span_duplicates": result.duplicates, "tool_calls": result.tool_calls}
+    counts, per = otlp_source_accounting(source, opened, fmt, spans=result.spans,
+                                         duplicates=result.duplicates, tool_calls=result.tool_calls,
+                                         rejected=result.rejected)
+    record_source(store, source=source.name, sha256=per["sha256"], nbytes=per["bytes"], **counts)
+    return per
+
+
+def otlp_source_accounting(source: Source, opened: OpenedSource, fmt: str, *, spans: int,
+                           duplicates: int, tool_calls: int, rejected: int) -> tuple[dict, dict]:
+    """(the ``ingest_sources`` counts, the summary entry) of an OTLP file, ingested here or
+    forwarded to ``toolctl serve``: a refused span or document counts as one rejected line."""
+    counts = {"lines": rejected, "accepted": 0, "duplicates": 0, "rejected": rejected}
+    return counts, {"source": source.name, "format": fmt, "bytes": opened.counter.nbytes,
+                    "sha256": opened.counter.sha256.hexdigest(), "compressed": opened.compressed,
+                    **counts, "spans": spans, "span_duplicates": duplicates, "tool_calls": tool_calls}

@@ -463,6 +463,44 @@ def create_app(store: Any, config: ServerConfig) -> Any:
                              "duplicates": res.duplicates, "rejected": res.rejected,
                              "batch_id": res.batch_id})
 
+    async def ingest_otlp(request: Request) -> Any:
+        """A forwarded `toolctl ingest` of an OTLP file (collector/forward.py): the file's
+        bytes, or with X-Toolctl-First-Line the part of a one-request-per-line file that
+        starts there; stored as a local ingest stores it (``ingest_otlp_data``)."""
+        from collector.otlp import ingest_otlp_data
+
+        try:
+            fmt = request.headers.get("x-toolctl-format", "")
+            if fmt not in ("otlp_json", "otlp_protobuf"):
+                raise HTTPProblem(400, "X-Toolctl-Format must be otlp_json or otlp_protobuf")
+            kind = request.headers.get("x-toolctl-kind", "file")
+            if kind not in ("http", "file", "stdin"):
+                raise HTTPProblem(400, "X-Toolctl-Kind must be http, file or stdin")
+            first_line = None
+            if "x-toolctl-first-line" in request.headers:
+                try:
+                    first_line = int(request.headers["x-toolctl-first-line"])
+                    if not 1 <= first_line <= MAX_FIRST_LINE:
+                        raise ValueError
+                except ValueError:
+                    raise HTTPProblem(400, f"X-Toolctl-First-Line must be an integer from 1 to {MAX_FIRST_LINE}") from None
+            source = request.headers.get("x-toolctl-source") or "http:/api/v1/ingest-otlp"
+            broken = request.headers.get("x-toolctl-input-error")
+            body = await read_body(request, config.max_body_bytes)
+
+            def run(s: Any) -> Any:
+                return ingest_otlp_data(s, body, fmt=fmt, source=source, kind=kind, broken=broken,
+                                        first_line=first_line)
+
+            res = await commit(run, len(body), request)
+            for tally in res.tallies:
+                if tally is not None:
+                    telemetry.record_write("/api/v1/ingest-otlp", tally)
+        except HTTPProblem as exc:
+            return JSONResponse({"message": exc.message}, status_code=exc.status, headers=exc.headers)
+        return JSONResponse({"spans": res.spans, "duplicates": res.duplicates,
+                             "tool_calls": res.tool_calls, "rejected": res.rejected})
+
     async def ingest_source(request: Request) -> Any:
         """A forwarded `toolctl ingest` finished a source: note it as a local ingest does."""
         from pydantic import BaseModel, Field, ValidationError
@@ -570,6 +608,7 @@ def create_app(store: Any, config: ServerConfig) -> Any:
         Route("/api/v1/read/{operation}", read_op, methods=["POST"]),
         Route("/api/v1/write/{operation}", write_op, methods=["POST"]),
         Route("/api/v1/ingest-source", ingest_source, methods=["POST"]),
+        Route("/api/v1/ingest-otlp", ingest_otlp, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ], lifespan=lifespan)

@@ -38,7 +38,7 @@ OTHER_TOOL = "_other"
 
 #: The ``route`` label: fixed paths; anything else (probes, typos) is ``other``.
 ROUTES = ("/v1/traces", "/v1/logs", "/v1/tool-calls", "/api/v1/read", "/api/v1/write",
-          "/api/v1/ingest-source", "/healthz", "/metrics")
+          "/api/v1/ingest-source", "/api/v1/ingest-otlp", "/healthz", "/metrics")
 OTHER_ROUTE = "other"
 #: Probes and scrapes get no span (they would drown the spans that matter); they are counted.
 UNTRACED_ROUTES = ("/healthz", "/metrics")

@@ -131,6 +131,50 @@ def test_ingest_while_serving_forwards_lines_and_stores_what_a_local_ingest_stor
     assert rows(s.db) == rows(local_db)
 
 
+def test_otlp_files_ingested_while_serving_store_what_a_local_ingest_stores(serve, tmp_path):
+    import gzip
+    import shutil
+
+    from tests.test_collector_otlp import FIXTURES, sdk_request
+
+    d = tmp_path / "in"
+    d.mkdir()
+    shutil.copy(FIXTURES / "genai_trace.json", d / "otel.json")  # one pretty-printed request
+    per_line = (FIXTURES / "frameworks.jsonl").read_text().splitlines()
+    # one request per line (the Collector's file exporter), a broken line among them
+    (d / "exporter.jsonl").write_text("\n".join(per_line[:2] + ['{"resourceSpans": [tru'] + per_line[2:]) + "\n")
+    payload, _, _ = sdk_request(tmp_path)
+    (d / "traces.binpb").write_bytes(payload)
+    (d / "copy.otlp.gz").write_bytes(gzip.compress(payload))
+    s = serve()
+    # --batch-bytes 4096: the per-line file goes in several requests, its line numbers kept
+    res = run_toolctl("--db", s.db, "ingest", d, "--batch-bytes", "4096", "--format", "json")
+    assert res.returncode == 3, res.stderr  # the broken line
+    forwarded = json.loads(res.stdout)
+    assert s.stop() == 0
+    local_db = tmp_path / "local.duckdb"
+    res = run_toolctl("--db", local_db, "ingest", d, "--format", "json")
+    assert res.returncode == 3, res.stderr
+    local = json.loads(res.stdout)
+    for doc in (forwarded, local):
+        for src in doc["sources"]:
+            src.pop("forwarded_to", None)
+    assert forwarded == local
+    assert (local["spans"], local["rejected"]) > (10, 0)
+
+    def rows(db):
+        conn = duckdb.connect(str(db), read_only=True)
+        try:
+            return (conn.execute("SELECT trace_id, span_id, source, tool, status, latency_ms FROM spans ORDER BY ALL").fetchall(),
+                    conn.execute("SELECT source, line_no, reason, raw FROM rejects ORDER BY ALL").fetchall(),
+                    conn.execute("SELECT source, sha256, bytes, lines, accepted, duplicates, rejected"
+                                 " FROM ingest_sources ORDER BY ALL").fetchall())
+        finally:
+            conn.close()
+
+    assert rows(s.db) == rows(local_db)
+
+
 def test_a_stale_discovery_file_is_ignored(tmp_path):
     db = tmp_path / "s.duckdb"
     src = write_jsonl(tmp_path / "in.jsonl", [ev(1), ev(2)])

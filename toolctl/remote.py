@@ -175,6 +175,8 @@ class RemoteStore:
         except ValueError:
             detail = resp.text
         hint = ("set TOOLCTL_TOKEN to the collector's token" if resp.status_code == 401
+                else "larger than the collector's --max-body-bytes: raise it, or stop the collector "
+                     "and run the command again to read the file directly" if resp.status_code == 413
                 else "check the collector's log")
         return RemoteError(f"collector at {self.info.url} (pid {self.info.pid}) refused {what}: "
                            f"HTTP {resp.status_code}: {detail.strip()[:300]}", hint=hint)
@@ -226,6 +228,22 @@ class RemoteStore:
         resp = self._post("/v1/tool-calls", content=data, headers=headers)
         if resp.status_code != 200:
             raise self._fail(f"lines {first_line}+ of {source}", resp)
+        return resp.json()
+
+    def send_otlp_file(self, data: bytes, *, fmt: str, source: str, kind: str,
+                       first_line: int | None = None, broken: str | None = None) -> dict:
+        """POST an OTLP file (or, with ``first_line``, a part of a one-request-per-line
+        file) to ``/api/v1/ingest-otlp``; returns spans/duplicates/tool_calls/rejected."""
+        headers = {"Content-Type": "application/octet-stream", "X-Toolctl-Format": fmt,
+                   "X-Toolctl-Source": _header_safe(source), "X-Toolctl-Kind": kind}
+        if first_line is not None:
+            headers["X-Toolctl-First-Line"] = str(first_line)
+        if broken is not None:
+            headers["X-Toolctl-Input-Error"] = _header_safe(broken)
+        resp = self._post("/api/v1/ingest-otlp", content=data, headers=headers)
+        if resp.status_code != 200:
+            what = source if first_line is None else f"lines {first_line}+ of {source}"
+            raise self._fail(what, resp)
         return resp.json()
 
     def record_source(self, **done: Any) -> None:
