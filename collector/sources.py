@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import re
 import sys
@@ -255,20 +256,72 @@ def sniff_format(head: bytes) -> str:
 
     OTLP/JSON: a JSON object whose first key is ``resourceSpans`` (a pretty-printed
     document, or the first of one-per-line documents as the Collector's file exporter
-    writes them), or a first line that holds a ``"resourceSpans"`` key and no
-    ``"event_id"``. OTLP protobuf: bytes that start like a serialized
-    ExportTraceServiceRequest (field 1, length-delimited) and are not text. Anything else
-    is tool-call JSON lines (whose own rules then reject what is not).
+    writes them) unless that first line is a whole event (it has ``event_id``, or its
+    ``resourceSpans`` is no list), or a first line that holds a ``"resourceSpans"`` key and
+    no ``"event_id"``. OTLP protobuf: bytes that start like a serialized
+    ExportTraceServiceRequest (field 1, length-delimited, holding a ResourceSpans field)
+    and are not text, with no line that is a JSON object. Anything else is tool-call JSON
+    lines (whose own rules then reject what is not): misreading lines as OTLP would
+    lose every valid event among them, misreading OTLP as lines only rejects it.
     """
+    first = head.lstrip(b"\xef\xbb\xbf \t\r\n").split(b"\n", 1)[0]
     m = _FIRST_KEY.match(head)
     if m:
-        return FORMAT_OTLP_JSON if m.group(1) in (b"resourceSpans", b"resource_spans") else FORMAT_JSONL
-    first = head.lstrip(b"\xef\xbb\xbf \t\r\n").split(b"\n", 1)[0]
+        if m.group(1) not in (b"resourceSpans", b"resource_spans"):
+            return FORMAT_JSONL
+        return FORMAT_JSONL if _an_event_line(first) else FORMAT_OTLP_JSON
     if first.startswith(b"{") and b'"resourceSpans"' in first and b'"event_id"' not in first:
         return FORMAT_OTLP_JSON
-    if head[:1] == b"\x0a" and _looks_binary(head):
+    if _starts_like_a_trace_request(head) and _looks_binary(head) and not _holds_a_json_line(head):
         return FORMAT_OTLP_PROTOBUF
     return FORMAT_JSONL
+
+
+def _an_event_line(line: bytes) -> bool:
+    """A whole first line that is a tool-call event which happens to start with a
+    ``resourceSpans`` key (an unknown field, kept in ``extra``), not an OTLP request."""
+    try:
+        doc = json.loads(line)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return False  # a pretty-printed request's "{" line, or cut at the head's end
+    if not isinstance(doc, dict):
+        return False
+    spans = doc.get("resourceSpans", doc.get("resource_spans"))
+    return "event_id" in doc or not isinstance(spans, list)
+
+
+def _starts_like_a_trace_request(head: bytes) -> bool:
+    """Field 1 (resource_spans, length-delimited, non-empty) holding a ResourceSpans field
+    (resource 0x0a, scope_spans 0x12 or schema_url 0x1a) first. A text file that starts
+    with a blank line starts with 0x0a too."""
+    if head[:1] != b"\x0a":
+        return False
+    length, i = 0, 1
+    for shift in range(0, 35, 7):
+        if i >= len(head):
+            return False
+        byte = head[i]
+        i += 1
+        length |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            break
+    else:
+        return False
+    return length > 0 and i < len(head) and head[i] in (0x0A, 0x12, 0x1A)
+
+
+def _holds_a_json_line(head: bytes) -> bool:
+    """Does a whole line of the head parse as a JSON object (tool-call lines after a
+    binary first line)?"""
+    for line in head.split(b"\n")[:-1]:
+        line = line.strip()
+        if line.startswith(b"{") and line.endswith(b"}"):
+            try:
+                if isinstance(json.loads(line), dict):
+                    return True
+            except (ValueError, UnicodeDecodeError, RecursionError):
+                continue
+    return False
 
 
 def _looks_binary(head: bytes) -> bool:

@@ -331,7 +331,8 @@ def test_a_truncated_pretty_printed_request_is_one_reject(tmp_path):
 
 def test_a_binary_file_that_is_not_otlp_is_one_reject_and_stores_nothing(tmp_path):
     junk = tmp_path / "junk.pb"
-    junk.write_bytes(b"\x0a\x05\x01\x02\x03\x04\x05\xff\xfe garbage \x00\x00")
+    # starts like a request (field 1, then a ResourceSpans field) and then is garbage
+    junk.write_bytes(b"\x0a\x05\x0a\x03\x01\x02\x03\xff\xfe garbage \x00\x00")
     db = tmp_path / "s.duckdb"
     r, doc = ingest(db, junk)
     assert r.returncode == 3
@@ -339,6 +340,24 @@ def test_a_binary_file_that_is_not_otlp_is_one_reject_and_stores_nothing(tmp_pat
     (rej,) = read_store(db, "SELECT reason FROM rejects")
     assert "ExportTraceServiceRequest" in rej["reason"]
     assert read_store(db, "SELECT count(*) AS n FROM spans")[0]["n"] == 0
+
+
+def test_tool_call_lines_that_merely_look_like_otlp_at_the_start_are_read_as_lines(tmp_path):
+    # Found by fuzzing: both files were sniffed as OTLP and every valid event in them lost.
+    blank_then_junk = tmp_path / "a.jsonl"  # LF, then a binary line: once taken for protobuf
+    blank_then_junk.write_bytes(b"\n\x01\x02garbage\n" + json.dumps(event(1)).encode() + b"\n"
+                                + json.dumps(event(2)).encode() + b"\n")
+    first_key = tmp_path / "b.jsonl"  # an event whose first (unknown) key is resourceSpans
+    first_key.write_text(json.dumps({"resourceSpans": 1, **event(3)}) + "\n" + json.dumps(event(4)) + "\n")
+    db = tmp_path / "s.duckdb"
+    r, doc = ingest(db, blank_then_junk, first_key)
+    assert r.returncode == 3, r.stderr
+    assert [s["format"] for s in doc["sources"]] == ["jsonl", "jsonl"]
+    assert (doc["accepted"], doc["rejected"]) == (4, 1)
+    (rej,) = read_store(db, "SELECT line_no FROM rejects")
+    assert rej["line_no"] == 2
+    (row,) = read_store(db, "SELECT extra FROM events WHERE event_id = 'e3'")
+    assert json.loads(row["extra"]) == {"resourceSpans": 1}
 
 
 # -- the request API (what `toolctl serve` calls) --------------------------------------------
