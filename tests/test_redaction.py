@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
 import duckdb
+import pytest
 
 from conftest import event, run_toolctl, write_jsonl
 
@@ -142,6 +144,43 @@ def test_card_numbers_must_pass_luhn_stand_alone_and_ids_that_contain_digit_runs
     assert args["spaced"].startswith("card [REDACTED:card:") and args["spaced"].endswith("].")
     assert args["glued"].startswith("cc_[REDACTED:card:")
     assert {k: args[k] for k in kept} == kept
+
+
+def test_what_holds_no_secret_is_stored_as_written_whatever_shares_its_batch(tmp_path):
+    # Found by fuzzing: once one row of a batch was redacted, every row the candidate scan
+    # flagged (here a digit run that fails Luhn) was re-serialised: 1.50 became 1.5, 1e400
+    # became Infinity (not JSON), a reject's raw text and size changed, and re-ingesting
+    # with other batch boundaries stored the same rejected line twice.
+    lines = [
+        '{"event_id": "r1",  "ts": "2026-03-01T00:00:00Z", "tool": "t", "status": "BAD", '
+        '"latency_ms": 1.50, "order": "4111 1111 1111 1112"}',
+        '{"event_id": "a1", "ts": "2026-03-01T00:00:00Z", "tool": "t", "status": "ok", "latency_ms": 1, '
+        '"message": "order 4111 1111 1111 1112", "args": {"n": 1.50, "e": 1E2, "big": 1e400}}',
+        '{"event_id": "v1", "ts": "2026-03-01T00:00:00Z", "tool": "t", "status": "ok", "latency_ms": 1, '
+        '"message": "key sk-abcdefghijklmnopqrstuv", "args": {"n": 1.50, "big": 1e400, "api_key": 2.50}}',
+        '{"event_id": "r2", "status": "BAD",  "token": "sk-abcdefghijklmnopqrstuv"}',
+    ]
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(lines) + "\n")
+    db = tmp_path / "t.duckdb"
+    assert run_toolctl("--db", db, "ingest", src).returncode == 3
+    con = duckdb.connect(str(db), read_only=True)
+    args = dict(con.execute("SELECT event_id, args::VARCHAR FROM events").fetchall())
+
+    def exact(text):  # every number's value as written; NaN/Infinity tokens are not JSON
+        return json.loads(text, parse_float=Decimal, parse_constant=lambda c: pytest.fail(f"{c} in {text}"))
+
+    assert exact(args["a1"]) == {"n": Decimal("1.50"), "e": Decimal("1E2"), "big": Decimal("1e400")}
+    v1 = exact(args["v1"])
+    assert (v1["n"], v1["big"]) == (Decimal("1.50"), Decimal("1e400"))
+    assert v1["api_key"].startswith("[REDACTED:api_key:")
+    (r1, r2) = con.execute("SELECT raw, raw_bytes FROM rejects ORDER BY line_no").fetchall()
+    assert r1 == (lines[0], len(lines[0]))
+    assert "[REDACTED:" in r2[0] and "sk-" not in r2[0] and r2[1] == len(lines[3])  # the size as read
+    con.close()
+    assert run_toolctl("--db", db, "ingest", "--batch-bytes", "4096", src).returncode == 3
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT count(*) FROM rejects").fetchone()[0] == 2
 
 
 def test_span_attributes_are_redacted_before_storing(tmp_path):

@@ -258,33 +258,42 @@ class Redactor:
             out = {}
             for k, x in v.items():
                 kind = self.key_kind(k)
-                if kind is not None and x is not None and not (isinstance(x, str) and
-                                                               (x == "" or x.startswith("[REDACTED:"))):
-                    secret = x if isinstance(x, str) else json.dumps(x, sort_keys=True)
+                if kind is not None and x is not None and not (isinstance(x, str) and not isinstance(x, _Number)
+                                                               and (x == "" or x.startswith("[REDACTED:"))):
+                    secret = (x.text if isinstance(x, _Number) else x if isinstance(x, str)
+                              else _exact_dumps(x, sort_keys=True, separators=(", ", ": ")))
                     out[k] = x if secret in self.rules.allow_values else self.marker(kind, secret)
                 else:
                     out[k] = self.value(x)
             return out
         if isinstance(v, list):
             return [self.value(x) for x in v]
+        if isinstance(v, _Number):
+            return v
         if isinstance(v, str):
             return self.text(v)
         return v
 
     def json_text(self, text: str | None) -> str | None:
-        """Redact a JSON document given as text (None stays None)."""
+        """Redact a JSON document given as text (None stays None). Text with nothing to
+        redact comes back as it was; redacted text keeps every number as written."""
         if text is None:
             return None
-        return _dumps(self.value(json.loads(text)))
+        before = self.count
+        out = _exact_dumps(self.value(_exact_loads(text)))
+        return text if self.count == before else out
 
     def raw_line(self, line: str) -> str:
-        """Redact a line that may not be valid JSON (a reject): try JSON, else text rules."""
+        """Redact a line that may not be valid JSON (a reject): try JSON, else text rules.
+        A line with nothing to redact comes back as it was."""
         try:
-            doc = json.loads(line)
+            doc = _exact_loads(line)
         except ValueError:
             doc = None
         if isinstance(doc, (dict, list)):
-            return _dumps(self.value(doc))
+            before = self.count
+            out = _exact_dumps(self.value(doc))
+            return line if self.count == before else out
         # Not JSON (or a bare scalar): sensitive "key": value pairs by regex, then patterns.
         return self.loose_text(line)
 
@@ -302,8 +311,33 @@ class Redactor:
         return self.text(_RAW_KEY_VALUE.sub(key_sub, line))
 
 
-def _dumps(doc: Any) -> str:
-    return unicode_json(doc, separators=(",", ":"))
+class _Number(str):
+    """A JSON number as written (``1.50``, ``1E2``, ``1e400``): decoding it as a float would
+    write back ``1.5``, ``100.0`` and ``Infinity`` (not JSON) where a secret was redacted
+    beside it. Stands in the decoded document as a string holding a marker no real
+    string holds (a random nonce between NULs), which ``_exact_dumps`` writes back as the
+    number's text."""
+
+    __slots__ = ("text",)
+
+
+_NONCE = os.urandom(8).hex()
+_NUMBER_MARK = re.compile(r'"\\u0000' + _NONCE + r'([-+.0-9eE]+)\\u0000"')
+
+
+def _number(text: str) -> _Number:
+    n = _Number("\x00" + _NONCE + text + "\x00")
+    n.text = text
+    return n
+
+
+def _exact_loads(text: str) -> Any:
+    return json.loads(text, parse_float=_number, parse_int=_number)
+
+
+def _exact_dumps(doc: Any, **kwargs: Any) -> str:
+    kwargs.setdefault("separators", (",", ":"))
+    return _NUMBER_MARK.sub(lambda m: m.group(1), unicode_json(doc, **kwargs))
 
 
 _RAW_KEY_VALUE = re.compile(
@@ -322,7 +356,8 @@ WHERE CASE WHEN reason IS NULL
 
 _UPDATE = """
 UPDATE _parsed SET args = r.args::JSON, data = r.data::JSON, message = r.message,
-       extra = r.extra::JSON, raw = r.raw
+       extra = r.extra::JSON, raw = r.raw,
+       raw_bytes = coalesce(_parsed.raw_bytes, strlen(_parsed.raw))  -- the line's size as read
 FROM _redacted r
 WHERE _parsed.line_no = r.line_no
 """
@@ -344,6 +379,7 @@ def redact_parsed(store: Any) -> int:
     red = Redactor(rules, store_salt(store))
     out = {"line_no": [], "raw": [], "args": [], "data": [], "message": [], "extra": []}
     for r in rows:
+        before = red.count
         if r["reason"] is None:
             r["args"] = red.json_text(r["args"])
             r["data"] = red.json_text(r["data"])
@@ -352,6 +388,8 @@ def redact_parsed(store: Any) -> int:
             r["raw"] = None  # the raw text of a valid line is not stored
         else:
             r["raw"] = red.raw_line(r["raw"])
+        if red.count == before:
+            continue  # a candidate with nothing to redact is stored as written
         for k in out:
             out[k].append(r[k])
     if red.count:
