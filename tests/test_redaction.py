@@ -129,6 +129,25 @@ def test_a_bad_rules_file_is_a_usage_error_and_stores_nothing(tmp_path):
     assert con.execute("SELECT count(*) FROM events").fetchone()[0] == 0
 
 
+def test_a_misspelt_rules_file_is_refused_not_silently_ignored(tmp_path):
+    # Found by running the docs: a typo left the SSN in the store in clear text, exit 0.
+    docs = [event(1, args={"ssn": "078-05-1120"})]
+    src = write_jsonl(tmp_path / "a.jsonl", docs)
+    cases = {'[redaction]\nextra_key = ["ssn"]\n': "unknown key 'extra_key' in [redaction] (did you mean 'extra_keys'?)",
+             '[redactoin]\nextra_keys = ["ssn"]\n': "unknown key 'redactoin' (did you mean 'redaction'?)",
+             '[[redaction.patterns]]\nname = "x"\nregexp = "X-[0-9]+"\n':
+                 "unknown key 'regexp' in [[redaction.patterns]] (did you mean 'regex'?)"}
+    for i, (text, message) in enumerate(cases.items()):
+        rules = tmp_path / f"rules{i}.toml"
+        rules.write_text(text)
+        db = tmp_path / f"t{i}.duckdb"
+        r = run_toolctl("--db", db, "ingest", src, "--redaction-rules", rules)
+        assert r.returncode == 2, r.stderr
+        assert r.stderr.splitlines()[0] == f"Error: redaction rules {rules}: {message}"
+        assert not db.exists() or duckdb.connect(str(db), read_only=True).execute(
+            "SELECT count(*) FROM events").fetchone()[0] == 0
+
+
 def test_card_numbers_must_pass_luhn_stand_alone_and_ids_that_contain_digit_runs_are_kept(tmp_path):
     # Luhn-valid 16-digit runs inside hex digests, trace ids and order ids are part of an
     # identifier, not a card number: masking them would corrupt the audit record.

@@ -134,16 +134,29 @@ def load_rules(path: str | Path | None) -> Rules:
         doc = tomllib.loads(p.read_text("utf-8"))
     except OSError as exc:
         raise UsageError(f"cannot read redaction rules {p}: {exc.strerror}",
-                         hint=f"check the path given in --redaction-rules or ${RULES_ENV}") from exc
+                         hint=f"check the path given in --redaction-rules, ${RULES_ENV} or toolctl.toml's redaction.rules") from exc
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"redaction rules {p} are not valid TOML: {exc}",
                          hint="see docs/audit.md for the format") from exc
-    sec = doc.get("redaction", doc)
+    if "redaction" in doc:
+        _known_keys(p, doc, ("redaction",), "")
+        sec = doc["redaction"]
+        if not isinstance(sec, dict):
+            raise UsageError(f"redaction rules {p}: `redaction` must be a table", hint="write [redaction]")
+        _known_keys(p, sec, _SECTION_KEYS, " in [redaction]")
+    else:  # the section's keys at the top level
+        sec = doc
+        _known_keys(p, sec, _SECTION_KEYS + ("redaction",), "")
     patterns = list(DEFAULT_PATTERNS)
+    if not isinstance(sec.get("patterns", []), list):
+        raise UsageError(f"redaction rules {p}: `patterns` must be an array of tables",
+                         hint='write [[redaction.patterns]] name = "x" regex = "..."')
     for i, item in enumerate(sec.get("patterns", [])):
         if not isinstance(item, dict) or not isinstance(item.get("regex"), str):
+            _known_keys(p, item if isinstance(item, dict) else {}, ("name", "regex"), " in [[redaction.patterns]]")
             raise UsageError(f"redaction rules {p}: patterns[{i}] needs a `regex` string",
                              hint='write [[redaction.patterns]] name = "x" regex = "..."')
+        _known_keys(p, item, ("name", "regex"), " in [[redaction.patterns]]")
         _check_regex(p, item["regex"])
         patterns.append((str(item.get("name", "custom")), item["regex"]))
     def strs(name: str) -> list[str]:
@@ -158,6 +171,21 @@ def load_rules(path: str | Path | None) -> Rules:
         raise UsageError(f"redaction rules {p}: `emails` must be true or false")
     return Rules(keys=keys, allow_keys=allow, allow_values=frozenset(strs("allow_values")),
                  patterns=tuple(patterns), emails=emails, source=str(p))
+
+
+_SECTION_KEYS = ("emails", "extra_keys", "allow_keys", "allow_values", "patterns")
+
+
+def _known_keys(path: Path, table: dict, known: tuple[str, ...], where: str) -> None:
+    """A misspelt key would silently leave secrets unredacted: refuse it, naming the likely one."""
+    import difflib
+
+    for key in table:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            guess = f" (did you mean {close[0]!r}?)" if close else ""
+            raise UsageError(f"redaction rules {path}: unknown key {key!r}{where}{guess}",
+                             hint="keys: " + ", ".join(known) + "; see docs/audit.md")
 
 
 def _check_regex(path: Path, regex: str) -> None:
