@@ -100,14 +100,15 @@ def is_auth_signal(attrs: dict[str, Any]) -> bool:
         v = attrs.get(key)
         if v is not None and type(v) is not bool and _as_int(v) in (401, 403):
             return True
+    # A number counts whatever type carries it (401, 401.0, "401"), as for http.* above.
     for key in ("rpc.response.status_code", "error.type"):
         v = attrs.get(key)
         if isinstance(v, str) and v.upper() in AUTH_CODES:
             return True
-        if key == "rpc.response.status_code" and type(v) is int and v in (401, 403):
+        if v is not None and type(v) is not bool and _as_int(v) in (401, 403):
             return True
     v = attrs.get("rpc.grpc.status_code")
-    return type(v) is int and v in AUTH_GRPC_CODES
+    return v is not None and type(v) is not bool and _as_int(v) in AUTH_GRPC_CODES
 
 
 def map_span(attrs: dict[str, Any], resource: dict[str, Any], *, name: str,

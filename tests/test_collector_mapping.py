@@ -97,6 +97,18 @@ def test_mcp_call_id_is_the_jsonrpc_request_id_and_attempt_defaults_to_1():
     ({"http.response.status_code": True}, False),
     ({"error.type": "timeout"}, False),
     ({}, False),
+    # the same value in another attribute type counts the same (found by fuzzing: only
+    # http.* took 401.0 or "401"; the others wanted the exact type)
+    ({"http.response.status_code": 401.0}, True),
+    ({"rpc.grpc.status_code": 7.0}, True),
+    ({"rpc.grpc.status_code": "16"}, True),
+    ({"rpc.grpc.status_code": True}, False),
+    ({"rpc.grpc.status_code": 7.5}, False),
+    ({"rpc.response.status_code": 403.0}, True),
+    ({"rpc.response.status_code": "403"}, True),
+    ({"error.type": 401}, True),
+    ({"error.type": " unauthenticated "}, False),
+    ({"error.type": 404}, False),
 ])
 def test_auth_signals(attrs, expected):
     assert is_auth_signal(attrs) is expected
