@@ -246,21 +246,81 @@ class SpanBatch:
         try:
             req.ParseFromString(payload)
         except (DecodeError, ValueError) as exc:
-            raise OTLPDecodeError(f"not an OTLP protobuf ExportTraceServiceRequest: {exc}",
-                                  hint="send application/x-protobuf bytes of an ExportTraceServiceRequest") from exc
+            # Protobuf refuses a whole message for one string that is not UTF-8 (and an
+            # exporter does not retry a 400: every span in it would be lost). When the
+            # bytes are well-formed protobuf, decode each entry on its own instead.
+            if not self._add_protobuf_entries(payload, line_no):
+                raise OTLPDecodeError(f"not an OTLP protobuf ExportTraceServiceRequest: {exc}",
+                                      hint="send application/x-protobuf bytes of an ExportTraceServiceRequest") from exc
+            return
         if require_spans and payload and not req.resource_spans:
             raise OTLPDecodeError("not an OTLP protobuf ExportTraceServiceRequest: no resourceSpans found",
                                   hint="toolctl reads OTLP/JSON, OTLP protobuf and tool-call JSON lines")
         for i, rs in enumerate(req.resource_spans):
             resource = _Resource(_pb_attrs(rs.resource.attributes))
             for j, ss in enumerate(rs.scope_spans):
-                scope_name, scope_version = ss.scope.name, ss.scope.version
-                for k, sp in enumerate(ss.spans):
-                    try:
-                        self._add_pb_span(sp, resource, scope_name, scope_version)
-                    except (_SpanError, ValueError, TypeError) as exc:
-                        self.reject(line_no, f"resourceSpans[{i}].scopeSpans[{j}].spans[{k}]: {exc}",
-                                    _pb_text(sp))
+                self._add_pb_spans(ss.spans, resource, ss.scope, f"resourceSpans[{i}].scopeSpans[{j}]", line_no)
+
+    def _add_pb_spans(self, spans: Any, resource: _Resource, scope: Any, where: str,
+                      line_no: int | None) -> None:
+        for k, sp in enumerate(spans):
+            try:
+                self._add_pb_span(sp, resource, scope.name, scope.version)
+            except (_SpanError, ValueError, TypeError) as exc:
+                self.reject(line_no, f"{where}.spans[{k}]: {exc}", _pb_text(sp))
+
+    def _add_protobuf_entries(self, payload: bytes, line_no: int | None) -> bool:
+        """Decode a request that protobuf refused whole, entry by entry: each resourceSpans,
+        else its resource and each scopeSpans, else that scope and each span. An entry
+        that cannot be decoded is refused with the spans in it. False when the bytes are
+        not protobuf framing at all (nothing added)."""
+        from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
+        from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+        from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+
+        try:
+            entries = _length_delimited(payload, 1)
+        except ValueError:
+            return False
+        if not entries:
+            return False
+        for i, rs_bytes in enumerate(entries):
+            where = f"resourceSpans[{i}]"
+            decoded = _decode(ResourceSpans, rs_bytes)
+            if decoded is not None:
+                resource = _Resource(_pb_attrs(decoded.resource.attributes))
+                for j, ss in enumerate(decoded.scope_spans):
+                    self._add_pb_spans(ss.spans, resource, ss.scope, f"{where}.scopeSpans[{j}]", line_no)
+                continue
+            scopes = _fields_or_none(rs_bytes, 2)
+            res = _decode(Resource, b"".join(_fields_or_none(rs_bytes, 1) or ()))
+            if scopes is None or res is None:
+                self.reject(line_no, f"{where}: resource {_UNDECODABLE}", _bytes_text(rs_bytes),
+                            spans=sum(len(_fields_or_none(s, 2) or ()) for s in scopes or ()) or 1)
+                continue
+            resource = _Resource(_pb_attrs(res.attributes))
+            for j, ss_bytes in enumerate(scopes):
+                swhere = f"{where}.scopeSpans[{j}]"
+                ss = _decode(ScopeSpans, ss_bytes)
+                if ss is not None:
+                    self._add_pb_spans(ss.spans, resource, ss.scope, swhere, line_no)
+                    continue
+                spans = _fields_or_none(ss_bytes, 2)
+                scope = _decode(InstrumentationScope, b"".join(_fields_or_none(ss_bytes, 1) or ()))
+                if spans is None or scope is None:
+                    self.reject(line_no, f"{swhere}: scope {_UNDECODABLE}", _bytes_text(ss_bytes),
+                                spans=len(spans or ()) or 1)
+                    continue
+                for k, sp_bytes in enumerate(spans):
+                    sp = _decode(Span, sp_bytes)
+                    if sp is None:
+                        self.reject(line_no, f"{swhere}.spans[{k}]: {_UNDECODABLE}", _bytes_text(sp_bytes))
+                    else:
+                        try:
+                            self._add_pb_span(sp, resource, scope.name, scope.version)
+                        except (_SpanError, ValueError, TypeError) as exc:
+                            self.reject(line_no, f"{swhere}.spans[{k}]: {exc}", _pb_text(sp))
+        return True
 
     def _add_pb_span(self, sp: Any, resource: _Resource, scope_name: str, scope_version: str) -> None:
         trace_id, span_id = sp.trace_id, sp.span_id
@@ -541,6 +601,71 @@ def _pb_link(li: Any) -> dict[str, Any]:
             "trace_state": li.trace_state or None, "flags": li.flags or None,
             "attributes": _typed_obj(_pb_attrs(li.attributes)),
             "dropped_attributes_count": li.dropped_attributes_count}
+
+
+_UNDECODABLE = "cannot be decoded: a string that is not valid UTF-8, or corrupt bytes"
+
+
+def _decode(cls: Any, data: bytes) -> Any:
+    """``cls.FromString(data)``, or None when protobuf refuses it."""
+    from google.protobuf.message import DecodeError
+
+    try:
+        return cls.FromString(data)
+    except (DecodeError, ValueError):
+        return None
+
+
+def _length_delimited(data: bytes, field_no: int) -> list[bytes]:
+    """The values of length-delimited field ``field_no`` in a serialized message, in order;
+    other fields skipped. Raises ValueError when ``data`` is not protobuf framing."""
+    out, i, n = [], 0, len(data)
+
+    def varint() -> int:
+        nonlocal i
+        value = shift = 0
+        while True:
+            if i >= n or shift > 63:
+                raise ValueError("truncated varint")
+            byte = data[i]
+            i += 1
+            value |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                return value
+            shift += 7
+
+    while i < n:
+        key = varint()
+        number, wire = key >> 3, key & 7
+        if number == 0:
+            raise ValueError("field number 0")
+        if wire == 0:
+            varint()
+        elif wire == 1:
+            i += 8
+        elif wire == 5:
+            i += 4
+        elif wire == 2:
+            size = varint()
+            if number == field_no:
+                out.append(data[i:i + size])
+            i += size
+        else:  # groups (3, 4) are not used by OTLP
+            raise ValueError(f"wire type {wire}")
+        if i > n:
+            raise ValueError("truncated field")
+    return out
+
+
+def _fields_or_none(data: bytes, field_no: int) -> list[bytes] | None:
+    try:
+        return _length_delimited(data, field_no)
+    except ValueError:
+        return None
+
+
+def _bytes_text(data: bytes) -> str:
+    return data[:_REJECT_RAW_CHARS].decode("utf-8", "backslashreplace")
 
 
 def _pb_text(sp: Any) -> str:

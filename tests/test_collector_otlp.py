@@ -378,6 +378,40 @@ def test_ingest_otlp_traces_stores_json_and_protobuf_requests_once(tmp_path):
         assert store.scalar("SELECT count(DISTINCT source) FROM spans") == 1
 
 
+def test_a_protobuf_string_that_is_not_utf8_costs_only_its_span(tmp_path):
+    # Found by fuzzing: one bad byte in one span's name refused the whole request (a 400,
+    # final for an exporter: every span in it lost), where OTLP/JSON refuses that span.
+    from collector.otlp import ingest_otlp_traces
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from toolctl.store import Store
+
+    payload, finished, _ = sdk_request(tmp_path)
+    req = ExportTraceServiceRequest.FromString(payload)
+    scope = req.resource_spans[0].scope_spans[0]
+    extra = scope.spans.add()
+    extra.CopyFrom(scope.spans[0])
+    extra.span_id = b"\x01" * 8
+    extra.name = "zz-broken-zz"
+    second = req.resource_spans.add()  # a second resource whose scope name is broken
+    second.CopyFrom(req.resource_spans[0])
+    second.scope_spans[0].scope.name = "scope-broken"
+    for sp in second.scope_spans[0].spans:
+        sp.span_id = bytes(7) + bytes([sp.span_id[-1] ^ 0x55])
+    bad = req.SerializeToString().replace(b"zz-broken-zz", b"zz-\xff\xfeoken-zz").replace(b"scope-broken", b"scope-\xffroken")
+    with Store.open(tmp_path / "s.duckdb", write=True) as store:
+        r = ingest_otlp_traces(store, bad, encoding="protobuf", source="http:test")
+        assert (r.spans, r.rejected_spans) == (len(finished), 1 + len(finished) + 1)  # resource 1: all 3
+        assert "resourceSpans[0].scopeSpans[0].spans[2]: cannot be decoded" in r.error_message
+        reasons = [x for (x,) in store.execute("SELECT reason FROM rejects ORDER BY reason").fetchall()]
+        assert reasons == ["resourceSpans[0].scopeSpans[0].spans[2]: cannot be decoded: a string that is not "
+                           "valid UTF-8, or corrupt bytes",
+                           "resourceSpans[1].scopeSpans[0]: scope cannot be decoded: a string that is not "
+                           "valid UTF-8, or corrupt bytes"]
+        assert store.scalar("SELECT count(*) FROM spans") == len(finished)
+    with pytest.raises(Exception):  # the plain parser refuses it whole, which is the point
+        ExportTraceServiceRequest.FromString(bad)
+
+
 def test_undecodable_payloads_raise_and_store_nothing(tmp_path):
     from collector.otlp import OTLPDecodeError, ingest_otlp_traces
     from toolctl.errors import ToolctlError
