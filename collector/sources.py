@@ -163,9 +163,15 @@ class _TolerantGzip(io.RawIOBase):
     def _fill(self, want: int) -> None:
         if self._d.eof:  # a member ended: another may follow
             data = self._d.unused_data or self._src.read(self._CHUNK)
-            if not data:
-                self._done = True
-                return
+            # Zero bytes after a member are padding (tape and block devices add it), which
+            # gzip and Python's gzip skip: not the start of a corrupt member.
+            data = data.lstrip(b"\x00")
+            while not data:
+                more = self._src.read(self._CHUNK)
+                if not more:
+                    self._done = True
+                    return
+                data = more.lstrip(b"\x00")
             self._d = zlib.decompressobj(wbits=31)
         else:
             data = self._d.unconsumed_tail or self._src.read(self._CHUNK)

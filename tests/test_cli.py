@@ -293,6 +293,22 @@ def test_every_command_has_help_text():
     assert not missing, f"commands without help: {missing}"
 
 
+def test_gzip_padded_with_zero_bytes_is_whole_as_gzip_reads_it(tmp_path):
+    # Found by fuzzing: `gzip -dc` (and Python's gzip) skip zero padding after the last
+    # member (tape and block devices add it); ingest counted a phantom rejected line, exit 3.
+    body = "".join(json.dumps(event(i)) + "\n" for i in range(5)).encode()
+    padded = tmp_path / "padded.jsonl.gz"
+    padded.write_bytes(gzip.compress(body[:100]) + gzip.compress(body[100:]) + bytes(4096))
+    assert gzip.decompress(padded.read_bytes()) == body
+    proc = run_toolctl("--db", tmp_path / "s.duckdb", "ingest", padded, "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    assert (json.loads(proc.stdout)["accepted"], json.loads(proc.stdout)["rejected"]) == (5, 0)
+    garbage = tmp_path / "garbage.jsonl.gz"  # anything else after a member is still damage
+    garbage.write_bytes(gzip.compress(body) + bytes(10) + b"junk")
+    proc = run_toolctl("--db", tmp_path / "t.duckdb", "ingest", garbage, "--format", "json")
+    assert proc.returncode == 3 and json.loads(proc.stdout)["rejected"] == 1
+
+
 @pytest.mark.parametrize("events", [3, 30000])
 def test_truncated_gzip_keeps_complete_lines_and_counts_the_break(tmp_path, events):
     db = tmp_path / "s.duckdb"
