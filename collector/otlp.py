@@ -174,7 +174,7 @@ class SpanBatch:
                 if check_unicode and has_unpaired_surrogate(
                         {k: v for k, v in rs.items() if k not in ("scopeSpans", "scope_spans")}):
                     raise _SpanError("resource " + _NOT_UNICODE)
-                resource = _Resource(_json_attrs((rs.get("resource") or {}).get("attributes")))
+                resource = _Resource(_json_attrs(_obj(rs.get("resource"), "resource").get("attributes")))
                 if not isinstance(scopes, list):
                     raise _SpanError("scopeSpans is not an array")
             except _JSON_SPAN_ERRORS as exc:
@@ -187,7 +187,7 @@ class SpanBatch:
                         raise _SpanError("is not an object")
                     if check_unicode and has_unpaired_surrogate({k: v for k, v in ss.items() if k != "spans"}):
                         raise _SpanError("scope " + _NOT_UNICODE)
-                    scope = ss.get("scope") or {}
+                    scope = _obj(ss.get("scope"), "scope")
                     scope_name, scope_version = _opt_str(scope.get("name")), _opt_str(scope.get("version"))
                     spans = ss.get("spans") or []
                     if not isinstance(spans, list):
@@ -207,7 +207,7 @@ class SpanBatch:
                        scope_version: str | None) -> None:
         if not isinstance(sp, dict):
             raise _SpanError("span is not an object")
-        status = sp.get("status") or {}
+        status = _obj(sp.get("status"), "status")
         self._append(
             trace_id=_hex_id(sp.get("traceId"), _TRACE_ID, _ZERO_TRACE, "traceId"),
             span_id=_hex_id(sp.get("spanId"), _SPAN_ID, _ZERO_SPAN, "spanId"),
@@ -451,13 +451,26 @@ def _ranged(n: int, lo: int, hi: int, what: str) -> int:
 
 
 def _enum(v: Any, names: dict[str, int], what: str) -> int:
+    """An enum: its number (2, 2.0 or "2", as protobuf's own JSON parser takes) or its name."""
     if v is None:
         return 0
     if type(v) is int:
         return v
     if isinstance(v, str) and v in names:
         return names[v]
-    raise _SpanError(f"{what} {v!r} is not a known enum value")
+    try:
+        return _int(v, what)
+    except _SpanError:
+        raise _SpanError(f"{what} {v!r} is not a known enum value") from None
+
+
+def _obj(v: Any, what: str) -> dict:
+    """A JSON object field (absent or null: empty), else the span's reason to be refused."""
+    if v is None:
+        return {}
+    if not isinstance(v, dict):
+        raise _SpanError(f"{what} is not an object ({type(v).__name__})")
+    return v
 
 
 def _opt_str(v: Any) -> str | None:
@@ -501,9 +514,12 @@ def _json_any(v: Any) -> Any:
                 except binascii.Error as exc:
                     raise _SpanError(f"bytesValue is not base64: {exc}") from exc
         elif key == "arrayValue":
-            return [_json_any(e) for e in (x or {}).get("values") or ()]
+            values = _obj(x, "arrayValue").get("values") or []
+            if not isinstance(values, list):
+                raise _SpanError("arrayValue.values is not an array")
+            return [_json_any(e) for e in values]
         elif key == "kvlistValue":
-            return _json_attrs((x or {}).get("values"))
+            return _json_attrs(_obj(x, "kvlistValue").get("values"))
         else:
             continue  # unknown field: ignored, as OTLP/JSON receivers must
         raise _SpanError(f"{key} has the wrong JSON type ({type(x).__name__})")
@@ -517,7 +533,7 @@ def _json_attrs(kvs: Any) -> dict[str, Any]:
         raise _SpanError("attributes is not an array")
     out = {}
     for kv in kvs:
-        key = kv.get("key")
+        key = _obj(kv, "attribute").get("key")
         if not isinstance(key, str):
             raise _SpanError("attribute without a string key")
         out[key] = _json_any(kv.get("value"))

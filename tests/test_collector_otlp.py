@@ -447,6 +447,31 @@ def test_a_request_with_bad_spans_stores_the_good_ones_and_says_why(tmp_path):
         assert (r.spans, r.duplicates, r.rejected_spans) == (0, 0, 2)
 
 
+def test_enum_numbers_in_any_json_form_are_taken_and_wrong_shapes_say_which_field(tmp_path):
+    # Found by fuzzing: status.code 2.0 or "2" refused the span (protobuf's JSON parser takes
+    # both), and a status or attribute of the wrong shape was refused with Python's own
+    # "'str' object has no attribute 'get'".
+    from collector.otlp import ingest_otlp_traces
+    from toolctl.store import Store
+
+    base = {"traceId": "ab" * 16, "name": "execute_tool t", "startTimeUnixNano": 5, "endTimeUnixNano": 9,
+            "attributes": [{"key": "gen_ai.tool.name", "value": {"stringValue": "t"}}]}
+    spans = [dict(base, spanId="01" * 8, status={"code": 2.0}), dict(base, spanId="02" * 8, status={"code": "2"}),
+             dict(base, spanId="03" * 8, kind="3", status={"code": "STATUS_CODE_ERROR"}),
+             dict(base, spanId="04" * 8, status="ERROR"), dict(base, spanId="05" * 8, attributes=[1]),
+             dict(base, spanId="06" * 8, status={"code": 2.5})]
+    body = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}).encode()
+    with Store.open(tmp_path / "s.duckdb", write=True) as store:
+        r = ingest_otlp_traces(store, body, encoding="json", source="http:test")
+        assert (r.spans, r.rejected_spans) == (3, 3)
+        assert store.execute("SELECT kind, status FROM spans ORDER BY span_id").fetchall() == \
+            [(0, "error"), (0, "error"), (3, "error")]
+        reasons = [x for (x,) in store.execute("SELECT reason FROM rejects ORDER BY reason").fetchall()]
+        assert reasons == ["resourceSpans[0].scopeSpans[0].spans[3]: status is not an object (str)",
+                           "resourceSpans[0].scopeSpans[0].spans[4]: attribute is not an object (int)",
+                           "resourceSpans[0].scopeSpans[0].spans[5]: status.code 2.5 is not a known enum value"]
+
+
 def test_a_sibling_or_ancestor_with_401_does_not_mark_a_tool_call(tmp_path):
     from collector.otlp import ingest_otlp_traces
     from toolctl.store import Store
