@@ -210,6 +210,43 @@ def test_retries_record_one_span_per_attempt_with_shared_call_id_and_idempotency
     assert [e["attempt"] for e in evs] == [1, 2, 3] and len({e["call_id"] for e in evs}) == 1
 
 
+@pytest.mark.parametrize("is_async", [False, True])
+def test_a_decorated_tool_dispatched_with_run_is_one_call_under_the_dispatchs_id(otel, is_async):
+    # Found by running docs/instrument.md: inst.run(get_weather, …) of the decorated function
+    # recorded two calls per dispatch (the retries under a generated id nested inside one
+    # attempt under request.call_id), so calls and retries were both wrong.
+    import asyncio
+
+    inst, exporter, buf = make(otel)
+    tries = []
+
+    def body(city: str) -> dict:
+        tries.append(city)
+        if len(tries) == 1:
+            raise ToolError("UNAVAILABLE", "upstream 503", http_status=503)
+        return {"city": city}
+
+    if is_async:
+        @inst.tool("get_weather", retry=RetryPolicy(max_attempts=3), stage="execute")
+        async def get_weather(city: str) -> dict:
+            return body(city)
+
+        out = asyncio.run(inst.arun(get_weather, {"city": "Oslo"}, call_id="call-42"))
+    else:
+        @inst.tool("get_weather", retry=RetryPolicy(max_attempts=3), stage="execute")
+        def get_weather(city: str) -> dict:
+            return body(city)
+
+        out = inst.run(get_weather, {"city": "Oslo"}, call_id="call-42")
+    assert out.envelope()["status"] == "ok" and tries == ["Oslo", "Oslo"]
+    spans = sorted(exporter.get_finished_spans(), key=lambda s: s.start_time)
+    assert [(s.attributes["gen_ai.tool.name"], s.attributes["gen_ai.tool.call.id"],
+             s.attributes["toolctl.attempt"]) for s in spans] == [("get_weather", "call-42", 1),
+                                                                  ("get_weather", "call-42", 2)]
+    assert [(e["call_id"], e["attempt"], e.get("stage")) for e in events(buf)] == \
+        [("call-42", 1, "execute"), ("call-42", 2, "execute")]
+
+
 def test_a_non_retryable_error_is_not_retried_and_exhausted_retries_end_in_a_retryable_error(otel):
     inst, exporter, buf = make(otel)
     policy = RetryPolicy(max_attempts=3, backoff_ms=0)

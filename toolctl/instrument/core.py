@@ -418,8 +418,12 @@ class Instrument:
             idempotency_key: str | None = None, record_args: Any = None, **call_kw: Any) -> Outcome:
         """Call a sync ``fn(**args)`` under ``policy``: one span/event per attempt, all sharing
         the call id and idempotency key. Never raises for the tool's failures: the final
-        ``Outcome`` carries them (``outcome.envelope()`` is what a gateway returns)."""
-        return self._run_sync(fn, (), dict(args or {}), tool or fn.__name__, policy, call_id,
+        ``Outcome`` carries them (``outcome.envelope()`` is what a gateway returns).
+        ``fn`` may be an ``@inst.tool`` function: its own function runs, under the tool name,
+        retry policy and stage it was decorated with unless given here, so a dispatch is
+        one call rather than a call nested in another's attempt."""
+        fn, tool, policy, call_kw = _undecorated(fn, tool, policy, call_kw)
+        return self._run_sync(fn, (), dict(args or {}), tool, policy, call_id,
                               idempotency_key, args if record_args is None else record_args, call_kw)
 
     async def arun(self, fn: Callable[..., Any], args: dict[str, Any] | None = None, *,
@@ -427,7 +431,8 @@ class Instrument:
                    call_id: str | None = None, idempotency_key: str | None = None,
                    record_args: Any = None, **call_kw: Any) -> Outcome:
         """``run`` for a coroutine function (timeouts cancel the attempt's task)."""
-        return await self._run_async(fn, (), dict(args or {}), tool or fn.__name__, policy, call_id,
+        fn, tool, policy, call_kw = _undecorated(fn, tool, policy, call_kw)
+        return await self._run_async(fn, (), dict(args or {}), tool, policy, call_id,
                                      idempotency_key, args if record_args is None else record_args,
                                      call_kw)
 
@@ -504,6 +509,7 @@ class Instrument:
                     out = await self._run_async(fn, a, kw, tool_name, retry, None, None,
                                                 recorded(a, kw), {"stage": stage})
                     return _unwrap(out)
+                async_wrapper.toolctl_tool = (fn, tool_name, retry, stage)  # for run()/arun()
                 return async_wrapper
 
             @functools.wraps(fn)
@@ -511,9 +517,23 @@ class Instrument:
                 out = self._run_sync(fn, a, kw, tool_name, retry, None, None, recorded(a, kw),
                                      {"stage": stage})
                 return _unwrap(out)
+            wrapper.toolctl_tool = (fn, tool_name, retry, stage)  # for run()/arun()
             return wrapper
 
         return decorate
+
+
+def _undecorated(fn: Callable[..., Any], tool: str | None, policy: RetryPolicy | None,
+                 call_kw: dict[str, Any]) -> tuple[Callable[..., Any], str, RetryPolicy | None, dict]:
+    """``run(fn)`` of an ``@inst.tool`` function: the function it wraps, with the decorator's
+    name, policy and stage where the dispatch gives none."""
+    decorated = getattr(fn, "toolctl_tool", None)
+    if decorated is None:
+        return fn, tool or fn.__name__, policy, call_kw
+    inner, name, retry, stage = decorated
+    if stage is not None and call_kw.get("stage") is None:
+        call_kw = {**call_kw, "stage": stage}
+    return inner, tool or name, policy or retry, call_kw
 
 
 def _str_or_none(v: Any) -> str | None:
