@@ -208,6 +208,22 @@ def test_stats_and_audit_search_on_the_duckdb_lake_equal_the_store(small_lake):
                 == _stats("--db", db, "audit", "search", *args))
 
 
+def test_runbook_run_on_the_duckdb_lake_decides_as_on_the_store(small_lake):
+    # docs/engines.md promised single-window runbooks over the lake; the CLI had no --lake.
+    db, lake = small_lake
+    window = ["--since", "2026-11-24T06:00:00Z", "--until", "2026-11-24T12:00:00Z", "--format", "json"]
+    for name in ("error-budget", "latency-slo"):
+        on_lake = run_toolctl("--db", db, "runbook", "run", name, *window, "--lake", lake)
+        on_store = run_toolctl("--db", db, "runbook", "run", name, *window)
+        assert on_lake.returncode == on_store.returncode, (on_lake.stderr, on_store.stderr)
+        lake_doc, store_doc = json.loads(on_lake.stdout), json.loads(on_store.stdout)
+        for doc in (lake_doc, store_doc):
+            doc.pop("recorded", None)
+        assert [(c["name"], c["outcome"], c.get("estimate")) for c in lake_doc["checks"]] == \
+            [(c["name"], c["outcome"], c.get("estimate")) for c in store_doc["checks"]]
+        assert lake_doc["status"] == store_doc["status"]
+
+
 # -- the one tool_calls definition, bounded for the lake -----------------------------------
 
 def _chain_db(depth: int):

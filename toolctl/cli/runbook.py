@@ -6,6 +6,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
+from toolctl.cli._engine import Engine, EngineOpt, LakeOpt, SparkMasterOpt, lake_source
 from toolctl.cli._output import DocFormat, label, print_json, stdout, table
 
 FormatOpt = Annotated[DocFormat, typer.Option("--format", "-f", help="Output format.")]
@@ -76,6 +77,9 @@ def run_cmd(
     until: Annotated[Optional[str], typer.Option(help="Window end, exclusive (default: now).")] = None,
     tool: Annotated[Optional[List[str]], typer.Option("--tool", help="Only these tools (repeatable).")] = None,
     fmt: FormatOpt = DocFormat.table,
+    engine: EngineOpt = Engine.duckdb,
+    lake: LakeOpt = None,
+    spark_master: SparkMasterOpt = None,
 ) -> None:
     """Run a single-window runbook: exit 0 pass, 10 warn, 20 fail, 40 error.
 
@@ -91,10 +95,18 @@ def run_cmd(
     now = utcnow()
     s, u = parse_time(since, option="--since", now=now), parse_time(until, option="--until", now=now)
     try:
-        # A run is a ledger entry; while `toolctl serve` holds the store, its writer runs it.
         req = api.request_model("runbook_run", "write")(runbook=rb, since=s, until=u, tools=tool or None, now=now)
-        with ctx.obj.open_write_or_remote() as store:
-            report = api.write(store, "runbook_run", req)
+        source = lake_source(engine, lake, spark_master)
+        if source is not None:
+            # A lake is read-only: the run is not a ledger entry of the store.
+            from toolctl.gate import run_runbook
+
+            with source:
+                report = api.jsonable(run_runbook(source, rb, since=s, until=u, tools=tool or None, now=now))
+        else:
+            # A run is a ledger entry; while `toolctl serve` holds the store, its writer runs it.
+            with ctx.obj.open_write_or_remote() as store:
+                report = api.write(store, "runbook_run", req)
     except StoreError as exc:
         from toolctl.cli._output import error_lines
 
