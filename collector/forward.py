@@ -46,12 +46,14 @@ def forward_paths(server: ServerInfo, db_path: Path, paths: list[str], *,
                 summary.sources[-1]["forwarded_to"] = server.url
                 continue
             counts = {"lines": 0, "accepted": 0, "duplicates": 0, "rejected": 0}
+            redacted = 0
             try:
                 for first_line, data in chunk_lines(opened.stream, chunk_bytes):
                     res = remote.send_lines(data, source=source.name, first_line=first_line,
                                             kind=source.kind, max_line_bytes=max_line_bytes)
                     for key in counts:
                         counts[key] += res[key]
+                    redacted += res.get("redacted", 0)
             except (EOFError, OSError, zlib.error) as exc:
                 raise InputError(f"cannot read {source.name}: {exc}",
                                  hint="the lines before the damage were sent; fix the file and run again") from exc
@@ -63,7 +65,7 @@ def forward_paths(server: ServerInfo, db_path: Path, paths: list[str], *,
                                  "bytes": opened.counter.nbytes,
                                  "sha256": opened.counter.sha256.hexdigest(),
                                  "compressed": opened.compressed, "forwarded_to": server.url,
-                                 **counts})
+                                 **counts, "redacted": redacted})
     return summary
 
 

@@ -461,7 +461,7 @@ def create_app(store: Any, config: ServerConfig) -> Any:
                                 headers=exc.headers)
         return JSONResponse({"lines": res.lines, "accepted": res.accepted,
                              "duplicates": res.duplicates, "rejected": res.rejected,
-                             "batch_id": res.batch_id})
+                             "redacted": res.redacted, "batch_id": res.batch_id})
 
     async def ingest_otlp(request: Request) -> Any:
         """A forwarded `toolctl ingest` of an OTLP file (collector/forward.py): the file's

@@ -108,15 +108,18 @@ def test_remote_reads_equal_local_reads_of_the_same_store(serve, tmp_path):
 
 
 def test_ingest_while_serving_forwards_lines_and_stores_what_a_local_ingest_stores(serve, tmp_path):
-    src = write_jsonl(tmp_path / "in.jsonl", [ev(i) for i in range(50)] + ["not json", ev(3), ev(99, message="x" * 500)])
+    src = write_jsonl(tmp_path / "in.jsonl", [ev(i) for i in range(50)] + ["not json", ev(3), ev(99, message="x" * 500),
+                                                                             ev(98, message="key sk-abcdefghijklmnopqrstuv")])
     s = serve()
     res = run_toolctl("--db", s.db, "ingest", src, "--max-line-bytes", "300", "--format", "json")
     assert res.returncode == 3, res.stderr  # one rejected line, like a local ingest
     summary = json.loads(res.stdout)
-    assert (summary["lines"], summary["accepted"], summary["duplicates"], summary["rejected"]) == (53, 50, 1, 2)
+    assert (summary["lines"], summary["accepted"], summary["duplicates"], summary["rejected"]) == (54, 51, 1, 2)
+    assert summary["redacted"] == 1  # the collector redacted it; the summary says so
     assert s.stop() == 0
     local_db = tmp_path / "local.duckdb"
-    assert run_toolctl("--db", local_db, "ingest", src, "--max-line-bytes", "300").returncode == 3
+    local = run_toolctl("--db", local_db, "ingest", src, "--max-line-bytes", "300", "--format", "json")
+    assert local.returncode == 3 and json.loads(local.stdout)["redacted"] == 1
 
     def rows(db):
         conn = duckdb.connect(str(db), read_only=True)
