@@ -160,6 +160,24 @@ def test_bulk_validator_decides_every_line_like_the_model(tmp_path):
     assert not disagreements, disagreements
 
 
+def test_a_line_that_repeats_a_schema_field_is_refused_not_guessed(tmp_path):
+    # Found by fuzzing: `"status":"ok","status":"error"` was stored as ok (the JSON functions
+    # read the first value) while its unknown fields kept the last, and pydantic reads the
+    # last. RFC 8259 leaves the value undefined; an audit store refuses the line. (The model
+    # validates decoded objects, whose keys are unique; lines are validated in bulk.)
+    lines = ['{"event_id": "d1", "ts": "2026-11-24T06:00:00Z", "tool": "t", "status": "ok", "status": "error", "latency_ms": 1}',
+             '{"event_id": "d2", "ts": "2026-11-24T06:00:00Z", "tool": "t", "status": "ok", "latency_ms": 1, "x": 1, "x": 2}',
+             '{"event_id": "d3", "ts": "2026-11-24T06:00:00Z", "tool": "t", "status": "ok", "latency_ms": 1, "args": {"a": 1, "a": 2}}']
+    path = tmp_path / "dup.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with Store.open(tmp_path / "s.duckdb", write=True) as store:
+        ingest_paths(store, [str(path)])
+        assert store.execute("SELECT line_no, reason FROM rejects ORDER BY line_no").fetchall() == [
+            (1, 'key "status" appears twice: which value holds is undefined')]
+        # an unknown key twice is kept as written (nothing depends on it); nested: not checked
+        assert store.execute("SELECT event_id FROM events ORDER BY 1").fetchall() == [("d2",), ("d3",)]
+
+
 def test_model_normalises_ids_and_time_to_utc():
     event = ToolCallEvent.model_validate_json(variant(ts="2026-11-24T08:00:00+02:00", trace_id="ABC"))
     assert event.ts.isoformat() == "2026-11-24T06:00:00+00:00"

@@ -47,7 +47,8 @@ WITH src AS (
             "stage":"VARCHAR","attempt":"HUGEINT","idempotency_key":"VARCHAR",
             "timeout_ms":"DOUBLE","error_code":"VARCHAR","message":"VARCHAR",
             "retryable":"BOOLEAN","http_status":"HUGEINT","confidence":"DOUBLE","args":"JSON",
-            "data":"JSON"}') END AS v
+            "data":"JSON"}') END AS v,
+        CASE WHEN doc_type = 'OBJECT' THEN json_keys(line) END AS keys
     FROM nonblank
 ), typed AS (
     SELECT *, t[1] AS t1, t[2] AS t2, t[3] AS t3, t[4] AS t4, t[5] AS t5, t[6] AS t6, t[7] AS t7, t[8] AS t8, t[9] AS t9, t[10] AS t10, t[11] AS t11, t[12] AS t12, t[13] AS t13, t[14] AS t14, t[15] AS t15, t[16] AS t16, t[17] AS t17, t[18] AS t18, t[19] AS t19, t[20] AS t20, t[21] AS t21, t[22] AS t22, t[23] AS t23, t[24] AS t24, t[25] AS t25
@@ -57,7 +58,13 @@ WITH src AS (
     -- the normalising rewrite runs only where the direct cast fails.
     SELECT *,
         CASE WHEN t2 = 'VARCHAR' THEN coalesce(TRY_CAST(v.ts AS TIMESTAMPTZ),
-            TRY_CAST(regexp_replace(upper(v.ts), '(\.\d{6})\d+', '\1') AS TIMESTAMPTZ)) END AS ts_parsed
+            TRY_CAST(regexp_replace(upper(v.ts), '(\.\d{6})\d+', '\1') AS TIMESTAMPTZ)) END AS ts_parsed,
+        -- Top-level keys that are not schema fields (objects only).
+        CASE WHEN doc_type = 'OBJECT' THEN list_filter(keys, lambda k: NOT list_contains(['event_id', 'ts', 'tool',
+            'status', 'latency_ms', 'schema_version', 'trace_id', 'span_id', 'call_id',
+            'session_id', 'tenant', 'user', 'service', 'version', 'stage', 'attempt',
+            'idempotency_key', 'timeout_ms', 'error_code', 'message', 'retryable',
+            'http_status', 'confidence', 'args', 'data'], k)) END AS unknown
     FROM typed
 ), checked AS (
     SELECT line_no, line, raw_bytes, ts_parsed,
@@ -65,6 +72,14 @@ WITH src AS (
         WHEN pre_reason IS NOT NULL THEN pre_reason
         WHEN doc_type IS NULL THEN 'invalid JSON'
         WHEN doc_type <> 'OBJECT' THEN 'not a JSON object (got ' || lower(doc_type) || ')'
+        -- RFC 8259 leaves a repeated key's value undefined (the JSON functions read the
+        -- first, json_keys lists both): an event with a schema field twice is refused.
+        -- (a repeated unknown key is kept as written, both occurrences: nothing depends on it)
+        -- (schema keys present: the 25 types of `t` that are not ABSENT; no hashing per line)
+        WHEN length(keys) - length(unknown) > length(list_filter(t, lambda x: x <> 'ABSENT'))
+            THEN 'key "' || list_filter(keys, lambda k, i: list_position(keys, k) < i
+                                                       AND NOT list_contains(unknown, k))[1]
+                 || '" appears twice: which value holds is undefined'
         WHEN t1 IN ('ABSENT', 'NULL') THEN 'missing required field: event_id'
         WHEN t2 IN ('ABSENT', 'NULL') THEN 'missing required field: ts'
         WHEN t3 IN ('ABSENT', 'NULL') THEN 'missing required field: tool'
@@ -115,13 +130,7 @@ WITH src AS (
         WHEN t24 NOT IN ('ABSENT', 'NULL', 'OBJECT') THEN 'wrong type for args: expected object'
         WHEN t25 NOT IN ('ABSENT', 'NULL', 'OBJECT') THEN 'wrong type for data: expected object'
         END AS reason,
-        v, t,
-        -- Top-level keys that are not schema fields (valid objects only).
-        CASE WHEN doc_type = 'OBJECT' THEN list_filter(json_keys(line), lambda k: NOT list_contains(['event_id', 'ts', 'tool',
-            'status', 'latency_ms', 'schema_version', 'trace_id', 'span_id', 'call_id',
-            'session_id', 'tenant', 'user', 'service', 'version', 'stage', 'attempt',
-            'idempotency_key', 'timeout_ms', 'error_code', 'message', 'retryable',
-            'http_status', 'confidence', 'args', 'data'], k)) END AS unknown
+        v, t, unknown
     FROM timed
 )
 SELECT
