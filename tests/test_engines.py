@@ -460,3 +460,13 @@ def test_span_auth_failures_agree_on_all_engines(tmp_path, spark):
         assert stats(src, q) == want
     with open_source("spark", lake, "local[2]") as src:
         assert stats(src, q) == want
+
+
+def test_regress_on_a_relative_lake_path_equals_regress_on_the_store(small_lake):
+    db, lake = small_lake
+    assert run_toolctl("--db", db, "baseline", "save", "b").returncode == 0
+    window = ("--since", "2026-11-24T06:00:00Z", "--until", "2026-11-24T09:00:00Z", "--format", "json")
+    on_store = run_toolctl("--db", db, "regress", "--baseline", "b", *window)
+    on_lake = run_toolctl("--db", db, "regress", "--baseline", "b", *window, "--lake", lake.name, cwd=lake.parent)
+    assert on_lake.returncode == on_store.returncode != 40, on_lake.stderr
+    assert json.loads(on_lake.stdout) == json.loads(on_store.stdout)
