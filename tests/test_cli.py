@@ -377,3 +377,48 @@ def test_a_corrupt_gzip_keeps_every_line_decodable_before_the_damage(tmp_path, d
     assert summary["accepted"] >= expected - 1 and summary["accepted"] <= expected, (summary, expected)
     if damage == "crc":
         assert summary["accepted"] == events
+
+
+def _run_into_closed_pipe(*args):
+    """The CLI with its stdout a pipe whose reader is already gone (`toolctl … | head -1`
+    after head exited): every write gets EPIPE, deterministically."""
+    import os
+
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "toolctl", *map(str, args)], stdout=w,
+                              stderr=subprocess.PIPE, text=True, timeout=120,
+                              env={**os.environ, "COLUMNS": "200"})
+    finally:
+        os.close(w)
+    return proc
+
+
+@pytest.mark.parametrize("fmt", ["table", "json"])
+def test_a_closed_stdout_keeps_the_verdict_exit_code_without_noise(tmp_path, fmt):
+    db = tmp_path / "s.duckdb"
+    docs = [event(i, version="v2" if i % 2 else "v1", call_id=f"c{i}", latency_ms=100 + i % 50,
+                  ts=f"2026-11-24T06:{i % 60:02d}:{i % 7:02d}Z") for i in range(400)]
+    assert run_toolctl("--db", db, "ingest", write_jsonl(tmp_path / "e.jsonl", docs)).returncode == 0
+    window = ("--since", "2026-11-24T06:00:00Z", "--until", "2026-11-24T07:00:00Z", "--format", fmt)
+    gate = ("--db", db, "gate", "--baseline", "v1", "--candidate", "v2", *window)
+    expected = run_toolctl(*gate).returncode
+    assert expected in (0, 10, 20, 30)
+    piped = _run_into_closed_pipe(*gate)
+    assert (piped.returncode, piped.stderr) == (expected, "")
+    # the verdict was recorded although nobody read it
+    history = json.loads(run_toolctl("--db", db, "gate", "history", "--format", "json").stdout)
+    assert len(history) == 2
+    runbook = ("--db", db, "runbook", "run", "retry-storm", *window)
+    expected = run_toolctl(*runbook).returncode
+    piped = _run_into_closed_pipe(*runbook)
+    assert (piped.returncode, piped.stderr) == (expected, "")
+
+
+@pytest.mark.parametrize("args", [("--help",), ("stats", "--format", "csv"), ("stats",), ("db", "path")])
+def test_every_command_writing_into_a_closed_stdout_exits_as_it_would_have(tmp_path, args):
+    db = tmp_path / "s.duckdb"
+    assert run_toolctl("--db", db, "ingest", write_jsonl(tmp_path / "e.jsonl", [event(1)])).returncode == 0
+    piped = _run_into_closed_pipe("--db", db, *args)
+    assert (piped.returncode, piped.stderr) == (0, "")

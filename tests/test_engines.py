@@ -224,6 +224,39 @@ def test_runbook_run_on_the_duckdb_lake_decides_as_on_the_store(small_lake):
         assert lake_doc["status"] == store_doc["status"]
 
 
+def _damage(path: Path, how: str) -> None:
+    data = bytearray(path.read_bytes())
+    if how == "appended":  # `echo x >> file`: the footer's magic bytes are no longer last
+        data += b"x\n"
+    elif how == "metadata":  # the footer's thrift bytes scrambled, magic bytes intact
+        for i in range(len(data) - 400, len(data) - 8):
+            data[i] ^= 0x5A
+    else:
+        data = bytearray(b"not parquet")
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("how", ["appended", "metadata", "replaced"])
+def test_a_damaged_lake_file_is_one_error_naming_it_with_a_hint_not_a_traceback(small_lake, how):
+    db, lake = small_lake
+    assert run_toolctl("--db", db, "baseline", "save", "b").returncode == 0
+    bad = sorted(lake.glob("events/dt=2026-11-24/hour=07/*.parquet"))[0]
+    _damage(bad, how)
+    hint = f"Hint: check the lake with `toolctl audit verify --lake {lake}`"
+    window = ("--since", "2026-11-24T06:00:00Z", "--until", "2026-11-24T09:00:00Z")
+    for args, code in ((("stats",), 4), (("audit", "search", "--tool", "a"), 4),
+                       (("gate", "--baseline", "v1", "--candidate", "v2", *window, "--format", "json"), 40),
+                       (("regress", "--baseline", "b", *window, "--format", "json"), 40)):
+        r = run_toolctl("--db", db, *args, "--lake", lake)
+        assert r.returncode == code, (args, r.stderr)
+        error, hint_line = r.stderr.splitlines()
+        assert error.startswith(f"Error: cannot read lake file {bad}: "), (args, error)
+        assert hint_line.startswith(hint), args
+        if code == 40:  # the gate's contract: still one JSON document, verdict error
+            doc = json.loads(r.stdout)
+            assert doc["verdict"] == "error" and str(bad) in doc["reason"]
+
+
 # -- the one tool_calls definition, bounded for the lake -----------------------------------
 
 def _chain_db(depth: int):
@@ -443,3 +476,13 @@ def test_span_auth_failures_agree_on_all_engines(tmp_path, spark):
         assert stats(src, q) == want
     with open_source("spark", lake, "local[2]") as src:
         assert stats(src, q) == want
+
+
+def test_regress_on_a_relative_lake_path_equals_regress_on_the_store(small_lake):
+    db, lake = small_lake
+    assert run_toolctl("--db", db, "baseline", "save", "b").returncode == 0
+    window = ("--since", "2026-11-24T06:00:00Z", "--until", "2026-11-24T09:00:00Z", "--format", "json")
+    on_store = run_toolctl("--db", db, "regress", "--baseline", "b", *window)
+    on_lake = run_toolctl("--db", db, "regress", "--baseline", "b", *window, "--lake", lake.name, cwd=lake.parent)
+    assert on_lake.returncode == on_store.returncode != 40, on_lake.stderr
+    assert json.loads(on_lake.stdout) == json.loads(on_store.stdout)

@@ -155,6 +155,49 @@ def test_40_candidate_calls_hold_or_inconclusive_never_decide(tmp_path):
     assert p99["outcome"] == "inconclusive" and p99["more_needed"] == 299 - 40
 
 
+def test_a_version_with_no_events_is_inconclusive_naming_it_and_uses_up_no_evaluation(tmp_path):
+    rng = np.random.default_rng(5)
+    db = make_store(tmp_path, gen_arm(rng, BASE, 200) + gen_arm(rng, CAND, 200))
+    typo = run_toolctl("--db", db, "gate", "--baseline", BASE, "--candidate", "v2-rc2", "--format", "json")
+    for _ in range(7):  # a CI typo looked at again and again: never a hold, never "7/6"
+        proc = run_toolctl("--db", db, "gate", "--baseline", BASE, "--candidate", "v2-rc2")
+        assert proc.returncode == 30 and "evaluation" not in proc.stdout.splitlines()[0], proc.stdout
+    doc = _doc(typo)
+    assert typo.returncode == 30 and doc["verdict"] == "inconclusive" and doc["evaluation"] is None
+    assert doc["reason"].startswith("no events of candidate version 'v2-rc2' at all")
+    assert "known versions: " in doc["reason"] and set(doc["known_versions"]) == {BASE, CAND}
+    assert doc["missing_versions"] == ["v2-rc2"] and doc["checks"] == []
+    # the same for a baseline typo, with an explicit window (regress answers 30 for no data too)
+    doc = _doc(proc := gate(db, "--baseline", "v0", "--since", "2026-11-24T10:00:00Z"))
+    assert proc.returncode == 30 and doc["missing_versions"] == ["v0"], doc["reason"]
+    # nothing recorded: no history, no ledger decision; the first real look is evaluation 1
+    assert json.loads(run_toolctl("--db", db, "gate", "history", "--format", "json").stdout) == []
+    log = json.loads(run_toolctl("--db", db, "audit", "log", "--format", "json").stdout)
+    assert not [e for e in log if e["kind"] == "gate_decision"]
+    assert _doc(gate(db))["evaluation"] == 1
+
+
+def test_an_existing_version_with_no_calls_in_the_window_is_still_an_evaluation(tmp_path):
+    rng = np.random.default_rng(6)
+    db = make_store(tmp_path, gen_arm(rng, BASE, 200) + gen_arm(rng, CAND, 200))
+    proc = gate(db, "--since", "2026-11-24T12:00:00Z", "--until", "2026-11-24T13:00:00Z")
+    doc = _doc(proc)  # the runbook's on_no_data decides, as before: a look without evidence
+    assert proc.returncode == 10 and doc["evaluation"] == 1 and doc["checks"]
+
+
+def test_the_banner_past_max_evaluations_says_the_limit_not_7_of_6(tmp_path):
+    rng = np.random.default_rng(7)
+    db = make_store(tmp_path, gen_arm(rng, BASE, 200) + gen_arm(rng, CAND, 200))
+    shipped = (REPO / "runbooks" / "canary-promotion.yaml").read_text()
+    assert "max_evaluations: 6" in shipped
+    rb = tmp_path / "one-look.yaml"
+    rb.write_text(shipped.replace("max_evaluations: 6", "max_evaluations: 1"))
+    banners = [run_toolctl("--db", db, "gate", "--baseline", BASE, "--candidate", CAND, "--until", UNTIL,
+                           "--runbook", rb).stdout.splitlines()[0] for _ in range(2)]
+    assert "evaluation 1/1" in banners[0]
+    assert "evaluation 2 (limit 1)" in banners[1] and "2/1" not in banners[1]
+
+
 def test_bad_runbook_is_a_one_line_error_with_exit_2(tmp_path, aa_db):
     db, _ = aa_db
     bad = tmp_path / "bad.yaml"

@@ -249,3 +249,41 @@ def test_gate_and_runbook_run_while_serving_decide_like_a_local_run_and_are_ledg
     kinds = [e["kind"] for e in json.loads(run_toolctl("--db", s.db, "audit", "log", "--format", "json").stdout)]
     assert kinds.count("gate_decision") == 2 and kinds.count("runbook_run") == 2
     assert run_toolctl("--db", s.db, "audit", "verify").returncode == 0
+
+
+def test_baselines_and_regress_while_serving_equal_their_local_output_and_are_ledgered(serve, tmp_path):
+    """Found by fuzzing: while serving, `baseline save/delete` waited 10 s for the lock and
+    exited 4 with a hint that did not apply; `baseline list/show` and `regress` exited 1."""
+    import re
+
+    s = serve()
+    docs = [ev(i, tool="search" if i % 3 else "fetch", version="v2" if i % 2 else "v1", call_id=f"c{i}",
+               latency_ms=100 + (i % 50), status="error" if i % 17 == 0 else "ok",
+               ts=f"2026-11-24T06:{i % 60:02d}:{i % 7:02d}Z") for i in range(600)]
+    assert s.post("/v1/tool-calls", ndjson(docs), NDJSON).status_code == 200
+    local_db = tmp_path / "local.duckdb"
+    assert run_toolctl("--db", local_db, "ingest", write_jsonl(tmp_path / "e.jsonl", docs)).returncode == 0
+    window = ("--since", "2026-11-24T06:00:00Z", "--until", "2026-11-24T07:00:00Z")
+    steps = [("baseline", "save", "b1", "--version", "v1", "--format", "json"),
+             ("baseline", "save", "b2", "--version", "v2"), ("baseline", "list", "--format", "json"),
+             ("baseline", "list"), ("baseline", "show", "b1"), ("baseline", "show", "b2", "--format", "json"),
+             ("regress", "--baseline", "b1", *window, "--format", "json"), ("regress", "--baseline", "b1", *window),
+             ("baseline", "save", "b1"), ("baseline", "show", "nope"), ("regress", "--baseline", "nope", *window),
+             ("baseline", "delete", "b2"), ("baseline", "delete", "b2"), ("baseline", "list", "--format", "json")]
+
+    def now_free(text: str) -> str:  # a baseline's created_at is the time it was saved
+        return re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z",
+                      lambda m: m[0] if m[0].startswith("2026-11-24") else "<saved>", text)
+
+    served = [run_toolctl("--db", s.db, *q, timeout=60) for q in steps]
+    assert s.stop() == 0
+    local = [run_toolctl("--db", local_db, *q) for q in steps]
+    for q, r, l in zip(steps, served, local):
+        assert (r.returncode, now_free(r.stdout), r.stderr) == (l.returncode, now_free(l.stdout), l.stderr), q
+    assert [r.returncode for r in served] == [0, 0, 0, 0, 0, 0, served[6].returncode, served[6].returncode,
+                                              2, 2, 2, 0, 2, 0]
+    assert json.loads(served[6].stdout)["verdict"] != "error" and served[6].returncode in (0, 10, 20)
+    assert [b["name"] for b in json.loads(served[-1].stdout)] == ["b1"]
+    kinds = [e["kind"] for e in json.loads(run_toolctl("--db", s.db, "audit", "log", "--format", "json").stdout)]
+    assert kinds.count("baseline_save") == 2 and kinds.count("baseline_delete") == 1
+    assert run_toolctl("--db", s.db, "audit", "verify").returncode == 0

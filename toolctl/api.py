@@ -249,6 +249,72 @@ def _lake_verify(store: Any, q: LakeVerify) -> Any:
     return verify_lake(store, q.lake)
 
 
+class BaselineName(Request):
+    """``toolctl baseline show|delete NAME``."""
+
+    name: str
+
+
+class BaselineSave(Request):
+    """``toolctl baseline save``: the window and version to snapshot under ``name``."""
+
+    name: str
+    version: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    now: datetime
+    replace: bool = False
+
+
+class Regress(Request):
+    """``toolctl regress``: a saved baseline against [since, until) of the store, or of a
+    Parquet lake (``lake`` absolute: the server reads it when it holds the store, same host)."""
+
+    baseline: str
+    since: datetime
+    until: datetime
+    lake: str | None = None
+    engine: str = "duckdb"
+    spark_master: str | None = None
+
+
+def _baseline_list(store: Any, q: NoArgs) -> Any:
+    from toolctl.gate.baselines import list_baselines
+
+    return jsonable(list_baselines(store))
+
+
+def _baseline_show(store: Any, q: BaselineName) -> Any:
+    from toolctl.gate.baselines import show_baseline
+
+    return jsonable(show_baseline(store, q.name))
+
+
+def _baseline_save(store: Any, q: BaselineSave) -> Any:
+    from toolctl.gate.baselines import save_baseline
+
+    return jsonable(save_baseline(store, q.name, version=q.version, since=q.since, until=q.until,
+                                  now=q.now, replace=q.replace))
+
+
+def _baseline_delete(store: Any, q: BaselineName) -> Any:
+    from toolctl.gate.baselines import delete_baseline
+
+    delete_baseline(store, q.name)
+    return {"deleted": q.name}
+
+
+def _regress(store: Any, q: Regress) -> Any:
+    from toolctl.gate.baselines import regress
+
+    if q.lake is None:
+        return jsonable(regress(store, q.baseline, since=q.since, until=q.until))
+    from toolctl.engines import open_source
+
+    with open_source(q.engine, q.lake, q.spark_master) as data:  # the current window's calls
+        return jsonable(regress(store, q.baseline, since=q.since, until=q.until, data=data))
+
+
 #: name → (zero-argument getter of the request model, function(store, request)).
 READS: dict[str, tuple[Callable[[], type[BaseModel]], Callable[[Any, Any], Any]]] = {
     "stats": (_stats_model, _stats),
@@ -266,6 +332,9 @@ READS: dict[str, tuple[Callable[[], type[BaseModel]], Callable[[Any, Any], Any]]
     "db_info": (lambda: NoArgs, _db_info),
     "db_prune_plan": (lambda: DbPrune, lambda store, q: _db_prune(store, q, dry_run=True)),
     "lake_verify": (lambda: LakeVerify, _lake_verify),
+    "baseline_list": (lambda: NoArgs, _baseline_list),
+    "baseline_show": (lambda: BaselineName, _baseline_show),
+    "regress": (lambda: Regress, _regress),
 }
 
 
@@ -329,6 +398,8 @@ WRITES: dict[str, tuple[Callable[[], type[BaseModel]], Callable[[Any, Any], Any]
     "db_backup": (lambda: DbBackup, _db_backup),
     "lake_export": (lambda: LakeExport, _lake_export),
     "lake_compact": (lambda: LakeCompact, _lake_compact),
+    "baseline_save": (lambda: BaselineSave, _baseline_save),
+    "baseline_delete": (lambda: BaselineName, _baseline_delete),
 }
 
 

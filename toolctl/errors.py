@@ -62,6 +62,13 @@ class SchemaVersionError(StoreError):
     code = "schema_version"
 
 
+class LakeFileError(StoreError):
+    """A file of a Parquet lake cannot be read (truncated, altered, not Parquet): the data
+    being read is damaged, as a corrupt store is (exit 4; the gate's verdict ``error``)."""
+
+    code = "lake_file"
+
+
 class RemoteError(ToolctlError):
     """The running collector could not answer a request made on the CLI's behalf."""
 

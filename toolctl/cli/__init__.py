@@ -68,8 +68,9 @@ top_cmd.register(app)
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: library errors become `Error: …` and their exit code."""
     from toolctl import profile
-    from toolctl.cli._output import fail
+    from toolctl.cli._output import fail, flush_stdout, guard_stdout
 
+    guard_stdout()  # `toolctl gate … | head -1` keeps the verdict's exit code
     args = sys.argv[1:] if argv is None else argv
     # Enabled before Typer parses anything, so the timeline starts at main(); the --profile
     # option itself is declared on the root callback (for --help and parsing).
@@ -86,5 +87,6 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.write("Interrupted.\n")
         raise SystemExit(130)
     finally:
+        flush_stdout()
         if profile.ENABLED:
             sys.stderr.write(profile.report())

@@ -76,6 +76,84 @@ def _console(**kwargs: Any):
     return _SafeConsole(markup=False, **kwargs)
 
 
+class _ClosedReaderSafe:
+    """sys.stdout (or its byte buffer) that survives its reader going away.
+
+    ``toolctl gate … | head -1``: once head exits, every write to stdout fails with EPIPE.
+    The command's work is done (a verdict recorded, a ledger entry written) and its exit code
+    is what a CI script acts on, so the output nobody reads is dropped instead: fd 1 is
+    pointed at /dev/null (so the interpreter's final flush cannot fail either) and the
+    command runs on to the exit code it would have returned. Rich, click (``--help``,
+    ``typer.echo``) and the JSON/CSV writers all write through ``sys.stdout``, so this one
+    wrapper covers every command.
+    """
+
+    def __init__(self, stream: Any):
+        self._stream = stream
+
+    def _closed(self) -> None:
+        global stdout_closed
+        stdout_closed = True
+        if _stdout is not None:
+            _stdout.quiet = True  # nothing more to render
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(devnull, self._stream.fileno())
+            finally:
+                os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            pass  # no file descriptor (an embedding harness): writes are still swallowed here
+
+    def write(self, data: Any) -> int:
+        try:
+            return self._stream.write(data)
+        except BrokenPipeError:
+            self._closed()
+            return len(data)
+
+    def writelines(self, lines: Iterable[Any]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._closed()
+            try:
+                self._stream.flush()  # what was buffered goes to /dev/null now
+            except OSError:
+                pass
+
+    @property
+    def buffer(self) -> Any:
+        return _ClosedReaderSafe(self._stream.buffer)  # AttributeError for a text-only stream
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+#: True once stdout's reader went away (see ``guard_stdout``).
+stdout_closed = False
+
+
+def guard_stdout() -> None:
+    """Make stdout survive a closed reader (``| head``) for the rest of the process: the
+    command keeps its exit code, with no traceback and no "Exception ignored" at exit."""
+    if not isinstance(sys.stdout, _ClosedReaderSafe) and sys.stdout is not None:
+        sys.stdout = _ClosedReaderSafe(sys.stdout)  # type: ignore[assignment]
+
+
+def flush_stdout() -> None:
+    """Flush stdout before the interpreter does (a closed reader is handled here, not at exit)."""
+    try:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except (BrokenPipeError, ValueError):
+        pass
+
+
 def stdout():
     """Rich console on stdout (colour off for NO_COLOR and non-TTY, as Rich decides)."""
     global _stdout

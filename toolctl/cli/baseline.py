@@ -46,13 +46,15 @@ def save(
 
     Example: toolctl baseline save stable --version v1.8.2 --since 2026-11-24T06:00:00Z
     """
-    from toolctl.gate.baselines import save_baseline
+    from toolctl import api
     from toolctl.timeutil import parse_time, utcnow
 
     now = utcnow()
-    with ctx.obj.open_write() as store:
-        doc = save_baseline(store, name, version=version, since=parse_time(since, option="--since", now=now),
-                            until=parse_time(until, option="--until", now=now), now=now, replace=replace)
+    req = api.BaselineSave(name=name, version=version, since=parse_time(since, option="--since", now=now),
+                           until=parse_time(until, option="--until", now=now), now=now, replace=replace)
+    # A save is a ledger entry; while `toolctl serve` holds the store, its writer commits it.
+    with ctx.obj.open_write_or_remote() as store:
+        doc = api.write(store, "baseline_save", req)
     print_json(doc) if fmt is DocFormat.json else _render(doc)
 
 
@@ -62,10 +64,10 @@ def list_cmd(ctx: typer.Context, fmt: FormatOpt = DocFormat.table) -> None:
 
     Example: toolctl baseline list
     """
-    from toolctl.gate.baselines import list_baselines
+    from toolctl import api
 
-    with ctx.obj.open_read() as store:
-        rows = list_baselines(store)
+    with ctx.obj.open_read() as store:  # answered by `toolctl serve` when it holds the store
+        rows = api.read(store, "baseline_list", api.NoArgs())
     if fmt is DocFormat.json:
         print_json(rows)
         return
@@ -83,10 +85,10 @@ def show(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Baseline 
 
     Example: toolctl baseline show stable
     """
-    from toolctl.gate.baselines import show_baseline
+    from toolctl import api
 
     with ctx.obj.open_read() as store:
-        doc = show_baseline(store, name)
+        doc = api.read(store, "baseline_show", api.BaselineName(name=name))
     print_json(doc) if fmt is DocFormat.json else _render(doc)
 
 
@@ -96,10 +98,10 @@ def delete(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Baselin
 
     Example: toolctl baseline delete stable
     """
-    from toolctl.gate.baselines import delete_baseline
+    from toolctl import api
 
-    with ctx.obj.open_write() as store:
-        delete_baseline(store, name)
+    with ctx.obj.open_write_or_remote() as store:
+        api.write(store, "baseline_delete", api.BaselineName(name=name))
     typer.echo(f"Deleted baseline {name}.", err=True)
 
 
@@ -119,19 +121,25 @@ def regress(
     """
     from datetime import timedelta
 
+    from pathlib import Path
+
+    from toolctl import api
     from toolctl.cli.gate import GATE_EXIT, print_checks
     from toolctl.errors import StoreError
-    from toolctl.gate.baselines import regress as compute
     from toolctl.timeutil import before, parse_time, utcnow
 
     now = utcnow()
     u = parse_time(until, option="--until", now=now) or now
     s = parse_time(since, option="--since", now=now) or before(u, timedelta(hours=1), option="--until")
+    if lake is None:
+        lake_source(engine, lake, spark_master)  # refuses --engine spark without --lake
+    # The lake (the current window's calls, if given) is opened by the operation itself, so a
+    # regress runs whole where the store is: here, or in `toolctl serve` when it holds it.
+    req = api.Regress(baseline=baseline, since=s, until=u, engine=engine.value, spark_master=spark_master,
+                      lake=None if lake is None else str(Path(lake).expanduser().absolute()))
     try:
-        source = lake_source(engine, lake, spark_master)  # the current window's calls, if given
         with ctx.obj.open_read() as store:
-            with source or store as data:
-                report = compute(store, baseline, since=s, until=u, data=data)
+            report = api.read(store, "regress", req)
     except StoreError as exc:
         from toolctl.cli._output import error_lines
 

@@ -161,7 +161,7 @@ def render_report(report: dict, console=None) -> None:
     console.print(Text(f"VERDICT: {v.upper()}", style=_BANNER.get(v, _STYLE[v])) +
                   label(f"  {report.get('candidate')} vs {report.get('baseline')}"
                        f"  runbook {report.get('runbook')}"
-                       + (f"  evaluation {report['evaluation']}/{report['max_evaluations']}" if "evaluation" in report else "")
+                       + _evaluation(report)
                        + (f"  window {report['since']} .. {report['until']}" if report.get("since") else "")))
     if report["checks"]:
         counts: dict[str, int] = {}
@@ -170,6 +170,15 @@ def render_report(report: dict, console=None) -> None:
         summary = ", ".join(f"{n} {o}" for o, n in sorted(counts.items(), key=lambda kv: -kv[1]))
         print_checks(console, f"Checks ({summary})", report["checks"])
     console.print(Text("Reason: ", style="bold") + label(f"{report['reason']}.", style=_STYLE[v]))
+
+
+def _evaluation(report: dict) -> str:
+    """"evaluation 3/6"; past the runbook's limit (a gate looked at again after it went
+    inconclusive) "evaluation 7 (limit 6)" rather than "7/6"; nothing when not recorded."""
+    seq, limit = report.get("evaluation"), report.get("max_evaluations")
+    if seq is None:
+        return ""
+    return f"  evaluation {seq}/{limit}" if seq <= limit else f"  evaluation {seq} (limit {limit})"
 
 
 def print_checks(console: Any, title: str, checks: list[dict]) -> None:

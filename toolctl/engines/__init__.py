@@ -184,12 +184,17 @@ class DuckDBLake(LakeSource):
         self.conn.execute("SET TimeZone = 'UTC'")
 
     def _define(self, view: str, table: str, files: list[str]) -> None:
+        import duckdb
+
         from toolctl.engines.lake import projection
 
         if files:
             # The file list goes in as a value (a relation), never as SQL text.
             raw = f"_{view}_files"
-            self.conn.read_parquet(files, union_by_name=True).create_view(raw, replace=True)
+            try:
+                self.conn.read_parquet(files, union_by_name=True).create_view(raw, replace=True)
+            except duckdb.Error as exc:  # reading the footers: only the files can be at fault
+                raise self._damaged(exc, files) from None
             sql = projection(table, raw, "duckdb")
         else:
             sql = projection(table, "", "duckdb", empty=True)
@@ -201,8 +206,44 @@ class DuckDBLake(LakeSource):
         self.conn.execute("CREATE OR REPLACE TEMP VIEW tool_calls AS " + tool_calls_tree().sql("duckdb"))
 
     def _run(self, sql: str, params: dict) -> Result:
-        cur = self.conn.execute(sql, params) if params else self.conn.execute(sql)
-        return Result([d[0] for d in cur.description], cur.fetchall())
+        import duckdb
+
+        try:
+            cur = self.conn.execute(sql, params) if params else self.conn.execute(sql)
+            return Result([d[0] for d in cur.description], cur.fetchall())
+        except (duckdb.IOException, duckdb.InvalidInputException) as exc:
+            raise self._damaged(exc, []) from None
+        except duckdb.Error as exc:
+            if type(exc) is not duckdb.Error:  # a binder or parser error is a bug: let it show
+                raise
+            raise self._damaged(exc, []) from None  # undecodable metadata ("don't know what type")
+
+    def _damaged(self, exc: Exception, files: list[str]) -> Exception:
+        """DuckDB's error reading a lake file as a LakeFileError naming the file: taken from
+        the message, else found by opening the candidates one by one."""
+        import duckdb
+
+        from toolctl.errors import LakeFileError
+
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        m = re.search(r"""(['"])([^'"]+?\.parquet)\1""", detail)
+        bad = m[2] if m else None
+        if m:
+            detail = (detail[:m.start()] + detail[m.end():]).replace(" : ", ": ").rstrip(" :")
+        else:
+            for f in files:
+                try:
+                    self.conn.read_parquet([f])
+                except duckdb.Error:
+                    bad = f
+                    break
+        detail = re.sub(r"^[A-Za-z ]*Error: ", "", detail)  # "Invalid Input Error: …"
+        # Bytes of the damaged file can end up in the message ("don't know what type: \x0f").
+        detail = "".join(c for c in detail if c.isprintable()).rstrip(" :") or type(exc).__name__
+        what = f"lake file {bad}" if bad else f"a file of the lake {self.root}"
+        return LakeFileError(f"cannot read {what}: {detail}",
+                             hint=f"check the lake with `toolctl audit verify --lake {self.root}`; restore "
+                                  "the file from a copy, or move it out of the lake to read the rest")
 
     def close(self) -> None:
         self.conn.close()

@@ -46,6 +46,8 @@ def run_gate(store: Store, req: GateRequest) -> dict:
     """Evaluate the runbook's checks for candidate vs baseline over one shared window.
 
     Window: [since, until); since defaults to the candidate's first event, until to now.
+    A baseline or candidate version with no events at all gives an unrecorded
+    ``inconclusive`` report naming it (``missing_versions``), not an evaluation.
     Raises UsageError for an empty window; StoreError propagates (the CLI maps it to 40).
     """
     from toolctl.gate import data, history
@@ -62,14 +64,23 @@ def run_gate(store: Store, req: GateRequest) -> dict:
     now = req.now or utcnow()
     until = req.until or now
     since = req.since or data.first_seen(store, req.candidate)
-    if since is None:
-        since = until  # no candidate traffic at all: every check reports no data
+    if since is None:  # the candidate has no event at all: there is no window to look at
+        return _absent_report(store, req, until, [req.candidate] + _absent(store, [req.baseline]))
     if since > until:
         raise UsageError(f"empty window: --since {iso_utc(since)} is after --until {iso_utc(until)}",
                          hint="--since must be earlier than --until (the window is [since, until))")
     ctx = data.build_context(store, since=since, until=until, baseline=req.baseline,
                              candidate=req.candidate, tools=req.tools, low_conf=_low_conf(rb),
                              latencies_needed=reads_latencies(rb.checks))
+    # An arm with nothing in the window may be a version with no events anywhere (asked only
+    # then, so a normal gate pays nothing for it).
+    absent = _absent(store, [v for v, arm in ((req.candidate, ctx.cand), (req.baseline, ctx.base))
+                             if arm.counts["attempts"] == 0])
+    if absent:
+        for arm in (ctx.cand, ctx.base):
+            arm.latencies  # a fetch started ahead finishes before the store is handed back
+        return _absent_report(store, req, until, absent, since=since,
+                              arms={"baseline": ctx.base.counts, "candidate": ctx.cand.counts})
     results = evaluate_checks(rb, ctx)
     key = history.run_key(rb.content_hash, req.baseline, req.candidate, req.tools)
     done, streaks = history.previous(store, key) if req.record else (0, {})
@@ -96,6 +107,39 @@ def run_gate(store: Store, req: GateRequest) -> dict:
                        seq=seq, since=since, until=until, verdict=verdict, reason=reason,
                        results=results, report=report, now=now, before_commit=ledger)
     return report
+
+
+def _absent(store: Store, versions: list[str]) -> list[str]:
+    """The versions among ``versions`` that have no event at all."""
+    from toolctl.gate import data
+
+    return [v for v in versions if data.first_seen(store, v) is None]
+
+
+def _absent_report(store: Store, req: GateRequest, until: datetime, absent: list[str],
+                   since: datetime | None = None, arms: dict | None = None) -> dict:
+    """Inconclusive (exit 30, as ``regress`` answers a window without data) and *not*
+    recorded: a version with no events at all is a typo or a canary that has sent nothing
+    yet. Neither is evidence, so it must not use up one of the runbook's evaluations (a typo
+    used to hold six times, then turn inconclusive) nor start a gate history."""
+    from toolctl.gate import data
+
+    rb = req.runbook
+    which = " and ".join(f"{'candidate' if v == req.candidate else 'baseline'} version {v!r}"
+                         for v in absent)
+    known = data.known_versions(store)
+    reason = (f"no events of {which} at all (check --baseline/--candidate; known versions: "
+              f"{', '.join(known) if known else 'none'}); not recorded as an evaluation")
+    return {
+        "verdict": "inconclusive", "exit_code": EXIT_CODES["inconclusive"], "reason": reason,
+        "runbook": rb.name, "runbook_hash": rb.content_hash, "baseline": req.baseline,
+        "candidate": req.candidate, "since": iso_utc(since) if since else None,
+        "until": iso_utc(until), "tools": req.tools or [], "evaluation": None,
+        "max_evaluations": rb.max_evaluations, "consecutive_failures": rb.consecutive_failures,
+        "confidence": rb.confidence, "missing_versions": absent, "known_versions": known,
+        "arms": arms or {"baseline": dict(data.EMPTY_COUNTS), "candidate": dict(data.EMPTY_COUNTS)},
+        "checks": [],
+    }
 
 
 def _record_decision(store: Store, report: dict) -> None:

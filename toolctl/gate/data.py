@@ -122,6 +122,11 @@ def first_seen(store: Store, version: str) -> datetime | None:
     return store.scalar(load_query("first_seen"), {"version": version})
 
 
+def known_versions(store: Store, limit: int = 10) -> list[str]:
+    """Versions that have events, most recently seen first (at most ``limit``)."""
+    return [r["version"] for r in store.fetch_dicts(load_query("known_versions"), {"limit": limit})]
+
+
 def _prefetch_statistics_imports() -> None:
     """Import numpy/scipy.special in a background thread while DuckDB counts the arms.
 
