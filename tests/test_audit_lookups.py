@@ -147,7 +147,7 @@ def test_trace_nests_spans_marks_orphans_and_attaches_calls(tmp_path):
     assert set(roots) == {"agent", "late-parent"} and roots["late-parent"]["orphan"] and not roots["agent"]["orphan"]
     child = roots["agent"]["children"][0]
     assert child["name"] == "tool" and child["duration_ms"] == 2.0 and child["calls"][0]["call_id"] == "t1"
-    assert doc["counts"] == {"spans": 3, "orphans": 1, "events": 1, "calls": 1}
+    assert doc["counts"] == {"spans": 3, "orphans": 1, "cycles": 0, "events": 1, "calls": 1}
     tool_span = dict(span("a000000000000004", "a000000000000001", "execute_tool lookup", 3),
                      attributes=[{"key": "gen_ai.operation.name", "value": {"stringValue": "execute_tool"}},
                                  {"key": "gen_ai.tool.name", "value": {"stringValue": "lookup"}},

@@ -93,16 +93,9 @@ def trace_timeline(store: Any, trace_id: str) -> dict:
     nodes = {}
     for s in spans:
         s["status_name"] = STATUS_NAMES.get(s["status_code"], str(s["status_code"]))
-        s["children"], s["calls"], s["orphan"] = [], [], False
+        s["children"], s["calls"], s["orphan"], s["cycle"] = [], [], False, False
         nodes[s["span_id"]] = s
-    roots = []
-    for s in spans:
-        parent = s["parent_span_id"]
-        if parent and parent in nodes:
-            nodes[parent]["children"].append(s)
-        else:
-            s["orphan"] = bool(parent)
-            roots.append(s)
+    roots = _span_roots(spans, nodes)
     by_call: dict[Any, list[dict]] = {}
     for e in events:
         by_call.setdefault(e["call_id"] or f"event:{e['event_id']}", []).append(e)
@@ -117,7 +110,55 @@ def trace_timeline(store: Any, trace_id: str) -> dict:
             loose.append(call)
     return {"trace_id": tid, "spans": roots, "calls": loose, "events": events,
             "counts": {"spans": len(spans), "orphans": sum(1 for r in roots if r["orphan"]),
+                       "cycles": sum(1 for r in roots if r["cycle"]),
                        "events": len(events), "calls": len(by_call)}}
+
+
+def _span_roots(spans: list[dict], nodes: dict[str, dict]) -> list[dict]:
+    """Link each span under its parent; return the roots, in start order.
+
+    A root is a span without a parent, one whose parent has not been received (``orphan``),
+    or the earliest span of a parent cycle (``cycle``: A's parent is B and B's is A, or a
+    span is its own parent), whose own parent link is then left out of the tree: no span
+    of a cycle is reachable from a root otherwise, and each must be shown exactly once.
+    """
+    roots = []
+    for s in spans:
+        parent = s["parent_span_id"]
+        if parent and parent in nodes:
+            nodes[parent]["children"].append(s)
+        else:
+            s["orphan"] = bool(parent)
+            roots.append(s)
+    reached: set[str] = set()
+
+    def reach(root: dict) -> None:
+        stack = [root]
+        while stack:
+            node = stack.pop()
+            reached.add(node["span_id"])
+            stack.extend(node["children"])
+
+    for r in roots:
+        reach(r)
+    order = {s["span_id"]: i for i, s in enumerate(spans)}
+    for s in spans:  # start order: the first unreached span leads into (or sits on) a cycle
+        if s["span_id"] in reached:
+            continue
+        path: dict[str, int] = {}  # span id -> position on the walk up
+        node = s
+        while node["span_id"] not in path:  # every unreached span has a stored parent
+            path[node["span_id"]] = len(path)
+            node = nodes[node["parent_span_id"]]
+        loop = list(path)[path[node["span_id"]]:]
+        head = nodes[min(loop, key=order.__getitem__)]
+        parent = nodes[head["parent_span_id"]]
+        parent["children"] = [c for c in parent["children"] if c is not head]
+        head["cycle"] = True
+        roots.append(head)
+        reach(head)
+    roots.sort(key=lambda r: order[r["span_id"]])
+    return roots
 
 
 def _stage_rank(stage: str | None) -> int:

@@ -221,7 +221,8 @@ def trace(ctx: typer.Context, trace_id: Annotated[str, typer.Argument(help="The 
                 sub.add(label(line))
 
     def add_span(node, s):
-        mark = " [orphan: parent not received]" if s["orphan"] else ""
+        mark = (" [orphan: parent not received]" if s["orphan"] else
+                " [cycle: its parent chain loops back to it]" if s["cycle"] else "")
         text = f"{s['name']} {s['span_id']} {fmt_ms(s['duration_ms'])} ms {s['status_name']}{mark}"
         child = node.add(label(text))
         add_calls(child, s["calls"])
