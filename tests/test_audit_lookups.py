@@ -130,7 +130,7 @@ def test_call_shows_each_attempt_and_the_timeout_budget_used(tmp_path):
     assert "attempt 1: validate ok 5.0 ms → execute error 400 ms [TIMEOUT]" in text
 
 
-def test_trace_nests_spans_marks_orphans_and_attaches_calls(tmp_path):
+def test_trace_lists_spans_in_tree_order_marks_orphans_and_attaches_calls(tmp_path):
     db = _db(tmp_path)
     trace = "0af7651916cd43dd8448eb211c80319c"
     def span(sid, parent, name, start):
@@ -143,10 +143,12 @@ def test_trace_nests_spans_marks_orphans_and_attaches_calls(tmp_path):
     evs = [event(10, trace_id=trace, span_id="A000000000000002", call_id="t1", stage="execute")]
     assert run_toolctl("--db", db, "ingest", tmp_path / "s.json", write_jsonl(tmp_path / "b.jsonl", evs)).returncode == 0
     doc = _json(db, "trace", trace.upper())
-    roots = {s["name"]: s for s in doc["spans"]}
-    assert set(roots) == {"agent", "late-parent"} and roots["late-parent"]["orphan"] and not roots["agent"]["orphan"]
-    child = roots["agent"]["children"][0]
-    assert child["name"] == "tool" and child["duration_ms"] == 2.0 and child["calls"][0]["call_id"] == "t1"
+    assert [(s["name"], s["depth"]) for s in doc["spans"]] == [("agent", 0), ("tool", 1), ("late-parent", 0)]
+    roots = {s["name"]: s for s in doc["spans"] if s["depth"] == 0}
+    assert roots["late-parent"]["orphan"] and not roots["agent"]["orphan"]
+    child = doc["spans"][1]
+    assert child["parent_span_id"] == "a000000000000001" and child["duration_ms"] == 2.0
+    assert child["calls"][0]["call_id"] == "t1"
     assert doc["counts"] == {"spans": 3, "orphans": 1, "cycles": 0, "events": 1, "calls": 1}
     tool_span = dict(span("a000000000000004", "a000000000000001", "execute_tool lookup", 3),
                      attributes=[{"key": "gen_ai.operation.name", "value": {"stringValue": "execute_tool"}},

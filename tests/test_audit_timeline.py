@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from conftest import run_toolctl
+from tests.test_collector_server import serve  # noqa: F401 (fixture)
 
 T0 = 1_764_000_000_000_000_000  # ns
 TOOL = {"gen_ai.operation.name": "execute_tool"}
@@ -37,12 +38,7 @@ def audit_json(db, *args):
 
 def tree_span_ids(doc) -> list[str]:
     """Every span id the trace document shows, in the order it shows them."""
-    out, stack = [], list(reversed(doc["spans"]))
-    while stack:
-        s = stack.pop()
-        out.append(s["span_id"])
-        stack.extend(reversed(s.get("children", [])))
-    return out
+    return [s["span_id"] for s in doc["spans"]]
 
 
 def test_trace_shows_every_span_of_a_parent_cycle_once_as_a_marked_root(tmp_path):
@@ -61,7 +57,7 @@ def test_trace_shows_every_span_of_a_parent_cycle_once_as_a_marked_root(tmp_path
     shown = tree_span_ids(doc)
     assert sorted(shown) == ["00000000000000a1", "00000000000000b1", "00000000000000b2",
                              "00000000000000c1", "00000000000000d1"]
-    roots = {s["span_id"]: s for s in doc["spans"]}
+    roots = {s["span_id"]: s for s in doc["spans"] if s["depth"] == 0}
     # the earliest span of each cycle becomes its root; its parent link is kept as stored
     assert list(roots) == ["00000000000000a1", "00000000000000b1", "00000000000000c1"]
     assert [roots[r]["cycle"] for r in roots] == [False, True, True]
@@ -72,3 +68,37 @@ def test_trace_shows_every_span_of_a_parent_cycle_once_as_a_marked_root(tmp_path
     for sid in shown:
         assert text.count(sid) == 1, sid
     assert text.count("[cycle: its parent chain loops back to it]") == 2
+
+
+def test_trace_of_a_chain_deeper_than_any_recursion_limit_renders_as_json_and_table(tmp_path, serve):
+    # 1,500 spans, each the parent of the next: deeper than orjson's 255 levels, Python's
+    # recursion limit and what common JSON readers nest (found by fuzzing at ~250: a traceback).
+    db, trace, depth = tmp_path / "d.duckdb", "de" * 16, 1500
+    ids = [f"{i + 1:016x}" for i in range(depth)]
+    spans = [otlp_span(trace, ids[i], f"step{i}", parent=ids[i - 1] if i else None, start=i * 1000,
+                       dur_ns=10**9 - i * 1000) for i in range(depth)]
+    spans[-1]["attributes"] = [{"key": k, "value": {"stringValue": v}}
+                               for k, v in {**TOOL, "gen_ai.tool.name": "leaf"}.items()]
+    ingest_spans(db, tmp_path / "d.json", spans)
+    res = run_toolctl("--db", db, "audit", "trace", trace, "--format", "json")
+    assert res.returncode == 0, res.stderr[-2000:]
+    doc = json.loads(res.stdout)
+    # flat, in tree order: each span once with its depth; the tree is its parent links
+    assert [(s["span_id"], s["depth"]) for s in doc["spans"]] == list(zip(ids, range(depth)))
+    assert [s["parent_span_id"] for s in doc["spans"][1:]] == ids[:-1]
+    assert all("children" not in s for s in doc["spans"])
+    assert doc["counts"]["spans"] == depth
+    text = run_toolctl("--db", db, "audit", "trace", trace)
+    assert text.returncode == 0, text.stderr[-2000:]
+    lines = text.stdout.splitlines()
+    for sid in ids:
+        assert sum(sid in line for line in lines) == 1, sid
+    # the indentation stops growing: deep spans are listed with their depth, readable at 200 columns
+    assert max(len(line) for line in lines) <= 200 and "step1499" in text.stdout
+    assert any(line.strip(" │├└─").startswith("[depth 1499] step1499 ") for line in lines)
+    # through `toolctl serve` (an HTTP 500 before): the same bytes as a local read
+    s = serve(db=db)
+    remote = [run_toolctl("--db", db, "audit", "trace", trace, *f) for f in ((), ("--format", "json"))]
+    assert s.stop() == 0
+    assert [(r.returncode, r.stdout, r.stderr) for r in remote] == \
+        [(0, text.stdout, ""), (0, res.stdout, "")]

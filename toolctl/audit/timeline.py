@@ -78,11 +78,14 @@ def call_timeline(store: Any, call_id: str) -> dict:
 def trace_timeline(store: Any, trace_id: str) -> dict:
     """The lifecycle of one trace as a tree.
 
-    Returns {trace_id, spans: [root span nodes], calls: [calls not under a span], events,
-    counts}. A span node has its children under ``children`` and the tool calls whose
-    events carry its span id under ``calls``; a span whose parent has not been received is
-    a root with ``orphan: true``. Ids are accepted in any case. Raises NotFoundError when
-    nothing has this trace id.
+    Returns {trace_id, spans: [every span, in tree order], calls: [calls not under a span],
+    events, counts}. ``spans`` is flat: each span once, depth-first in start order, with its
+    ``depth`` (0 for a root); a span of depth > 0 hangs under its ``parent_span_id``. Not
+    nested, because a parent chain can be arbitrarily deep and JSON readers (orjson, Python's
+    json, jq) stop at a few hundred levels. A span carries the tool calls whose events carry
+    its span id under ``calls``; a span whose parent has not been received is a root with
+    ``orphan: true``, the earliest span of a parent cycle one with ``cycle: true``. Ids are
+    accepted in any case. Raises NotFoundError when nothing has this trace id.
     """
     tid = trace_id.strip().lower()
     spans = _decode(store.fetch_dicts(load_query("trace_spans"), {"trace_id": tid}), "attributes", "events")
@@ -108,10 +111,23 @@ def trace_timeline(store: Any, trace_id: str) -> dict:
             nodes[span_ids[0]]["calls"].append(call)
         else:
             loose.append(call)
-    return {"trace_id": tid, "spans": roots, "calls": loose, "events": events,
+    return {"trace_id": tid, "spans": _tree_order(roots), "calls": loose, "events": events,
             "counts": {"spans": len(spans), "orphans": sum(1 for r in roots if r["orphan"]),
                        "cycles": sum(1 for r in roots if r["cycle"]),
                        "events": len(events), "calls": len(by_call)}}
+
+
+def _tree_order(roots: list[dict]) -> list[dict]:
+    """Every span under ``roots``, depth-first, each with its ``depth``; ``children`` dropped.
+    A loop, not recursion: a chain may be thousands of spans deep."""
+    out, stack = [], [(r, 0) for r in reversed(roots)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.pop("children")
+        node["depth"] = depth
+        out.append(node)
+        stack.extend((c, depth + 1) for c in reversed(children))
+    return out
 
 
 def _span_roots(spans: list[dict], nodes: dict[str, dict]) -> list[dict]:

@@ -199,6 +199,10 @@ def call(ctx: typer.Context, call_id: Annotated[str, typer.Argument(help="The ca
     stdout().print(tree)
 
 
+#: Levels `audit trace` indents; deeper spans are listed flat with their depth.
+TREE_DEPTH = 16
+
+
 @app.command("trace")
 def trace(ctx: typer.Context, trace_id: Annotated[str, typer.Argument(help="The trace id (any case).")],
           fmt: Annotated[DocFormat, typer.Option("--format", "-f", help="Output format.")] = DocFormat.table) -> None:
@@ -220,20 +224,24 @@ def trace(ctx: typer.Context, trace_id: Annotated[str, typer.Argument(help="The 
             for line in _call_lines(c):
                 sub.add(label(line))
 
-    def add_span(node, s):
-        mark = (" [orphan: parent not received]" if s["orphan"] else
-                " [cycle: its parent chain loops back to it]" if s["cycle"] else "")
-        text = f"{s['name']} {s['span_id']} {fmt_ms(s['duration_ms'])} ms {s['status_name']}{mark}"
-        child = node.add(label(text))
-        add_calls(child, s["calls"])
-        for c in s["children"]:
-            add_span(child, c)
-
     c = doc["counts"]
     root = Tree(label(f"trace {doc['trace_id']}: {c['spans']} span(s), {c['calls']} call(s), "
                        f"{c['events']} event(s)"))
+    # spans come flat in tree order with their depth; anchors[d] is where a span of depth d
+    # goes. Past TREE_DEPTH the indentation stops growing (a chain can be thousands deep):
+    # deeper spans are listed in order under the last indented one, each with its depth.
+    anchors = [root]
     for s in doc["spans"]:
-        add_span(root, s)
+        depth = s["depth"]
+        mark = (" [orphan: parent not received]" if s["orphan"] else
+                " [cycle: its parent chain loops back to it]" if s["cycle"] else "")
+        text = (f"[depth {depth}] " if depth >= TREE_DEPTH else "") + \
+            f"{s['name']} {s['span_id']} {fmt_ms(s['duration_ms'])} ms {s['status_name']}{mark}"
+        node = anchors[min(depth, TREE_DEPTH)].add(label(text))
+        if depth < TREE_DEPTH:
+            del anchors[depth + 1:]
+            anchors.append(node)
+        add_calls(node, s["calls"])
     add_calls(root, doc["calls"])
     stdout().print(root)
 
