@@ -5,29 +5,8 @@ from __future__ import annotations
 
 import json
 
-from conftest import run_toolctl
+from conftest import TOOL, ingest_spans, otlp_span, run_toolctl
 from tests.test_collector_server import serve  # noqa: F401 (fixture)
-
-T0 = 1_764_000_000_000_000_000  # ns
-TOOL = {"gen_ai.operation.name": "execute_tool"}
-
-
-def otlp_span(trace, sid, name, *, parent=None, start=0, dur_ns=2_000_000, status=0, attrs=None):
-    doc = {"traceId": trace, "spanId": sid, "name": name, "kind": 1,
-           "startTimeUnixNano": str(T0 + start), "endTimeUnixNano": str(T0 + start + dur_ns),
-           "status": {"code": status},
-           "attributes": [{"key": k, "value": {"intValue": str(v)} if isinstance(v, int) else {"stringValue": v}}
-                          for k, v in (attrs or {}).items()]}
-    if parent:
-        doc["parentSpanId"] = parent
-    return doc
-
-
-def ingest_spans(db, path, spans, service="gw"):
-    res = {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]}
-    path.write_text(json.dumps({"resourceSpans": [{"resource": res, "scopeSpans": [{"spans": spans}]}]}))
-    r = run_toolctl("--db", db, "ingest", path)
-    assert r.returncode == 0, r.stderr
 
 
 def audit_json(db, *args):

@@ -80,7 +80,7 @@ def search(ctx: typer.Context, event_id: EventId = None, call_id: CallId = None,
            limit: Annotated[int, typer.Option(help="At most this many events.", min=1)] = 100,
            fmt: Annotated[SearchFormat, typer.Option("--format", "-f", help="Output format.")] = SearchFormat.table,
            engine: EngineOpt = Engine.duckdb, lake: LakeOpt = None, spark_master: SparkMasterOpt = None) -> None:
-    """Find stored events by id or attributes, newest first, with every stored field.
+    """Find stored tool calls (events and tool spans) by id or attributes, newest first.
 
     Example: toolctl audit search --call-id call-42 --format json
     """
@@ -101,13 +101,19 @@ def search(ctx: typer.Context, event_id: EventId = None, call_id: CallId = None,
         print_csv([{k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in r.items()}
                    for r in rows], cols)
     else:
-        body = [(r["ts"], r["event_id"], r["tool"], r["status"], fmt_ms(r["latency_ms"]),
-                 r["call_id"] or "–", str(r["attempt"]), r["stage"] or "–", r["error_code"] or "–")
+        spans = sum(r["origin"] == "span" for r in rows)
+        # The origin column only when a tool span is among the rows: an events-only answer
+        # reads as it always has.
+        body = [(r["ts"], r["event_id"], *((r["origin"],) if spans else ()), r["tool"], r["status"],
+                 fmt_ms(r["latency_ms"]), r["call_id"] or "–", "–" if r["attempt"] is None else str(r["attempt"]),
+                 r["stage"] or "–", r["error_code"] or "–")
                 for r in rows]
-        cols = [("ts", "left"), ("event_id", "left"), ("tool", "left"), ("status", "left"),
-                ("latency_ms", "right"), ("call_id", "left"), ("attempt", "right"),
-                ("stage", "left"), ("error_code", "left")]
-        stdout().print(table("Events", cols, body, caption=f"{len(rows)} event(s), newest first"))
+        cols = [("ts", "left"), ("event_id", "left"), *([("origin", "left")] if spans else []),
+                ("tool", "left"), ("status", "left"), ("latency_ms", "right"), ("call_id", "left"),
+                ("attempt", "right"), ("stage", "left"), ("error_code", "left")]
+        caption = (f"{len(rows) - spans} event(s), {spans} tool span(s), newest first" if spans
+                   else f"{len(rows)} event(s), newest first")
+        stdout().print(table("Events", cols, body, caption=caption))
 
 
 @app.command("export")
@@ -119,7 +125,7 @@ def export(ctx: typer.Context,
            tool: Tool = None, version: Version = None, status: Status = None,
            error_code: ErrorCode = None, http_status: HttpStatus = None, since: Since = None,
            until: Until = None) -> None:
-    """Export matching events to a file, streamed by DuckDB (jsonl, csv or parquet).
+    """Export what `audit search` matches to a file, streamed by DuckDB (jsonl, csv or parquet).
 
     Example: toolctl audit export --tenant acme --format parquet -o acme.parquet
     """
