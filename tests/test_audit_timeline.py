@@ -81,3 +81,50 @@ def test_trace_of_a_chain_deeper_than_any_recursion_limit_renders_as_json_and_ta
     assert s.stop() == 0
     assert [(r.returncode, r.stdout, r.stderr) for r in remote] == \
         [(0, text.stdout, ""), (0, res.stdout, "")]
+
+
+def _span_only_call(tmp_path):
+    """Call c1 as OTLP tool spans only: attempt 1 failed (3 ms), attempt 2 succeeded (7 ms),
+    under an agent span; a lookup tool span without a call id is a call of its own."""
+    db, trace = tmp_path / "s.duckdb", "ab" * 16
+    search = {**TOOL, "gen_ai.tool.name": "search", "gen_ai.tool.call.id": "c1"}
+    ingest_spans(db, tmp_path / "s.json", [
+        otlp_span(trace, "0000000000000001", "agent", dur_ns=50_000_000),
+        otlp_span(trace, "0000000000000002", "execute_tool search", parent="0000000000000001", start=1_000,
+                  dur_ns=3_000_000, status=2, attrs={**search, "error.type": "TIMEOUT"}),
+        otlp_span(trace, "0000000000000003", "execute_tool search", parent="0000000000000001",
+                  start=5_000_000, dur_ns=7_000_000, attrs={**search, "toolctl.attempt": 2}),
+        otlp_span(trace, "0000000000000004", "lookup", parent="0000000000000001", start=9_000_000,
+                  dur_ns=2_500_000, attrs={**TOOL, "gen_ai.tool.name": "lookup"}),
+    ])
+    return db, trace
+
+
+def test_call_that_arrived_only_as_tool_spans_shows_its_attempts_and_final(tmp_path):
+    db, trace = _span_only_call(tmp_path)
+    doc = audit_json(db, "call", "c1")
+    assert doc["tool"] == "search" and doc["attempt_count"] == 2
+    assert [(a["attempt"], a["status"], [(st["origin"], st["event_id"], st["error_code"]) for st in a["stages"]])
+            for a in doc["attempts"]] == [(1, "error", [("span", f"{trace}:0000000000000002", "TIMEOUT")]),
+                                          (2, "ok", [("span", f"{trace}:0000000000000003", None)])]
+    assert doc["final"]["status"] == "ok" and doc["latency_used_ms"] == 3.0 + 7.0
+    assert [s["span_id"] for s in doc["spans"]] == ["0000000000000002", "0000000000000003"]
+    # the same figures stats has for the call
+    [row] = json.loads(run_toolctl("--db", db, "stats", "--tool", "search", "--format", "json").stdout)
+    assert (row["calls"], row["attempts"], row["errors"]) == (1, doc["attempt_count"], 0)
+    text = run_toolctl("--db", db, "audit", "call", "c1").stdout
+    assert "call c1 (search, 2 attempt(s))" in text and "attempt 1: span error 3.0 ms [TIMEOUT]" in text
+    assert "final: ok; time used 10.0 ms" in text
+
+
+def test_trace_counts_tool_span_calls_and_hangs_each_under_its_first_span(tmp_path):
+    db, trace = _span_only_call(tmp_path)
+    doc = audit_json(db, "trace", trace)
+    assert doc["counts"] == {"spans": 4, "orphans": 0, "cycles": 0, "events": 0, "calls": 2}
+    calls = {s["span_id"]: [(c["call_id"], c["tool"], c["attempt_count"]) for c in s["calls"]] for s in doc["spans"]}
+    assert calls == {"0000000000000001": [], "0000000000000002": [("c1", "search", 2)],
+                     "0000000000000003": [], "0000000000000004": [(None, "lookup", 1)]}
+    assert doc["calls"] == [] and doc["events"] == []
+    text = run_toolctl("--db", db, "audit", "trace", trace).stdout
+    assert text.splitlines()[0] == f"trace {trace}: 4 span(s), 2 call(s), 0 event(s)"
+    assert "call c1 search" in text and "call (no call id) lookup" in text

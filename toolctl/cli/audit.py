@@ -168,7 +168,7 @@ def duplicates(ctx: typer.Context, tool: Tool = None, since: Since = None, until
 def _call_lines(call: dict) -> list[str]:
     lines = []
     for a in call["attempts"]:
-        stages = " → ".join(f"{s['stage'] or 'event'} {s['status']} {fmt_ms(s['latency_ms'])} ms"
+        stages = " → ".join(f"{s['stage'] or s['origin']} {s['status']} {fmt_ms(s['latency_ms'])} ms"
                             + (f" [{s['error_code']}]" if s["error_code"] else "") for s in a["stages"])
         lines.append(f"attempt {a['attempt']}: {stages}")
     final = call["final"] or {}
@@ -226,7 +226,7 @@ def trace(ctx: typer.Context, trace_id: Annotated[str, typer.Argument(help="The 
 
     def add_calls(node, calls):
         for c in calls:
-            sub = node.add(label(f"call {c['call_id']} {c['tool']}"))
+            sub = node.add(label(f"call {c['call_id'] or '(no call id)'} {c['tool']}"))
             for line in _call_lines(c):
                 sub.add(label(line))
 

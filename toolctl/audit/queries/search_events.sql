@@ -1,9 +1,7 @@
 -- search_events: stored tool calls matching every given filter, newest first: JSON-line
 -- events and tool spans (OTLP spans a rule counts as a tool call, tool_rule set), the rows
--- the tool_calls view counts, spans mapped to the event columns as that view maps them
--- (event_id trace_id:span_id, ts the start truncated to microseconds, version the
--- service.version; no stage, timeout or schema version) plus message = the span status
--- message, data = the tool result. origin says which: 'event' or 'span'.
+-- the tool_calls view counts; a span as span_call_columns.sql maps it. origin says which:
+-- 'event' or 'span'.
 -- {id_filter} is either `$id IS NULL` (no id given) or `<column> = $id` with <column> from the allowlist
 -- ID_COLUMNS in lookups.py (event_id, call_id, trace_id, idempotency_key); {span_id_filter}
 -- likewise `$span_key IS NULL` or `<column> = $span_key` from SPAN_ID_COLUMNS (an event id
@@ -24,12 +22,7 @@ WITH hit AS MATERIALIZED (
            args, data, extra, batch_id, source, line_no, 'event' AS origin
     FROM hit
     UNION ALL
-    SELECT trace_id || ':' || span_id AS event_id, make_timestamp(start_ns // 1000) AS ts, tool,
-           status, latency_ms, NULL AS schema_version, trace_id, span_id, call_id, session_id,
-           tenant, user_id AS "user", service, service_version AS version, NULL AS stage,
-           attempt, idempotency_key, NULL AS timeout_ms, error_code, status_message AS message,
-           retryable, http_status, confidence, args, result AS data, NULL AS extra, batch_id,
-           source, NULL AS line_no, 'span' AS origin
+    SELECT {span_call_columns}
     FROM span_hit
     WHERE tool_rule IS NOT NULL
 )
