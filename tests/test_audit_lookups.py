@@ -138,6 +138,16 @@ def test_duplicates_lists_keys_executed_successfully_more_than_once(tmp_path):
         [("idem-1", 2, 2, ["k1", "k2"], ["e3", "e4"])]
 
 
+def test_duplicates_count_successful_tool_spans_sharing_an_idempotency_key(tmp_path):
+    db = _span_db(tmp_path)
+    rows = _json(db, "duplicates")
+    # idem-s: s1 failed at attempt 1 (a1), succeeded at attempt 2 (a2); s2 succeeded again (a3)
+    assert [(r["idempotency_key"], r["successes"], r["calls"], r["call_ids"], r["event_ids"]) for r in rows] == \
+        [("idem-1", 2, 2, ["k1", "k2"], ["e3", "e4"]),
+         ("idem-s", 2, 2, ["s1", "s2"], [f"{SPAN_TRACE}:00000000000000a2", f"{SPAN_TRACE}:00000000000000a3"])]
+    assert _json(db, "duplicates", "--until", "2025-11-24T16:00:00.010Z") == []  # a3 starts at +20 ms
+
+
 def test_call_shows_each_attempt_and_the_timeout_budget_used(tmp_path):
     db = _db(tmp_path)
     doc = _json(db, "call", "k1")
