@@ -53,6 +53,31 @@ def write_jsonl(path: Path, docs, newline="\n"):
     return path
 
 
+SPAN_T0 = 1_764_000_000_000_000_000  # ns: 2025-11-24T16:00:00Z
+#: The attribute that makes an OTLP span a tool call (rule gen_ai, docs/spans.md).
+TOOL = {"gen_ai.operation.name": "execute_tool"}
+
+
+def otlp_span(trace, sid, name, *, parent=None, start=0, dur_ns=2_000_000, status=0, attrs=None):
+    """One OTLP/JSON span; ``start`` in ns after SPAN_T0; string or int attributes."""
+    doc = {"traceId": trace, "spanId": sid, "name": name, "kind": 1,
+           "startTimeUnixNano": str(SPAN_T0 + start), "endTimeUnixNano": str(SPAN_T0 + start + dur_ns),
+           "status": {"code": status},
+           "attributes": [{"key": k, "value": {"intValue": str(v)} if isinstance(v, int) else {"stringValue": v}}
+                          for k, v in (attrs or {}).items()]}
+    if parent:
+        doc["parentSpanId"] = parent
+    return doc
+
+
+def ingest_spans(db, path, spans, service="gw"):
+    """Write ``spans`` as one OTLP/JSON request to ``path`` and ingest it into ``db``."""
+    res = {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]}
+    path.write_text(json.dumps({"resourceSpans": [{"resource": res, "scopeSpans": [{"spans": spans}]}]}))
+    r = run_toolctl("--db", db, "ingest", path)
+    assert r.returncode == 0, r.stderr
+
+
 def submit_burst(queue, jobs: list) -> list:
     """Submit jobs to a collector WriteQueue while its writer is blocked, so they form one
     burst (one group commit); returns their futures."""

@@ -9,7 +9,7 @@ import duckdb
 import numpy as np
 import pytest
 
-from tests.conftest import run_toolctl, write_jsonl
+from tests.conftest import TOOL, otlp_span, run_toolctl, write_jsonl
 from tests.test_collector_server import NDJSON, ev, free_port, ndjson, serve  # noqa: F401 (fixture)
 
 T0 = 1_764_000_000_000_000_000  # 2025-11-24T16:00:00Z in ns
@@ -200,6 +200,12 @@ def test_audit_commands_while_serving_equal_their_local_output(serve, tmp_path):
     docs = [ev(i, tool="pay", status="ok", call_id=f"c{i % 5}", idempotency_key=f"k{i % 5}",
                trace_id="AB" * 16, ts=f"2026-11-24T06:{i % 60:02d}:00Z") for i in range(20)]
     assert s.post("/v1/tool-calls", ndjson(docs), NDJSON).status_code == 200
+    # and a call that arrives only as OTLP tool spans, with a key an event call already used
+    tool = {**TOOL, "gen_ai.tool.name": "pay", "gen_ai.tool.call.id": "sc", "toolctl.idempotency_key": "k1"}
+    spans = [otlp_span("CD" * 16, f"{i + 1:016x}", "execute_tool pay", start=i * 10**9,
+                       status=2 if i == 0 else 0, attrs={**tool, "toolctl.attempt": i + 1}) for i in range(2)]
+    otlp = {"resourceSpans": [{"resource": {}, "scopeSpans": [{"spans": spans}]}]}
+    assert s.post("/v1/traces", json.dumps(otlp).encode(), {"Content-Type": "application/json"}).status_code == 200
     queries = [("audit", "search", "--call-id", "c1", "--format", "json"),
                ("audit", "search", "--tool", "pay", "--limit", "3"),
                ("audit", "duplicates", "--format", "json"), ("audit", "call", "c2", "--format", "json"),
@@ -207,7 +213,9 @@ def test_audit_commands_while_serving_equal_their_local_output(serve, tmp_path):
                ("audit", "verify", "--format", "json"),
                # errors too (found by fuzzing: an unknown id read through the server named the
                # collector and its HTTP status instead of the local message and hint)
-               ("audit", "call", "nope"), ("audit", "trace", "ff" * 16)]
+               ("audit", "call", "nope"), ("audit", "trace", "ff" * 16),
+               ("audit", "search", "--call-id", "sc"), ("audit", "search", "--tool", "pay", "--format", "csv"),
+               ("audit", "call", "sc", "--format", "json"), ("audit", "trace", "cd" * 16)]
     remote = [run_toolctl("--db", s.db, *q) for q in queries]
     exported = tmp_path / "served.jsonl"
     exp = run_toolctl("--db", s.db, "audit", "export", "--tool", "pay", "-o", exported)
@@ -217,8 +225,11 @@ def test_audit_commands_while_serving_equal_their_local_output(serve, tmp_path):
         assert (r.returncode, r.stdout, r.stderr) == (l.returncode, l.stdout, l.stderr), q
     assert remote[0].returncode == 0 and len(json.loads(remote[0].stdout)) == 4
     assert json.loads(remote[6].stdout)["intact"] is True
-    assert remote[-1].returncode == 1 and remote[-1].stderr.startswith("Error: nothing stored has trace id")
-    assert exp.returncode == 0 and len(exported.read_text().splitlines()) == 20
+    assert remote[8].returncode == 1 and remote[8].stderr.startswith("Error: nothing stored has trace id")
+    assert json.loads(remote[11].stdout)["attempt_count"] == 2 and "1 call(s)" in remote[12].stdout
+    dup = json.loads(remote[2].stdout)[0]  # k1: four events and the span attempt that succeeded
+    assert (dup["idempotency_key"], dup["successes"], dup["calls"]) == ("k1", 4 + 1, 1 + 1)
+    assert exp.returncode == 0 and len(exported.read_text().splitlines()) == 20 + 2
 
 
 def test_gate_and_runbook_run_while_serving_decide_like_a_local_run_and_are_ledgered(serve, tmp_path):

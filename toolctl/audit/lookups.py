@@ -1,8 +1,11 @@
-"""Forensic lookups over stored events: search, export, duplicate side effects.
+"""Forensic lookups over stored tool calls: search, export, duplicate side effects.
 
+A tool call is what ``toolctl stats`` counts (the ``tool_calls`` view): a JSON-line event or
+a tool span (an OTLP span a rule recognised, docs/spans.md); rows say which in ``origin``.
 Id lookups (event, call, trace, idempotency key) go through an ART index (event_id's
-primary key, the 0004 indexes): ``search_events.sql`` isolates the id equality in a
-MATERIALIZED CTE, the only shape DuckDB answers with an index scan.
+primary key, the 0004 indexes on events, the 0006 ones on spans): ``search_events.sql``
+isolates each id equality in a MATERIALIZED CTE, the only shape DuckDB answers with an
+index scan.
 """
 
 from __future__ import annotations
@@ -18,6 +21,10 @@ from toolctl.errors import ToolctlError, UsageError
 
 #: Id filters with an ART index, in the order the lookup prefers them.
 ID_COLUMNS = ("event_id", "call_id", "trace_id", "idempotency_key")
+#: The indexed spans column each id filter is looked up by: a span-derived call's event id
+#: is ``trace_id:span_id``, found through trace_id (the other filters then match it exactly).
+SPAN_ID_COLUMNS = {"event_id": "trace_id", "call_id": "call_id", "trace_id": "trace_id",
+                   "idempotency_key": "idempotency_key"}
 EXPORT_FORMATS = {"jsonl": "(FORMAT json)", "csv": "(FORMAT csv, HEADER true)",
                   "parquet": "(FORMAT parquet)"}
 JSON_COLUMNS = ("args", "data", "extra")
@@ -65,14 +72,19 @@ def _search_sql(flt: EventFilter) -> tuple[str, dict[str, Any]]:
     column = next((c for c in ID_COLUMNS if params[c] is not None), None)
     if column is None:
         id_filter, params["id"] = "$id IS NULL", None  # binds $id; always true
+        span_filter, params["span_key"] = "$span_key IS NULL", None
     else:
-        # The identifier comes from ID_COLUMNS (a fixed allowlist), never from input.
+        # The identifiers come from ID_COLUMNS / SPAN_ID_COLUMNS (fixed allowlists), never from input.
         id_filter, params["id"] = f'"{column}" = $id', params[column]
-    return load_query("search_events").replace("{id_filter}", id_filter), params
+        span_filter = f'"{SPAN_ID_COLUMNS[column]}" = $span_key'
+        params["span_key"] = params[column].split(":", 1)[0] if column == "event_id" else params[column]
+    sql = load_query("search_events").replace("{id_filter}", id_filter)
+    return sql.replace("{span_id_filter}", span_filter), params
 
 
 def search_events(store: Any, flt: EventFilter, *, limit: int = 100) -> list[dict]:
-    """Stored events matching every filter, newest first, with args/data/extra decoded."""
+    """Stored tool calls (events and tool spans) matching every filter, newest first, with
+    args/data/extra decoded; ``origin`` is ``event`` or ``span``."""
     sql, params = _search_sql(flt)
     rows = store.fetch_dicts(sql, {**params, "limit": limit})
     for r in rows:
@@ -84,7 +96,8 @@ def search_events(store: Any, flt: EventFilter, *, limit: int = 100) -> list[dic
 
 def export_events(store: Any, flt: EventFilter, *, fmt: str, path: str | Path,
                   limit: int | None = None) -> int:
-    """Write matching events to ``path`` with DuckDB's COPY (streamed, no Python per row).
+    """Write the rows ``search_events`` matches to ``path`` with DuckDB's COPY (streamed, no
+    Python per row).
 
     ``fmt`` is jsonl, csv or parquet. Returns the number of rows written.
     """

@@ -80,7 +80,7 @@ def search(ctx: typer.Context, event_id: EventId = None, call_id: CallId = None,
            limit: Annotated[int, typer.Option(help="At most this many events.", min=1)] = 100,
            fmt: Annotated[SearchFormat, typer.Option("--format", "-f", help="Output format.")] = SearchFormat.table,
            engine: EngineOpt = Engine.duckdb, lake: LakeOpt = None, spark_master: SparkMasterOpt = None) -> None:
-    """Find stored events by id or attributes, newest first, with every stored field.
+    """Find stored tool calls (events and tool spans) by id or attributes, newest first.
 
     Example: toolctl audit search --call-id call-42 --format json
     """
@@ -101,13 +101,19 @@ def search(ctx: typer.Context, event_id: EventId = None, call_id: CallId = None,
         print_csv([{k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in r.items()}
                    for r in rows], cols)
     else:
-        body = [(r["ts"], r["event_id"], r["tool"], r["status"], fmt_ms(r["latency_ms"]),
-                 r["call_id"] or "–", str(r["attempt"]), r["stage"] or "–", r["error_code"] or "–")
+        spans = sum(r["origin"] == "span" for r in rows)
+        # The origin column only when a tool span is among the rows: an events-only answer
+        # reads as it always has.
+        body = [(r["ts"], r["event_id"], *((r["origin"],) if spans else ()), r["tool"], r["status"],
+                 fmt_ms(r["latency_ms"]), r["call_id"] or "–", "–" if r["attempt"] is None else str(r["attempt"]),
+                 r["stage"] or "–", r["error_code"] or "–")
                 for r in rows]
-        cols = [("ts", "left"), ("event_id", "left"), ("tool", "left"), ("status", "left"),
-                ("latency_ms", "right"), ("call_id", "left"), ("attempt", "right"),
-                ("stage", "left"), ("error_code", "left")]
-        stdout().print(table("Events", cols, body, caption=f"{len(rows)} event(s), newest first"))
+        cols = [("ts", "left"), ("event_id", "left"), *([("origin", "left")] if spans else []),
+                ("tool", "left"), ("status", "left"), ("latency_ms", "right"), ("call_id", "left"),
+                ("attempt", "right"), ("stage", "left"), ("error_code", "left")]
+        caption = (f"{len(rows) - spans} event(s), {spans} tool span(s), newest first" if spans
+                   else f"{len(rows)} event(s), newest first")
+        stdout().print(table("Events", cols, body, caption=caption))
 
 
 @app.command("export")
@@ -119,7 +125,7 @@ def export(ctx: typer.Context,
            tool: Tool = None, version: Version = None, status: Status = None,
            error_code: ErrorCode = None, http_status: HttpStatus = None, since: Since = None,
            until: Until = None) -> None:
-    """Export matching events to a file, streamed by DuckDB (jsonl, csv or parquet).
+    """Export what `audit search` matches to a file, streamed by DuckDB (jsonl, csv or parquet).
 
     Example: toolctl audit export --tenant acme --format parquet -o acme.parquet
     """
@@ -162,7 +168,7 @@ def duplicates(ctx: typer.Context, tool: Tool = None, since: Since = None, until
 def _call_lines(call: dict) -> list[str]:
     lines = []
     for a in call["attempts"]:
-        stages = " → ".join(f"{s['stage'] or 'event'} {s['status']} {fmt_ms(s['latency_ms'])} ms"
+        stages = " → ".join(f"{s['stage'] or s['origin']} {s['status']} {fmt_ms(s['latency_ms'])} ms"
                             + (f" [{s['error_code']}]" if s["error_code"] else "") for s in a["stages"])
         lines.append(f"attempt {a['attempt']}: {stages}")
     final = call["final"] or {}
@@ -199,6 +205,10 @@ def call(ctx: typer.Context, call_id: Annotated[str, typer.Argument(help="The ca
     stdout().print(tree)
 
 
+#: Levels `audit trace` indents; deeper spans are listed flat with their depth.
+TREE_DEPTH = 16
+
+
 @app.command("trace")
 def trace(ctx: typer.Context, trace_id: Annotated[str, typer.Argument(help="The trace id (any case).")],
           fmt: Annotated[DocFormat, typer.Option("--format", "-f", help="Output format.")] = DocFormat.table) -> None:
@@ -216,23 +226,28 @@ def trace(ctx: typer.Context, trace_id: Annotated[str, typer.Argument(help="The 
 
     def add_calls(node, calls):
         for c in calls:
-            sub = node.add(label(f"call {c['call_id']} {c['tool']}"))
+            sub = node.add(label(f"call {c['call_id'] or '(no call id)'} {c['tool']}"))
             for line in _call_lines(c):
                 sub.add(label(line))
-
-    def add_span(node, s):
-        mark = " [orphan: parent not received]" if s["orphan"] else ""
-        text = f"{s['name']} {s['span_id']} {fmt_ms(s['duration_ms'])} ms {s['status_name']}{mark}"
-        child = node.add(label(text))
-        add_calls(child, s["calls"])
-        for c in s["children"]:
-            add_span(child, c)
 
     c = doc["counts"]
     root = Tree(label(f"trace {doc['trace_id']}: {c['spans']} span(s), {c['calls']} call(s), "
                        f"{c['events']} event(s)"))
+    # spans come flat in tree order with their depth; anchors[d] is where a span of depth d
+    # goes. Past TREE_DEPTH the indentation stops growing (a chain can be thousands deep):
+    # deeper spans are listed in order under the last indented one, each with its depth.
+    anchors = [root]
     for s in doc["spans"]:
-        add_span(root, s)
+        depth = s["depth"]
+        mark = (" [orphan: parent not received]" if s["orphan"] else
+                " [cycle: its parent chain loops back to it]" if s["cycle"] else "")
+        text = (f"[depth {depth}] " if depth >= TREE_DEPTH else "") + \
+            f"{s['name']} {s['span_id']} {fmt_ms(s['duration_ms'])} ms {s['status_name']}{mark}"
+        node = anchors[min(depth, TREE_DEPTH)].add(label(text))
+        if depth < TREE_DEPTH:
+            del anchors[depth + 1:]
+            anchors.append(node)
+        add_calls(node, s["calls"])
     add_calls(root, doc["calls"])
     stdout().print(root)
 

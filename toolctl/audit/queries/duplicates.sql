@@ -1,9 +1,16 @@
 -- duplicates: idempotency keys executed successfully more than once (duplicate side
--- effects). A success is an event with status 'ok' at the execute stage (or no stage);
--- distinct calls / attempts are counted separately.
+-- effects), over every tool call stats counts: events and tool spans (a span as
+-- span_call_columns.sql maps it: no stage). A success is a call row with status 'ok' at the
+-- execute stage (or no stage); distinct calls / attempts are counted separately.
 -- Parameters: $tool, $since, $until (NULL = no filter), $limit.
--- Output: idempotency_key, tool, successes, calls (distinct call ids), call_ids, event_ids,
---         first_ts, last_ts.
+-- Output: idempotency_key, tool, successes, calls (distinct call ids), call_ids, event_ids
+--         (a span's is trace_id:span_id), first_ts, last_ts.
+WITH calls AS (
+    SELECT event_id, ts, tool, status, stage, call_id, idempotency_key FROM events
+    UNION ALL
+    SELECT event_id, ts, tool, status, stage, call_id, idempotency_key
+    FROM (SELECT {span_call_columns} FROM spans WHERE tool_rule IS NOT NULL)
+)
 SELECT idempotency_key,
        string_agg(DISTINCT tool, ',' ORDER BY tool) AS tool,
        count(*) AS successes,
@@ -11,7 +18,7 @@ SELECT idempotency_key,
        list(DISTINCT call_id ORDER BY call_id) FILTER (WHERE call_id IS NOT NULL) AS call_ids,
        list(event_id ORDER BY ts, event_id) AS event_ids,
        min(ts) AS first_ts, max(ts) AS last_ts
-FROM events
+FROM calls
 WHERE idempotency_key IS NOT NULL
   AND status = 'ok'
   AND coalesce(stage, 'execute') = 'execute'

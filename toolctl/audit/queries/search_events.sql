@@ -1,24 +1,38 @@
--- search_events: stored events matching every given filter, newest first.
+-- search_events: stored tool calls matching every given filter, newest first: JSON-line
+-- events and tool spans (OTLP spans a rule counts as a tool call, tool_rule set), the rows
+-- the tool_calls view counts; a span as span_call_columns.sql maps it. origin says which:
+-- 'event' or 'span'.
 -- {id_filter} is either `$id IS NULL` (no id given) or `<column> = $id` with <column> from the allowlist
--- ID_COLUMNS in lookups.py (event_id, call_id, trace_id, idempotency_key): DuckDB uses an
--- ART index only for a plain equality on one table, so the id lookup is a MATERIALIZED CTE
--- of its own and the other filters apply to its few rows.
--- Parameters: $id, $event_id, $call_id, $trace_id, $idempotency_key, $user, $tenant, $tool,
--- $version, $status, $error_code, $http_status, $since, $until (NULL = no filter), $limit.
--- Output: every stored column; `user` for user_id.
+-- ID_COLUMNS in lookups.py (event_id, call_id, trace_id, idempotency_key); {span_id_filter}
+-- likewise `$span_key IS NULL` or `<column> = $span_key` from SPAN_ID_COLUMNS (an event id
+-- is looked up by its trace id part). DuckDB uses an ART index only for a plain equality
+-- on one table, so each id lookup is a MATERIALIZED CTE of its own and the other filters
+-- apply to its few rows.
+-- Parameters: id, span_key, event_id, call_id, trace_id, idempotency_key, user, tenant, tool,
+-- version, status, error_code, http_status, since, until (NULL = no filter), limit.
+-- Output: every stored column of an event; `user` for user_id; origin.
 WITH hit AS MATERIALIZED (
     SELECT * FROM events WHERE {id_filter}
+), span_hit AS MATERIALIZED (
+    SELECT * FROM spans WHERE {span_id_filter}
+), calls AS (
+    SELECT event_id, ts, tool, status, latency_ms, schema_version, trace_id, span_id, call_id,
+           session_id, tenant, user_id AS "user", service, version, stage, attempt,
+           idempotency_key, timeout_ms, error_code, message, retryable, http_status, confidence,
+           args, data, extra, batch_id, source, line_no, 'event' AS origin
+    FROM hit
+    UNION ALL
+    SELECT {span_call_columns}
+    FROM span_hit
+    WHERE tool_rule IS NOT NULL
 )
-SELECT event_id, ts, tool, status, latency_ms, schema_version, trace_id, span_id, call_id,
-       session_id, tenant, user_id AS "user", service, version, stage, attempt,
-       idempotency_key, timeout_ms, error_code, message, retryable, http_status, confidence,
-       args, data, extra, batch_id, source, line_no
-FROM hit
+SELECT *
+FROM calls
 WHERE ($event_id IS NULL OR event_id = $event_id)
   AND ($call_id IS NULL OR call_id = $call_id)
   AND ($trace_id IS NULL OR trace_id = $trace_id)
   AND ($idempotency_key IS NULL OR idempotency_key = $idempotency_key)
-  AND ($user IS NULL OR user_id = $user)
+  AND ($user IS NULL OR "user" = $user)
   AND ($tenant IS NULL OR tenant = $tenant)
   AND ($tool IS NULL OR tool = $tool)
   AND ($version IS NULL OR version = $version)
