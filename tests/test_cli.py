@@ -293,6 +293,27 @@ def test_every_command_has_help_text():
     assert not missing, f"commands without help: {missing}"
 
 
+def test_a_mistyped_option_is_one_error_line_and_a_hint_exit_2(tmp_path):
+    # README: errors are one `Error:` line and a `Hint:`; option parsing printed Click's
+    # usage block (Usage / Try … / blank / Error) instead.
+    db = tmp_path / "s.duckdb"
+    cases = [(("stats", "--bogus"), "Error: No such option: --bogus", "toolctl stats"),
+             (("stats", "--since"), "Error: Option '--since' requires an argument.", "toolctl stats"),
+             (("ingest", "--batch-bytes", "12XB", "x"), "Error: Invalid value for '--batch-bytes'", "toolctl ingest"),
+             (("audit", "serch"), "Error: No such command 'serch'.", "toolctl audit"),
+             (("gate", "--format", "yaml"), "Error: Invalid value for '--format' / '-f'", "toolctl gate")]
+    for args, error, command in cases:
+        r = run_toolctl("--db", db, *args)
+        assert r.returncode == 2 and r.stdout == "", (args, r.stderr)
+        lines = r.stderr.splitlines()
+        assert len(lines) == 2 and lines[0].startswith(error), (args, r.stderr)
+        assert lines[1] == f"Hint: see `{command} --help`", (args, r.stderr)
+    r = run_toolctl("--db", db, "db")  # a group without a command still shows its help
+    assert r.returncode == 2 and "Commands" in r.stderr + r.stdout
+    r = run_toolctl("--db", db, "stats", "--help")
+    assert r.returncode == 0 and r.stdout.startswith("Usage: toolctl stats")
+
+
 def test_gzip_padded_with_zero_bytes_is_whole_as_gzip_reads_it(tmp_path):
     # Found by fuzzing: `gzip -dc` (and Python's gzip) skip zero padding after the last
     # member (tape and block devices add it); ingest counted a phantom rejected line, exit 3.

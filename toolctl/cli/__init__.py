@@ -65,6 +65,54 @@ baseline_cmd.register(app)
 top_cmd.register(app)
 
 
+def _run_app(argv: list[str] | None) -> None:
+    """Run Typer without its standalone mode, so a command-line mistake reads like every other
+    error: one ``Error:`` line and a ``Hint:`` (Click would print its usage block), exit 2."""
+    # Click's classes, whether Typer vendors Click (>= 0.26) or depends on it.
+    click_errors = {c.__name__: c for c in typer.BadParameter.__mro__}
+    try:
+        result = app(args=argv, prog_name="toolctl", standalone_mode=False)
+    except click_errors["UsageError"] as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `toolctl db`: the group's help
+            exc.show()
+            raise SystemExit(exc.exit_code) from None
+        command = _command_path(sys.argv[1:] if argv is None else argv)
+        from toolctl.cli._output import printable
+
+        sys.stderr.write(f"Error: {printable(exc.format_message())}\nHint: see `{command} --help`\n")
+        raise SystemExit(exc.exit_code) from None
+    except click_errors["ClickException"] as exc:
+        exc.show()
+        raise SystemExit(exc.exit_code) from None
+    except typer.Abort:
+        sys.stderr.write("Aborted!\n")
+        raise SystemExit(1) from None
+    if isinstance(result, int) and result:  # typer.Exit(code) is returned, not raised, here
+        raise SystemExit(result)
+
+
+def _command_path(args: list[str]) -> str:
+    """``toolctl audit search`` for ``--db x audit search --bogus``: the command named in
+    ``args`` (Click's own context can be the group's when the parser stops early)."""
+    command, path = typer.main.get_command(app), ["toolctl"]
+    takes_value = {"--db", "--config"}
+    i = 0
+    while i < len(args) and hasattr(command, "commands"):
+        token = args[i]
+        if token in takes_value:
+            i += 2
+            continue
+        if token.startswith("-"):
+            i += 1
+            continue
+        if token not in command.commands:
+            break
+        command = command.commands[token]
+        path.append(token)
+        i += 1
+    return " ".join(path)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: library errors become `Error: …` and their exit code."""
     from toolctl import profile
@@ -80,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
     if level:
         profile.enable(level)
     try:
-        app(args=argv, prog_name="toolctl")
+        _run_app(argv)
     except ToolctlError as exc:
         fail(exc)
     except KeyboardInterrupt:
