@@ -97,7 +97,7 @@ def test_export_streams_each_format_with_the_same_filters(tmp_path):
     for fmt in ("jsonl", "csv", "parquet"):
         out = tmp_path / f"x.{fmt}"
         r = run_toolctl("--db", db, "audit", "export", "--tenant", "beta", "--format", fmt, "-o", out)
-        assert r.returncode == 0 and "wrote 2 event(s)" in r.stderr
+        assert r.returncode == 0 and "wrote 2 tool-call row(s)" in r.stderr
         reader = {"jsonl": "read_json", "csv": "read_csv", "parquet": "read_parquet"}[fmt]
         ids = duckdb.sql(f"SELECT event_id FROM {reader}('{out}')").fetchall()
         assert [i for (i,) in ids] == ["e5", "e4"]

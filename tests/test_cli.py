@@ -443,3 +443,14 @@ def test_every_command_writing_into_a_closed_stdout_exits_as_it_would_have(tmp_p
     assert run_toolctl("--db", db, "ingest", write_jsonl(tmp_path / "e.jsonl", [event(1)])).returncode == 0
     piped = _run_into_closed_pipe("--db", db, *args)
     assert (piped.returncode, piped.stderr) == (0, "")
+
+
+def test_every_error_line_escapes_control_characters_from_the_data():
+    # gate, regress and runbook run print their store errors beside a verdict, through
+    # error_lines() rather than fail(): the escaping lives there for every caller.
+    from toolctl.cli._output import error_lines
+    from toolctl.errors import ToolctlError
+
+    exc = ToolctlError("cannot read lake file /l/\x1b]0;pwned\x07.parquet", hint="tool \x1b[31mred")
+    assert error_lines(exc) == ["Error: cannot read lake file /l/\\x1b]0;pwned\\x07.parquet",
+                                "Hint: tool \\x1b[31mred"]

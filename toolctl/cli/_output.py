@@ -231,16 +231,18 @@ def note(message: str) -> None:
 
 
 def error_lines(exc: ToolctlError) -> list[str]:
-    lines = [f"Error: {exc.message}"]
+    """``Error: …`` and ``Hint: …``, control characters from the data escaped (a message
+    can quote a tool name, a file name or a line)."""
+    lines = [f"Error: {printable(exc.message)}"]
     if exc.hint:
-        lines.append(f"Hint: {exc.hint}")
+        lines.append(f"Hint: {printable(exc.hint)}")
     return lines
 
 
 def fail(exc: ToolctlError) -> NoReturn:
     """Print ``Error: …`` / ``Hint: …`` on stderr and exit with the error's code."""
     for line in error_lines(exc):
-        sys.stderr.write(printable(line) + "\n")
+        sys.stderr.write(line + "\n")
     sys.stderr.flush()
     raise SystemExit(exc.exit_code)
 

@@ -139,7 +139,7 @@ def export(ctx: typer.Context,
                   status, error_code, http_status, since, until)
     path = output if output == "-" else str(Path(output).resolve())  # "-" is refused, by name
     n = _read(ctx, "audit_export", AuditExport(filter=flt, fmt=fmt.value, path=path))
-    sys.stderr.write(f"wrote {n:,} event(s) to {output}\n")
+    sys.stderr.write(f"wrote {n:,} tool-call row(s) to {output}\n")
 
 
 @app.command("duplicates")
