@@ -287,6 +287,9 @@ def test_baselines_and_regress_while_serving_equal_their_local_output_and_are_le
                       lambda m: m[0] if m[0].startswith("2026-11-24") else "<saved>", text)
 
     served = [run_toolctl("--db", s.db, *q, timeout=60) for q in steps]
+    # Spark would start inside the collector's process: refused, with the way out
+    spark = run_toolctl("--db", s.db, "regress", "--baseline", "b1", "--lake", tmp_path / "lake", "--engine", "spark")
+    assert spark.returncode == 2 and "cannot run while `toolctl serve` holds the store" in spark.stderr
     assert s.stop() == 0
     local = [run_toolctl("--db", local_db, *q) for q in steps]
     for q, r, l in zip(steps, served, local):

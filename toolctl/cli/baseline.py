@@ -133,6 +133,12 @@ def regress(
     s = parse_time(since, option="--since", now=now) or before(u, timedelta(hours=1), option="--until")
     if lake is None:
         lake_source(engine, lake, spark_master)  # refuses --engine spark without --lake
+    elif engine is Engine.spark and ctx.obj.server() is not None:
+        from toolctl.errors import UsageError
+
+        raise UsageError("regress --engine spark cannot run while `toolctl serve` holds the store: "
+                         "the collector would start Spark in its own process",
+                         hint="use --engine duckdb (the lake is read the same way), or stop the collector")
     # The lake (the current window's calls, if given) is opened by the operation itself, so a
     # regress runs whole where the store is: here, or in `toolctl serve` when it holds it.
     req = api.Regress(baseline=baseline, since=s, until=u, engine=engine.value, spark_master=spark_master,
