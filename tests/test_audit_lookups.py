@@ -256,7 +256,7 @@ def test_export_writes_the_rows_search_finds_tool_spans_included(tmp_path):
     for fmt in ("jsonl", "csv", "parquet"):
         out = tmp_path / f"x.{fmt}"
         r = run_toolctl("--db", db, "audit", "export", "--tool", "pay", "--format", fmt, "-o", out)
-        assert r.returncode == 0 and f"wrote {len(searched)} event(s)" in r.stderr
+        assert r.returncode == 0 and f"wrote {len(searched)} tool-call row(s)" in r.stderr
         reader = {"jsonl": "read_json", "csv": "read_csv", "parquet": "read_parquet"}[fmt]
         got = duckdb.sql(f"SELECT event_id, origin FROM {reader}('{out}')").fetchall()
         assert got == [(r["event_id"], r["origin"]) for r in searched], fmt

@@ -1,3 +1,3 @@
-from toolctl.cli import main
+from toolctl.cli import run
 
-main()
+run()
