@@ -87,8 +87,10 @@ def stats(
         total = totals = None
         if fmt is Format.table and plot:  # each group's calls, not a sum over its buckets
             totals = api.read(store, "stats", query.model_copy(update={"every": None}))
-        elif fmt is Format.table:
+        elif fmt is Format.table and (query.by or query.every):
             total = api.read(store, "stats", query.model_copy(update={"by": [], "every": None}))
+        elif fmt is Format.table:
+            total = rows  # ungrouped: the one row is the total (no second query)
     keys = list(query.by) + (["bucket"] if query.every else [])
     if fmt is Format.json:
         print_json(rows)
