@@ -107,6 +107,19 @@ def test_remote_reads_equal_local_reads_of_the_same_store(serve, tmp_path):
     assert remote[-1].returncode == 2 and "cannot group by 'nonsense'" in remote[-1].stderr
 
 
+def stored_rows(db, rows_sql: str):
+    """What an ingest left in a store: the rows ``rows_sql`` selects, its rejects and its
+    ingest_sources records (to compare a forwarded ingest with a local one)."""
+    conn = duckdb.connect(str(db), read_only=True)
+    try:
+        return (conn.execute(rows_sql).fetchall(),
+                conn.execute("SELECT source, line_no, reason, raw FROM rejects ORDER BY ALL").fetchall(),
+                conn.execute("SELECT source, sha256, bytes, lines, accepted, duplicates, rejected"
+                             " FROM ingest_sources ORDER BY ALL").fetchall())
+    finally:
+        conn.close()
+
+
 def test_ingest_while_serving_forwards_lines_and_stores_what_a_local_ingest_stores(serve, tmp_path):
     src = write_jsonl(tmp_path / "in.jsonl", [ev(i) for i in range(50)] + ["not json", ev(3), ev(99, message="x" * 500),
                                                                              ev(98, message="key sk-abcdefghijklmnopqrstuv")])
@@ -121,17 +134,8 @@ def test_ingest_while_serving_forwards_lines_and_stores_what_a_local_ingest_stor
     local = run_toolctl("--db", local_db, "ingest", src, "--max-line-bytes", "300", "--format", "json")
     assert local.returncode == 3 and json.loads(local.stdout)["redacted"] == 1
 
-    def rows(db):
-        conn = duckdb.connect(str(db), read_only=True)
-        try:
-            return (conn.execute("SELECT event_id, source, line_no, latency_ms FROM events ORDER BY event_id").fetchall(),
-                    conn.execute("SELECT source, line_no, reason, raw FROM rejects").fetchall(),
-                    conn.execute("SELECT source, sha256, bytes, lines, accepted, duplicates, rejected"
-                                 " FROM ingest_sources").fetchall())
-        finally:
-            conn.close()
-
-    assert rows(s.db) == rows(local_db)
+    events = "SELECT event_id, source, line_no, latency_ms FROM events ORDER BY event_id"
+    assert stored_rows(s.db, events) == stored_rows(local_db, events)
 
 
 def test_otlp_files_ingested_while_serving_store_what_a_local_ingest_stores(serve, tmp_path):
@@ -165,17 +169,8 @@ def test_otlp_files_ingested_while_serving_store_what_a_local_ingest_stores(serv
     assert forwarded == local
     assert (local["spans"], local["rejected"]) > (10, 0)
 
-    def rows(db):
-        conn = duckdb.connect(str(db), read_only=True)
-        try:
-            return (conn.execute("SELECT trace_id, span_id, source, tool, status, latency_ms FROM spans ORDER BY ALL").fetchall(),
-                    conn.execute("SELECT source, line_no, reason, raw FROM rejects ORDER BY ALL").fetchall(),
-                    conn.execute("SELECT source, sha256, bytes, lines, accepted, duplicates, rejected"
-                                 " FROM ingest_sources ORDER BY ALL").fetchall())
-        finally:
-            conn.close()
-
-    assert rows(s.db) == rows(local_db)
+    spans = "SELECT trace_id, span_id, source, tool, status, latency_ms FROM spans ORDER BY ALL"
+    assert stored_rows(s.db, spans) == stored_rows(local_db, spans)
 
 
 def test_a_stale_discovery_file_is_ignored(tmp_path):
