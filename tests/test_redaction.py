@@ -202,6 +202,34 @@ def test_what_holds_no_secret_is_stored_as_written_whatever_shares_its_batch(tmp
     assert con.execute("SELECT count(*) FROM rejects").fetchone()[0] == 2
 
 
+def test_args_nested_deeper_than_python_reads_neither_stop_an_ingest_nor_leak_a_secret(tmp_path):
+    # Found by a helper: a line whose args nest 3,000 levels (valid JSON, DuckDB takes it)
+    # made redaction's json.loads raise RecursionError, and the whole ingest stopped with a
+    # traceback; `audit search` of such a row crashed the same way.
+    deep_secret = '{"a":' * 3000 + '{"password":"hunter2"}' + "}" * 3000
+    deep_plain = '{"a":' * 3000 + "1" + "}" * 3000
+    head = '{"event_id": "%s", "ts": "2026-11-24T06:00:00Z", "tool": "t", "status": "ok", "latency_ms": 1, "args": '
+    src = tmp_path / "deep.jsonl"
+    mid_plain = '{"a":' * 600 + "1" + "}" * 600  # Python reads it, orjson does not write it
+    src.write_text(head % "d1" + deep_secret + "}\n" + head % "d2" + deep_plain + "}\n" + json.dumps(event(3)) + "\n"
+                   + head % "d4" + mid_plain + "}\n")
+    db = tmp_path / "t.duckdb"
+    r = run_toolctl("--db", db, "ingest", src, "--format", "json")
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert (json.loads(r.stdout)["accepted"], json.loads(r.stdout)["redacted"]) == (4, 1)
+    con = duckdb.connect(str(db), read_only=True)
+    args = dict(con.execute("SELECT event_id, args::VARCHAR FROM events").fetchall())
+    con.close()
+    assert "hunter2" not in args["d1"] and args["d1"].startswith('"[REDACTED:too_deep:')
+    assert args["d2"].count("{") == 3000  # no secret-like text: stored as written
+    found = run_toolctl("--db", db, "audit", "search", "--format", "json")
+    assert found.returncode == 0, found.stderr
+    rows = {x["event_id"]: x for x in json.loads(found.stdout)}
+    assert rows["d2"]["args"] == args["d2"]  # deeper than Python decodes: its JSON text
+    assert rows["d4"]["args"] == args["d4"]  # deeper than orjson writes: likewise
+    assert rows["e3"]["args"] is None or isinstance(rows["e3"]["args"], dict)
+
+
 def test_span_attributes_are_redacted_before_storing(tmp_path):
     secret = "sk-ant-api03-QWERTYUIOPASDFGHJKLZX"
     span = {"traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": "b7ad6b7169203331",

@@ -61,13 +61,43 @@ def dumps(doc: Any) -> bytes:
     """``doc`` as compact UTF-8 JSON (no trailing newline)."""
     try:
         return orjson.dumps(doc, default=_default, option=_OPTIONS)
-    except orjson.JSONEncodeError:  # an integer beyond 64 bits
+    except orjson.JSONEncodeError:  # an integer beyond 64 bits, or nesting beyond orjson's 255
         return _dumps_stdlib(doc)
 
 
 def _dumps_stdlib(doc: Any) -> bytes:
     return json.dumps(_without_nan(doc), default=_default, ensure_ascii=False,
                       separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+def loads_stored(text: str) -> Any:
+    """A JSON value read back from the store (args, data, extra, attributes) for output.
+
+    DuckDB stores JSON nested deeper than Python's decoder reads (~1,000 levels) or orjson
+    writes (255); such a value is given as its JSON text, a string, rather than failing the
+    whole answer."""
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        return text
+    return text if _deeper_than(value, _MAX_DEPTH) else value
+
+
+_MAX_DEPTH = 200  # orjson writes 255 levels; the answer's own wrapping takes a few
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            node = list(node.values())
+        elif not isinstance(node, list):
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in node)
+    return False
 
 
 def jsonable(value: Any) -> Any:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from toolctl.audit import load_query
+from toolctl.jsonio import loads_stored
 from toolctl.errors import ToolctlError, UsageError
 
 #: Id filters with an ART index, in the order the lookup prefers them.
@@ -90,7 +91,7 @@ def search_events(store: Any, flt: EventFilter, *, limit: int = 100) -> list[dic
     for r in rows:
         for c in JSON_COLUMNS:
             if r[c] is not None:
-                r[c] = json.loads(r[c])
+                r[c] = loads_stored(r[c])
     return rows
 
 

@@ -308,7 +308,12 @@ class Redactor:
         if text is None:
             return None
         before = self.count
-        out = _exact_dumps(self.value(_exact_loads(text)))
+        try:
+            out = _exact_dumps(self.value(_exact_loads(text)))
+        except RecursionError:
+            # Nested deeper than Python reads (DuckDB stores it): what is in it cannot be
+            # checked, and it was flagged as a candidate, so the whole value is withheld.
+            return json.dumps(self.marker("too_deep", text))
         return text if self.count == before else out
 
     def raw_line(self, line: str) -> str:
@@ -316,7 +321,7 @@ class Redactor:
         A line with nothing to redact comes back as it was."""
         try:
             doc = _exact_loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or deeper than Python reads
             doc = None
         if isinstance(doc, (dict, list)):
             before = self.count

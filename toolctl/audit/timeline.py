@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from toolctl.audit import load_query
+from toolctl.jsonio import loads_stored
 from toolctl.errors import ToolctlError
 
 STATUS_NAMES = {0: "unset", 1: "ok", 2: "error"}
@@ -21,7 +22,7 @@ def _decode(rows: list[dict], *cols: str) -> list[dict]:
     for r in rows:
         for c in cols:
             if r.get(c) is not None:
-                r[c] = json.loads(r[c])
+                r[c] = loads_stored(r[c])
     return rows
 
 
