@@ -22,7 +22,6 @@ from collector.pipeline import add_source, otlp_source_accounting
 from collector.sources import FORMAT_JSONL, expand_paths, open_source, progress_callback, sniff_format
 from toolctl.models import IngestSummary
 from toolctl.remote import FORWARD_CHUNK_BYTES, RemoteStore, ServerInfo, chunk_lines
-from toolctl.errors import InputError
 
 
 def forward_paths(server: ServerInfo, db_path: Path, paths: list[str], *,
@@ -46,19 +45,30 @@ def forward_paths(server: ServerInfo, db_path: Path, paths: list[str], *,
                 summary.sources[-1]["forwarded_to"] = server.url
                 continue
             counts = {"lines": 0, "accepted": 0, "duplicates": 0, "rejected": 0}
-            redacted = 0
+            redacted, next_line = 0, 1
+
+            def send(data: bytes, first_line: int, input_error: str | None = None) -> None:
+                nonlocal redacted
+                res = remote.send_lines(data, source=source.name, first_line=first_line,
+                                        kind=source.kind, max_line_bytes=max_line_bytes,
+                                        input_error=input_error)
+                for key in counts:
+                    counts[key] += res[key]
+                redacted += res.get("redacted", 0)
+
             try:
                 for first_line, data in chunk_lines(opened.stream, chunk_bytes):
-                    res = remote.send_lines(data, source=source.name, first_line=first_line,
-                                            kind=source.kind, max_line_bytes=max_line_bytes)
-                    for key in counts:
-                        counts[key] += res[key]
-                    redacted += res.get("redacted", 0)
+                    send(data, first_line)
+                    next_line = first_line + data.count(b"\n") + (not data.endswith(b"\n"))
             except (EOFError, OSError, zlib.error) as exc:
-                raise InputError(f"cannot read {source.name}: {exc}",
-                                 hint="the lines before the damage were sent; fix the file and run again") from exc
+                broken: Exception | None = exc
+            else:
+                broken = opened.error
             finally:
                 opened.close()
+            if broken is not None:  # as a local ingest: what came before is stored, the break is a reject
+                send(b"", next_line, f"input ended abnormally after line {next_line - 1}: "
+                                     f"{broken or type(broken).__name__}")
             remote.record_source(source=source.name, sha256=opened.counter.sha256.hexdigest(),
                                  nbytes=opened.counter.nbytes, **counts)
             add_source(summary, {"source": source.name, "format": "jsonl",

@@ -446,7 +446,11 @@ def create_app(store: Any, config: ServerConfig) -> Any:
                 raise HTTPProblem(400, "X-Toolctl-Max-Line-Bytes must be a positive integer") from None
             source = request.headers.get("x-toolctl-source") or "http:/v1/tool-calls"
             body = await read_body(request, config.max_body_bytes)
-            table = await run_in_threadpool(ndjson_table, body, first_line, max_line)
+            broken = request.headers.get("x-toolctl-input-error")
+            if broken is not None:  # a forwarded ingest's source broke off: its one reject line
+                table = input_error_table(broken, first_line)
+            else:
+                table = await run_in_threadpool(ndjson_table, body, first_line, max_line)
             if table is None:
                 return JSONResponse({"lines": 0, "accepted": 0, "duplicates": 0, "rejected": 0})
 
@@ -617,6 +621,15 @@ def create_app(store: Any, config: ServerConfig) -> Any:
     app.state.telemetry = telemetry
     # Outside the auth check, so 401s are counted too.
     return TelemetryMiddleware(BearerAuth(app, config.token) if config.token else app, telemetry)
+
+
+def input_error_table(reason: str, line_no: int) -> Any:
+    """The rejected line a source that broke off counts as (a truncated gzip: collector/
+    pipeline.py stores the same for a local ingest), for ``write_line_batch``."""
+    from collector.parsers.jsonl import LineBatch
+    from toolctl.models import REJECT_RAW_CAP
+
+    return LineBatch(line_no, [b""], {0: (reason, b"", 0)}).to_arrow(REJECT_RAW_CAP)
 
 
 def ndjson_table(body: bytes, first_line: int, max_line_bytes: int) -> Any:

@@ -138,6 +138,35 @@ def test_ingest_while_serving_forwards_lines_and_stores_what_a_local_ingest_stor
     assert stored_rows(s.db, events) == stored_rows(local_db, events)
 
 
+def test_forwarded_ingest_keeps_a_broken_gzips_reject_and_fits_small_request_limits(serve, tmp_path):
+    # Found by fuzzing the forwarding: a truncated .jsonl.gz lost its "input ended abnormally"
+    # reject (lines 128 instead of 129), and --batch-bytes was ignored, so a collector with a
+    # 1 MiB --max-body-bytes answered 413 to every file over 4 MiB of lines.
+    import gzip
+
+    d = tmp_path / "in"
+    d.mkdir()
+    body = "".join(json.dumps(ev(i, message="m" * 600)) + "\n" for i in range(3000)).encode()
+    whole = gzip.compress(body)
+    (d / "cut.jsonl.gz").write_bytes(whole[: len(whole) // 2])
+    (d / "big.jsonl").write_bytes(body.replace(b'"e', b'"f'))  # ~2 MiB, other event ids
+    s = serve("--max-body-bytes", "1MiB")
+    res = run_toolctl("--db", s.db, "ingest", d, "--batch-bytes", "512KiB", "--format", "json")
+    assert res.returncode == 3, res.stderr
+    forwarded = json.loads(res.stdout)
+    assert s.stop() == 0
+    local_db = tmp_path / "local.duckdb"
+    local = json.loads(run_toolctl("--db", local_db, "ingest", d, "--format", "json").stdout)
+    for doc in (forwarded, local):
+        for src in doc["sources"]:
+            src.pop("forwarded_to", None)
+    assert forwarded == local
+    events = "SELECT event_id, source, line_no FROM events ORDER BY ALL"
+    assert stored_rows(s.db, events) == stored_rows(local_db, events)
+    reasons = [r[2] for r in stored_rows(s.db, events)[1]]
+    assert any(r.startswith("input ended abnormally after line") for r in reasons)
+
+
 def test_otlp_files_ingested_while_serving_store_what_a_local_ingest_stores(serve, tmp_path):
     import gzip
     import shutil

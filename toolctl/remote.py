@@ -219,12 +219,15 @@ class RemoteStore:
         return resp.json()["result"]
 
     def send_lines(self, data: bytes, *, source: str, first_line: int, kind: str,
-                   max_line_bytes: int | None = None) -> dict:
-        """POST JSON lines to ``/v1/tool-calls``; returns lines/accepted/duplicates/rejected."""
+                   max_line_bytes: int | None = None, input_error: str | None = None) -> dict:
+        """POST JSON lines to ``/v1/tool-calls``; returns lines/accepted/duplicates/rejected.
+        ``input_error``: instead, the reject line at ``first_line`` of a source that broke off."""
         headers = {"Content-Type": "application/x-ndjson", "X-Toolctl-Source": _header_safe(source),
                    "X-Toolctl-First-Line": str(first_line), "X-Toolctl-Kind": kind}
         if max_line_bytes is not None:
             headers["X-Toolctl-Max-Line-Bytes"] = str(max_line_bytes)
+        if input_error is not None:
+            headers["X-Toolctl-Input-Error"] = _header_safe(input_error)
         resp = self._post("/v1/tool-calls", content=data, headers=headers)
         if resp.status_code != 200:
             raise self._fail(f"lines {first_line}+ of {source}", resp)

@@ -43,10 +43,13 @@ def ingest(
     server = ctx.obj.server()
     if server is not None:  # `toolctl serve` holds the file: send the lines to it instead
         from collector.forward import forward_paths
+        from toolctl.remote import FORWARD_CHUNK_BYTES
 
         with ByteProgress(f"sending to {server.url}") as bar:
+            # --batch-bytes bounds each request too (at most the usual 4 MiB), so files go to a
+            # collector whose --max-body-bytes is smaller than that.
             summary = forward_paths(server, ctx.obj.db_path, paths, max_line_bytes=max_line_bytes,
-                                    progress=bar.update)
+                                    chunk_bytes=min(batch_bytes, FORWARD_CHUNK_BYTES), progress=bar.update)
     else:
         rules = None
         redaction_rules = redaction_rules or _configured_rules(ctx)
