@@ -885,7 +885,7 @@ def ingest_otlp_data(store: Any, data: bytes, *, fmt: str, source: str, kind: st
             out.spans += r.spans
             out.duplicates += r.duplicates
             out.tool_calls += r.tool_calls
-            out.rejected += len(batch.rejects)
+            out.rejected += batch.rejected_spans  # a refused resource or scope: all its spans
             out.tallies.append(r.tally)
 
     batch = SpanBatch()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import event, run_toolctl, write_jsonl
+from tests.conftest import REPO, event, run_toolctl, write_jsonl
 
 
 def test_db_path_precedence_option_then_env_then_user_dir(tmp_path):
@@ -454,3 +454,27 @@ def test_every_error_line_escapes_control_characters_from_the_data():
     exc = ToolctlError("cannot read lake file /l/\x1b]0;pwned\x07.parquet", hint="tool \x1b[31mred")
     assert error_lines(exc) == ["Error: cannot read lake file /l/\\x1b]0;pwned\\x07.parquet",
                                 "Hint: tool \\x1b[31mred"]
+
+
+def test_every_error_toolctl_raises_says_what_to_do():
+    # README: errors are `Error: what went wrong` and `Hint: what to do`. Found by fuzzing:
+    # `audit search --status maybe` and two redaction-rules errors had no hint.
+    import ast
+
+    errors = {"UsageError", "InputError", "StoreError", "ToolctlError", "RunbookError",
+              "NotFoundError", "RemoteError", "StoreBusyError", "SchemaVersionError",
+              "LakeFileError", "OTLPDecodeError"}
+    missing, seen = [], 0
+    for path in sorted((REPO / "toolctl").rglob("*.py")) + sorted((REPO / "collector").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
+                func = node.exc.func
+                name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+                if name in errors:
+                    seen += 1
+                    if not any(k.arg == "hint" for k in node.exc.keywords) and len(node.exc.args) < 2:
+                        missing.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert seen > 50 and not missing, missing
+    r = run_toolctl("audit", "search", "--status", "maybe")
+    assert r.returncode == 2 and r.stderr.splitlines() == [
+        "Error: --status must be ok or error, got 'maybe'", "Hint: use --status ok or --status error"]

@@ -410,6 +410,11 @@ def test_a_protobuf_string_that_is_not_utf8_costs_only_its_span(tmp_path):
         assert store.scalar("SELECT count(*) FROM spans") == len(finished)
     with pytest.raises(Exception):  # the plain parser refuses it whole, which is the point
         ExportTraceServiceRequest.FromString(bad)
+    # A file ingest counts the spans refused, as the request's answer does (found by fuzzing:
+    # the refused scope counted once in the file's summary and three times over HTTP).
+    (tmp_path / "bad.binpb").write_bytes(bad)
+    r, doc = ingest(tmp_path / "f.duckdb", tmp_path / "bad.binpb")
+    assert r.returncode == 3 and (doc["spans"], doc["rejected"], doc["lines"]) == (len(finished), 4, 4)
 
 
 def test_undecodable_payloads_raise_and_store_nothing(tmp_path):

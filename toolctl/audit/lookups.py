@@ -64,7 +64,8 @@ class EventFilter:
         if p["trace_id"]:
             p["trace_id"] = p["trace_id"].lower()  # stored lower-case; accepted in any case
         if p["status"] is not None and p["status"] not in ("ok", "error"):
-            raise UsageError(f"--status must be ok or error, got {p['status']!r}")
+            raise UsageError(f"--status must be ok or error, got {p['status']!r}",
+                             hint="use --status ok or --status error")
         return p
 
 

@@ -162,13 +162,15 @@ def load_rules(path: str | Path | None) -> Rules:
     def strs(name: str) -> list[str]:
         v = sec.get(name, [])
         if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-            raise UsageError(f"redaction rules {p}: `{name}` must be a list of strings")
+            raise UsageError(f"redaction rules {p}: `{name}` must be a list of strings",
+                             hint=f'write {name} = ["..."]; see docs/audit.md')
         return v
     allow = frozenset(normalise_key(k) for k in strs("allow_keys"))
     keys = tuple(dict.fromkeys(list(DEFAULT_KEYS) + [normalise_key(k) for k in strs("extra_keys")]))
     emails = sec.get("emails", True)
     if not isinstance(emails, bool):
-        raise UsageError(f"redaction rules {p}: `emails` must be true or false")
+        raise UsageError(f"redaction rules {p}: `emails` must be true or false",
+                         hint="write emails = false to keep e-mail addresses (TOML booleans are unquoted)")
     return Rules(keys=keys, allow_keys=allow, allow_values=frozenset(strs("allow_values")),
                  patterns=tuple(patterns), emails=emails, source=str(p))
 
