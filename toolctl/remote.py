@@ -222,30 +222,26 @@ class RemoteStore:
                    max_line_bytes: int | None = None, input_error: str | None = None) -> dict:
         """POST JSON lines to ``/v1/tool-calls``; returns lines/accepted/duplicates/rejected.
         ``input_error``: instead, the reject line at ``first_line`` of a source that broke off."""
-        headers = {"Content-Type": "application/x-ndjson", "X-Toolctl-Source": _header_safe(source),
-                   "X-Toolctl-First-Line": str(first_line), "X-Toolctl-Kind": kind}
-        if max_line_bytes is not None:
-            headers["X-Toolctl-Max-Line-Bytes"] = str(max_line_bytes)
-        if input_error is not None:
-            headers["X-Toolctl-Input-Error"] = _header_safe(input_error)
-        resp = self._post("/v1/tool-calls", content=data, headers=headers)
-        if resp.status_code != 200:
-            raise self._fail(f"lines {first_line}+ of {source}", resp)
-        return resp.json()
+        return self._send("/v1/tool-calls", data, f"lines {first_line}+ of {source}", {
+            "Content-Type": "application/x-ndjson", "X-Toolctl-Source": source,
+            "X-Toolctl-First-Line": first_line, "X-Toolctl-Kind": kind,
+            "X-Toolctl-Max-Line-Bytes": max_line_bytes, "X-Toolctl-Input-Error": input_error})
 
     def send_otlp_file(self, data: bytes, *, fmt: str, source: str, kind: str,
                        first_line: int | None = None, broken: str | None = None) -> dict:
         """POST an OTLP file (or, with ``first_line``, a part of a one-request-per-line
         file) to ``/api/v1/ingest-otlp``; returns spans/duplicates/tool_calls/rejected."""
-        headers = {"Content-Type": "application/octet-stream", "X-Toolctl-Format": fmt,
-                   "X-Toolctl-Source": _header_safe(source), "X-Toolctl-Kind": kind}
-        if first_line is not None:
-            headers["X-Toolctl-First-Line"] = str(first_line)
-        if broken is not None:
-            headers["X-Toolctl-Input-Error"] = _header_safe(broken)
-        resp = self._post("/api/v1/ingest-otlp", content=data, headers=headers)
+        what = source if first_line is None else f"lines {first_line}+ of {source}"
+        return self._send("/api/v1/ingest-otlp", data, what, {
+            "Content-Type": "application/octet-stream", "X-Toolctl-Format": fmt,
+            "X-Toolctl-Source": source, "X-Toolctl-Kind": kind,
+            "X-Toolctl-First-Line": first_line, "X-Toolctl-Input-Error": broken})
+
+    def _send(self, path: str, data: bytes, what: str, headers: dict[str, Any]) -> dict:
+        """POST ``data`` with the headers that have a value (as header-safe text); the JSON answer."""
+        sent = {k: _header_safe(str(v)) for k, v in headers.items() if v is not None}
+        resp = self._post(path, content=data, headers=sent)
         if resp.status_code != 200:
-            what = source if first_line is None else f"lines {first_line}+ of {source}"
             raise self._fail(what, resp)
         return resp.json()
 
