@@ -18,6 +18,7 @@ import zlib
 from pathlib import Path
 from typing import Callable
 
+from collector.parsers.jsonl import input_ended
 from collector.pipeline import add_source, otlp_source_accounting
 from collector.sources import FORMAT_JSONL, expand_paths, open_source, progress_callback, sniff_format
 from toolctl.models import IngestSummary
@@ -67,8 +68,7 @@ def forward_paths(server: ServerInfo, db_path: Path, paths: list[str], *,
             finally:
                 opened.close()
             if broken is not None:  # as a local ingest: what came before is stored, the break is a reject
-                send(b"", next_line, f"input ended abnormally after line {next_line - 1}: "
-                                     f"{broken or type(broken).__name__}")
+                send(b"", next_line, input_ended(next_line - 1, broken))
             remote.record_source(source=source.name, sha256=opened.counter.sha256.hexdigest(),
                                  nbytes=opened.counter.nbytes, **counts)
             add_source(summary, {"source": source.name, "format": "jsonl",
@@ -97,7 +97,7 @@ def _forward_otlp(remote: RemoteStore, source, opened, fmt: str, chunk_bytes: in
         for key in totals:
             totals[key] += res[key]
 
-    if fmt == "otlp_json" and one_request_per_line(data)[0]:
+    if fmt == "otlp_json" and one_request_per_line(data):
         parts = list(chunk_lines(io.BytesIO(data), chunk_bytes)) or [(1, b"")]
         for i, (first_line, part) in enumerate(parts):
             send(part, first_line, i == len(parts) - 1)

@@ -257,13 +257,21 @@ class SpanBatch:
             raise OTLPDecodeError("not an OTLP protobuf ExportTraceServiceRequest: no resourceSpans found",
                                   hint="toolctl reads OTLP/JSON, OTLP protobuf and tool-call JSON lines")
         for i, rs in enumerate(req.resource_spans):
-            resource = _Resource(_pb_attrs(rs.resource.attributes))
-            for j, ss in enumerate(rs.scope_spans):
-                self._add_pb_spans(ss.spans, resource, ss.scope, f"resourceSpans[{i}].scopeSpans[{j}]", line_no)
+            self._add_pb_resource_spans(rs, f"resourceSpans[{i}]", line_no)
+
+    def _add_pb_resource_spans(self, rs: Any, where: str, line_no: int | None) -> None:
+        resource = _Resource(_pb_attrs(rs.resource.attributes))
+        for j, ss in enumerate(rs.scope_spans):
+            self._add_pb_spans(ss.spans, resource, ss.scope, f"{where}.scopeSpans[{j}]", line_no)
 
     def _add_pb_spans(self, spans: Any, resource: _Resource, scope: Any, where: str,
                       line_no: int | None) -> None:
+        """Each span, or a refusal naming it; an entry of ``spans`` that is the bytes of a
+        span protobuf could not decode (``_add_protobuf_entries``) is refused as such."""
         for k, sp in enumerate(spans):
+            if isinstance(sp, bytes):
+                self.reject(line_no, f"{where}.spans[{k}]: {_UNDECODABLE}", _bytes_text(sp))
+                continue
             try:
                 self._add_pb_span(sp, resource, scope.name, scope.version)
             except (_SpanError, ValueError, TypeError) as exc:
@@ -288,9 +296,7 @@ class SpanBatch:
             where = f"resourceSpans[{i}]"
             decoded = _decode(ResourceSpans, rs_bytes)
             if decoded is not None:
-                resource = _Resource(_pb_attrs(decoded.resource.attributes))
-                for j, ss in enumerate(decoded.scope_spans):
-                    self._add_pb_spans(ss.spans, resource, ss.scope, f"{where}.scopeSpans[{j}]", line_no)
+                self._add_pb_resource_spans(decoded, where, line_no)
                 continue
             scopes = _fields_or_none(rs_bytes, 2)
             res = _decode(Resource, b"".join(_fields_or_none(rs_bytes, 1) or ()))
@@ -311,15 +317,8 @@ class SpanBatch:
                     self.reject(line_no, f"{swhere}: scope {_UNDECODABLE}", _bytes_text(ss_bytes),
                                 spans=len(spans or ()) or 1)
                     continue
-                for k, sp_bytes in enumerate(spans):
-                    sp = _decode(Span, sp_bytes)
-                    if sp is None:
-                        self.reject(line_no, f"{swhere}.spans[{k}]: {_UNDECODABLE}", _bytes_text(sp_bytes))
-                    else:
-                        try:
-                            self._add_pb_span(sp, resource, scope.name, scope.version)
-                        except (_SpanError, ValueError, TypeError) as exc:
-                            self.reject(line_no, f"{swhere}.spans[{k}]: {exc}", _pb_text(sp))
+                decoded_spans = [_decode(Span, b) or b for b in spans]  # bytes: undecodable
+                self._add_pb_spans(decoded_spans, resource, scope, swhere, line_no)
         return True
 
     def _add_pb_span(self, sp: Any, resource: _Resource, scope_name: str, scope_version: str) -> None:
@@ -635,34 +634,22 @@ def _decode(cls: Any, data: bytes) -> Any:
 def _length_delimited(data: bytes, field_no: int) -> list[bytes]:
     """The values of length-delimited field ``field_no`` in a serialized message, in order;
     other fields skipped. Raises ValueError when ``data`` is not protobuf framing."""
+    from collector.sources import read_varint
+
     out, i, n = [], 0, len(data)
-
-    def varint() -> int:
-        nonlocal i
-        value = shift = 0
-        while True:
-            if i >= n or shift > 63:
-                raise ValueError("truncated varint")
-            byte = data[i]
-            i += 1
-            value |= (byte & 0x7F) << shift
-            if not byte & 0x80:
-                return value
-            shift += 7
-
     while i < n:
-        key = varint()
+        key, i = read_varint(data, i)
         number, wire = key >> 3, key & 7
         if number == 0:
             raise ValueError("field number 0")
         if wire == 0:
-            varint()
+            _, i = read_varint(data, i)
         elif wire == 1:
             i += 8
         elif wire == 5:
             i += 4
         elif wire == 2:
-            size = varint()
+            size, i = read_varint(data, i)
             if number == field_no:
                 out.append(data[i:i + size])
             i += size
@@ -858,17 +845,18 @@ def ingest_otlp_file(store: Any, stream: Any, *, fmt: str, source: str, kind: st
     return ingest_otlp_data(store, data, fmt=fmt, source=source, kind=kind, broken=broken)
 
 
-def one_request_per_line(data: bytes) -> tuple[bool, Any, Exception | None]:
-    """How an OTLP/JSON file is read: (per line?, the whole file's document, its error).
-
-    One request per line (the Collector's file exporter) when the whole file is not one
-    JSON document and one of its first lines alone is a request; otherwise the whole
-    file is one (pretty-printed) request, refused whole if it is not valid JSON.
-    """
+def one_request_per_line(data: bytes) -> bool:
+    """How an OTLP/JSON file is read: one request per line (the Collector's file exporter)
+    when one of its first lines alone is a request and the whole file is not one JSON
+    document; otherwise the whole file is one (pretty-printed) request. The first test
+    comes first: a pretty-printed request, whose first line is ``{``, is not parsed here."""
+    if not _first_line_is_json(data):
+        return False
     try:
-        return False, json.loads(data), None
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        return _first_line_is_json(data), None, exc
+        json.loads(data)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return True  # "Extra data" right after the first line
+    return False
 
 
 def ingest_otlp_data(store: Any, data: bytes, *, fmt: str, source: str, kind: str,
@@ -895,10 +883,11 @@ def ingest_otlp_data(store: Any, data: bytes, *, fmt: str, source: str, kind: st
         except OTLPDecodeError as exc:
             batch.reject(None, exc.message, _hex_head(data))
     else:
-        per_line, doc, whole_error = (True, None, None) if first_line is not None else one_request_per_line(data)
-        if not per_line:
-            if whole_error is not None:
-                batch.reject(None, f"the file is not valid OTLP/JSON: {whole_error}", _text_of(data))
+        if first_line is None and not one_request_per_line(data):
+            try:
+                doc = json.loads(data)
+            except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+                batch.reject(None, f"the file is not valid OTLP/JSON: {exc}", _text_of(data))
             else:
                 _add_json_doc(batch, doc, None, data)
         else:

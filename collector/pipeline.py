@@ -12,7 +12,8 @@ import threading
 import zlib
 from typing import Any, Callable, Iterable, Iterator, TypeVar
 
-from collector.parsers.jsonl import DEFAULT_CHUNK_BYTES, LineBatch, iter_line_batches
+from collector.parsers.jsonl import (DEFAULT_CHUNK_BYTES, LineBatch, input_ended, iter_line_batches,
+                                     reason_line)
 from collector.sources import (FORMAT_JSONL, OpenedSource, Source, expand_paths, open_source,
                                progress_callback, sniff_format)
 from toolctl import profile
@@ -182,8 +183,7 @@ def ingest_source(store: Store, source: Source, *, max_line_bytes: int, chunk_by
     if broken is not None:
         # The stream broke (truncated or corrupt gzip): what came before is stored; the
         # break itself is accounted as one rejected line after the last one read.
-        reason = f"input ended abnormally after line {last_line}: {broken or type(broken).__name__}"
-        tail = LineBatch(last_line + 1, [b""], {0: (reason, b"", 0)})
+        tail = reason_line(last_line + 1, input_ended(last_line, broken))
         write(tail, tail.to_arrow(REJECT_RAW_CAP))
     record_source(store, source=source.name, sha256=opened.counter.sha256.hexdigest(),
                   nbytes=opened.counter.nbytes, **counts)

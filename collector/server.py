@@ -429,15 +429,8 @@ def create_app(store: Any, config: ServerConfig) -> Any:
             if mt not in NDJSON_TYPES:
                 raise HTTPProblem(415, f"unsupported Content-Type {mt or '(none)'!r}: send JSON lines "
                                        "as application/x-ndjson")
-            try:  # line numbers are BIGINTs: room to count the body's lines on from there
-                first_line = int(request.headers.get("x-toolctl-first-line", "1"))
-                if not 1 <= first_line <= MAX_FIRST_LINE:
-                    raise ValueError
-            except ValueError:
-                raise HTTPProblem(400, f"X-Toolctl-First-Line must be an integer from 1 to {MAX_FIRST_LINE}") from None
-            kind = request.headers.get("x-toolctl-kind", "http")
-            if kind not in ("http", "file", "stdin"):
-                raise HTTPProblem(400, "X-Toolctl-Kind must be http, file or stdin")
+            first_line = forwarded_first_line(request) or 1
+            kind = forwarded_kind(request, "http")
             try:  # `toolctl ingest --max-line-bytes` forwarded; the server's value otherwise
                 max_line = int(request.headers.get("x-toolctl-max-line-bytes", config.max_line_bytes))
                 if max_line < 1:
@@ -477,17 +470,8 @@ def create_app(store: Any, config: ServerConfig) -> Any:
             fmt = request.headers.get("x-toolctl-format", "")
             if fmt not in ("otlp_json", "otlp_protobuf"):
                 raise HTTPProblem(400, "X-Toolctl-Format must be otlp_json or otlp_protobuf")
-            kind = request.headers.get("x-toolctl-kind", "file")
-            if kind not in ("http", "file", "stdin"):
-                raise HTTPProblem(400, "X-Toolctl-Kind must be http, file or stdin")
-            first_line = None
-            if "x-toolctl-first-line" in request.headers:
-                try:
-                    first_line = int(request.headers["x-toolctl-first-line"])
-                    if not 1 <= first_line <= MAX_FIRST_LINE:
-                        raise ValueError
-                except ValueError:
-                    raise HTTPProblem(400, f"X-Toolctl-First-Line must be an integer from 1 to {MAX_FIRST_LINE}") from None
+            kind = forwarded_kind(request, "file")
+            first_line = forwarded_first_line(request)
             source = request.headers.get("x-toolctl-source") or "http:/api/v1/ingest-otlp"
             broken = request.headers.get("x-toolctl-input-error")
             body = await read_body(request, config.max_body_bytes)
@@ -623,13 +607,35 @@ def create_app(store: Any, config: ServerConfig) -> Any:
     return TelemetryMiddleware(BearerAuth(app, config.token) if config.token else app, telemetry)
 
 
+def forwarded_first_line(request: Any) -> int | None:
+    """X-Toolctl-First-Line of a forwarded ingest (None when absent). Line numbers are
+    BIGINTs: the bound leaves room to count the body's lines on from there."""
+    if "x-toolctl-first-line" not in request.headers:
+        return None
+    try:
+        first_line = int(request.headers["x-toolctl-first-line"])
+        if not 1 <= first_line <= MAX_FIRST_LINE:
+            raise ValueError
+    except ValueError:
+        raise HTTPProblem(400, f"X-Toolctl-First-Line must be an integer from 1 to {MAX_FIRST_LINE}") from None
+    return first_line
+
+
+def forwarded_kind(request: Any, default: str) -> str:
+    """X-Toolctl-Kind of a forwarded ingest: where its source came from."""
+    kind = request.headers.get("x-toolctl-kind", default)
+    if kind not in ("http", "file", "stdin"):
+        raise HTTPProblem(400, "X-Toolctl-Kind must be http, file or stdin")
+    return kind
+
+
 def input_error_table(reason: str, line_no: int) -> Any:
     """The rejected line a source that broke off counts as (a truncated gzip: collector/
     pipeline.py stores the same for a local ingest), for ``write_line_batch``."""
-    from collector.parsers.jsonl import LineBatch
+    from collector.parsers.jsonl import reason_line
     from toolctl.models import REJECT_RAW_CAP
 
-    return LineBatch(line_no, [b""], {0: (reason, b"", 0)}).to_arrow(REJECT_RAW_CAP)
+    return reason_line(line_no, reason).to_arrow(REJECT_RAW_CAP)
 
 
 def ndjson_table(body: bytes, first_line: int, max_line_bytes: int) -> Any:

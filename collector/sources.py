@@ -302,18 +302,26 @@ def _starts_like_a_trace_request(head: bytes) -> bool:
     with a blank line starts with 0x0a too."""
     if head[:1] != b"\x0a":
         return False
-    length, i = 0, 1
-    for shift in range(0, 35, 7):
-        if i >= len(head):
-            return False
-        byte = head[i]
-        i += 1
-        length |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            break
-    else:
+    try:
+        length, i = read_varint(head, 1)
+    except ValueError:
         return False
     return length > 0 and i < len(head) and head[i] in (0x0A, 0x12, 0x1A)
+
+
+def read_varint(data: bytes, i: int) -> tuple[int, int]:
+    """The protobuf varint at ``data[i:]`` and the offset after it; ValueError when it is
+    cut off or longer than 64 bits."""
+    value = shift = 0
+    while True:
+        if i >= len(data) or shift > 63:
+            raise ValueError("truncated varint")
+        byte = data[i]
+        i += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, i
+        shift += 7
 
 
 def _holds_a_json_line(head: bytes) -> bool:

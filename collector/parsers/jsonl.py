@@ -277,6 +277,17 @@ def _mark_nonstandard_json(batch: LineBatch) -> None:
             batch.rejects[i] = (f"invalid JSON: {exc}", data, _content_size(data))
 
 
+def input_ended(last_line: int, broken: BaseException) -> str:
+    """The reason a source that broke off after ``last_line`` (a truncated or corrupt gzip)
+    counts as one rejected line for: what came before it is stored."""
+    return f"input ended abnormally after line {last_line}: {broken or type(broken).__name__}"
+
+
+def reason_line(line_no: int, reason: str) -> LineBatch:
+    """A batch of one line refused with ``reason`` and no content (``input_ended``'s)."""
+    return LineBatch(line_no, [b""], {0: (reason, b"", 0)})
+
+
 def _content_size(data: bytes) -> int:
     """A line's size as a reject reports it: its bytes without the line ending (LF or CRLF),
     as DuckDB measures the lines it rejects itself."""

@@ -239,11 +239,16 @@ def error_lines(exc: ToolctlError) -> list[str]:
     return lines
 
 
-def fail(exc: ToolctlError) -> NoReturn:
-    """Print ``Error: …`` / ``Hint: …`` on stderr and exit with the error's code."""
+def print_error(exc: ToolctlError) -> None:
+    """``Error: …`` / ``Hint: …`` on stderr (a verdict command goes on to its error report)."""
     for line in error_lines(exc):
         sys.stderr.write(line + "\n")
     sys.stderr.flush()
+
+
+def fail(exc: ToolctlError) -> NoReturn:
+    """Print ``Error: …`` / ``Hint: …`` on stderr and exit with the error's code."""
+    print_error(exc)
     raise SystemExit(exc.exit_code)
 
 

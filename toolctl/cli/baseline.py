@@ -147,10 +147,9 @@ def regress(
         with ctx.obj.open_read() as store:
             report = api.read(store, "regress", req)
     except StoreError as exc:
-        from toolctl.cli._output import error_lines
+        from toolctl.cli._output import print_error
 
-        for line in error_lines(exc):
-            typer.echo(line, err=True)
+        print_error(exc)
         report = {"verdict": "error", "exit_code": 40, "reason": exc.message, "checks": [], "regressed_tools": []}
     if fmt is DocFormat.json:
         print_json(report)

@@ -75,12 +75,11 @@ def gate(
                 report = api.write(store, "gate", req)
     except StoreError as exc:
         # The store unreadable → verdict `error` (exit 40), still one JSON document.
-        from toolctl.cli._output import error_lines
+        from toolctl.cli._output import print_error
 
         report = {"verdict": "error", "exit_code": GATE_EXIT["error"], "reason": exc.message,
                   "baseline": baseline, "candidate": candidate, "runbook": rb.name, "checks": []}
-        for line in error_lines(exc):
-            typer.echo(line, err=True)
+        print_error(exc)
     if fmt is DocFormat.json:
         print_json(report)
     else:

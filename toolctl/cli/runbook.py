@@ -108,10 +108,9 @@ def run_cmd(
             with ctx.obj.open_write_or_remote() as store:
                 report = api.write(store, "runbook_run", req)
     except StoreError as exc:
-        from toolctl.cli._output import error_lines
+        from toolctl.cli._output import print_error
 
-        for line in error_lines(exc):
-            typer.echo(line, err=True)
+        print_error(exc)
         report = {"status": "error", "exit_code": 40, "reason": exc.message, "runbook": rb.name, "checks": []}
     if fmt is DocFormat.json:
         print_json(report)
