@@ -235,7 +235,9 @@ def retry_budget(check, ctx, confidence, res):
     sub.evidence["attempts_per_call"] = per_call
     sub.evidence["max_attempts_per_call"] = check.max_attempts_per_call
     sub.reason += f"; {per_call:.3f} attempts per call (limit {check.max_attempts_per_call:g})"
-    if per_call > check.max_attempts_per_call:
+    # Below min_samples the check keeps its on_no_data outcome: a quiet hour where a handful
+    # of calls retried once is no retry storm, and must not page as a critical fail.
+    if per_call > check.max_attempts_per_call and c["attempts"] >= min_samples_default(check):
         sub.outcome = "fail"
     return sub
 

@@ -1,0 +1,52 @@
+"""Gate, runbook and regress edges found by fuzzing, end to end: JSON lines ingested into a
+tmp DuckDB with the real pipeline, the real CLI in a subprocess (exit codes are the contract)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from collector.pipeline import ingest_paths
+from tests.conftest import run_toolctl, write_jsonl
+from toolctl.store import Store
+
+WINDOW = ("--since", "2026-11-24T06:00:00Z", "--until", "2026-11-24T07:00:00Z")
+
+
+def make_store(tmp_path: Path, docs, name: str = "s") -> Path:
+    src = write_jsonl(tmp_path / f"{name}.jsonl", docs)
+    db = tmp_path / f"{name}.duckdb"
+    with Store.open(db, write=True) as store:
+        ingest_paths(store, [str(src)])
+    return db
+
+
+def retried_calls(n: int, version: str | None = None) -> list[dict]:
+    """n calls that each failed once and succeeded on attempt 2 (2 attempts per call)."""
+    docs = []
+    for c in range(n):
+        for a, status in ((1, "error"), (2, "ok")):
+            d = {"event_id": f"c{c}-{a}", "ts": f"2026-11-24T06:{c // 60:02d}:{c % 60:02d}.{a}Z",
+                 "tool": "search", "status": status, "latency_ms": 5.0, "call_id": f"c{c}", "attempt": a}
+            if version:
+                d["version"] = version
+            docs.append(d)
+    return docs
+
+
+def test_retry_budget_below_min_samples_is_inconclusive_not_a_critical_fail(tmp_path):
+    db = make_store(tmp_path, retried_calls(5))  # 10 attempts, 2 per call: fewer than 30
+    proc = run_toolctl("--db", db, "runbook", "run", "retry-storm", *WINDOW, "--format", "json")
+    doc = json.loads(proc.stdout)
+    budget = next(c for c in doc["checks"] if c["name"] == "retry-budget")
+    assert budget["outcome"] == "inconclusive", budget["reason"]
+    assert budget["evidence"]["attempts_per_call"] == 2.0
+    assert (proc.returncode, doc["status"]) == (10, "warn")
+
+
+def test_retry_budget_fails_on_attempts_per_call_once_there_are_enough_samples(tmp_path):
+    db = make_store(tmp_path, retried_calls(40))  # 80 attempts
+    proc = run_toolctl("--db", db, "runbook", "run", "retry-storm", *WINDOW, "--format", "json")
+    doc = json.loads(proc.stdout)
+    budget = next(c for c in doc["checks"] if c["name"] == "retry-budget")
+    assert budget["outcome"] == "fail" and (proc.returncode, doc["status"]) == (20, "fail")
