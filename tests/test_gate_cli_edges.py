@@ -50,3 +50,29 @@ def test_retry_budget_fails_on_attempts_per_call_once_there_are_enough_samples(t
     doc = json.loads(proc.stdout)
     budget = next(c for c in doc["checks"] if c["name"] == "retry-budget")
     assert budget["outcome"] == "fail" and (proc.returncode, doc["status"]) == (20, "fail")
+
+
+def two_versions(tmp_path: Path) -> Path:
+    return make_store(tmp_path, [
+        {"event_id": "a", "ts": "2026-11-24T06:00:00Z", "tool": "s", "status": "ok", "latency_ms": 5, "version": "v1"},
+        {"event_id": "b", "ts": "2026-11-24T09:00:00Z", "tool": "s", "status": "ok", "latency_ms": 5, "version": "v2"}])
+
+
+def test_a_gate_over_a_zero_length_window_is_refused_and_records_no_evaluation(tmp_path):
+    db = two_versions(tmp_path)
+    proc = run_toolctl("--db", db, "gate", "--baseline", "v1", "--candidate", "v2", "--since",
+                       "2026-11-24T07:00:00Z", "--until", "2026-11-24T08:00:00+01:00", "--format", "json")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert "empty window: --since 2026-11-24T07:00:00Z is not before --until 2026-11-24T07:00:00Z" in proc.stderr
+    history = run_toolctl("--db", db, "gate", "history", "--format", "json")
+    assert json.loads(history.stdout) == []
+
+
+def test_an_until_before_the_candidates_first_event_names_that_event_not_a_since_never_given(tmp_path):
+    db = two_versions(tmp_path)
+    proc = run_toolctl("--db", db, "gate", "--baseline", "v1", "--candidate", "v2", "--until", "2026-11-24T08:00:00Z")
+    assert proc.returncode == 2
+    first = proc.stderr.splitlines()[0]
+    assert first == ("Error: empty window: candidate 'v2' was first seen at 2026-11-24T09:00:00Z, "
+                     "not before --until 2026-11-24T08:00:00Z"), proc.stderr
+    assert proc.stderr.splitlines()[1].startswith("Hint: ")
