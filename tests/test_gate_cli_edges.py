@@ -76,3 +76,16 @@ def test_an_until_before_the_candidates_first_event_names_that_event_not_a_since
     assert first == ("Error: empty window: candidate 'v2' was first seen at 2026-11-24T09:00:00Z, "
                      "not before --until 2026-11-24T08:00:00Z"), proc.stderr
     assert proc.stderr.splitlines()[1].startswith("Hint: ")
+
+
+def test_a_single_window_abandoned_check_without_max_rate_is_an_invalid_runbook(tmp_path):
+    rb = tmp_path / "aband.yaml"
+    rb.write_text("name: aband\ntitle: t\ndescription: d\nremediation: [a]\nmode: single\n"
+                  "checks:\n  - name: gone\n    kind: abandoned\n    margin_abs: 0.01\n", encoding="utf-8")
+    db = make_store(tmp_path, retried_calls(1))
+    for args in (("runbook", "show", rb), ("runbook", "run", rb, *WINDOW, "--format", "json")):
+        proc = run_toolctl("--db", db, *args)
+        assert proc.returncode == 2 and proc.stdout == "", proc.stdout
+        lines = proc.stderr.splitlines()
+        assert len(lines) == 2 and lines[0].startswith(f"Error: runbook {rb}: ") and "max_rate" in lines[0]
+        assert lines[1].startswith("Hint: ")

@@ -175,6 +175,12 @@ class Runbook(BaseModel):
             bad = [c.name for c in self.checks if c.kind in COMPARE_KINDS]
             if bad:
                 raise ValueError(f"single-window runbook cannot hold comparison check {bad[0]!r}")
+            # margin_abs compares with a baseline, which a single window does not have: such a
+            # check could only ever report `error`, so the runbook is refused when it loads.
+            unbounded = [c.name for c in self.checks if c.kind == "abandoned" and c.max_rate is None]
+            if unbounded:
+                raise ValueError(f"check {unbounded[0]!r}: an abandoned check in a single-window "
+                                 "runbook needs max_rate (margin_abs compares two versions)")
         return self
 
 
