@@ -89,3 +89,30 @@ def test_a_single_window_abandoned_check_without_max_rate_is_an_invalid_runbook(
         lines = proc.stderr.splitlines()
         assert len(lines) == 2 and lines[0].startswith(f"Error: runbook {rb}: ") and "max_rate" in lines[0]
         assert lines[1].startswith("Hint: ")
+
+
+def test_too_few_samples_says_how_many_more_are_missing_not_the_whole_minimum(tmp_path):
+    docs = [{"event_id": f"{v}-{i}", "ts": f"2026-11-24T06:00:{i:02d}Z", "tool": "s", "status": "ok",
+             "latency_ms": 10 + i, "version": v, **({"confidence": 0.9} if i < n_conf else {})}
+            for v, n_conf in (("v1", 25), ("v2", 12)) for i in range(25)]
+    db = make_store(tmp_path, docs)
+    proc = run_toolctl("--db", db, "gate", "--baseline", "v1", "--candidate", "v2",
+                       "--until", "2026-11-24T07:00:00Z", "--format", "json")
+    checks = {c["name"]: c for c in json.loads(proc.stdout)["checks"]}
+    # 25 latencies per arm, the shift needs 20: nothing missing, it is evaluated.
+    assert checks["latency-shift"]["more_needed"] is None
+    # 25 and 12 confidence values, 30 needed per arm: 18 more for the candidate.
+    quality = checks["result-quality"]
+    assert quality["more_needed"] == 18 and "about 18 more calls" in quality["reason"], quality["reason"]
+    # 25 per arm against the p95 minimum of 59: 34 more (as the rate checks count it).
+    assert checks["p95-latency"]["more_needed"] == 34
+
+
+def test_a_latency_shift_without_enough_samples_counts_what_each_arm_lacks(tmp_path):
+    docs = [{"event_id": f"{v}-{i}", "ts": f"2026-11-24T06:00:{i:02d}Z", "tool": "s", "status": "ok",
+             "latency_ms": 10 + i, "version": v} for v, n in (("v1", 15), ("v2", 12)) for i in range(n)]
+    db = make_store(tmp_path, docs)
+    proc = run_toolctl("--db", db, "gate", "--baseline", "v1", "--candidate", "v2",
+                       "--until", "2026-11-24T07:00:00Z", "--format", "json")
+    shift = next(c for c in json.loads(proc.stdout)["checks"] if c["name"] == "latency-shift")
+    assert shift["more_needed"] == 8 and "about 8 more calls" in shift["reason"], shift["reason"]

@@ -139,6 +139,7 @@ def distribution_shift(check, ctx, confidence, res):
     res.n_candidate, res.n_baseline = len(c), len(b)
     need = min_samples_default(check)
     if len(c) < need or len(b) < need:
+        res.more_needed = max(need - len(c), need - len(b), 0)
         return _no_data(check, res, need, f"candidate {len(c)}, baseline {len(b)}")
     import numpy as np
 
@@ -248,6 +249,7 @@ def quality_compare(check, ctx, confidence, res):
     res.n_candidate, res.n_baseline = c["conf_n"], b["conf_n"]
     need = max(min_samples_default(check), 2)  # a variance needs two values per arm
     if c["conf_n"] < need or b["conf_n"] < need:
+        res.more_needed = max(need - c["conf_n"], need - b["conf_n"], 0)
         return _no_data(check, res, need, f"candidate {c['conf_n']}, baseline {b['conf_n']} with confidence")
     mean = st.welch_diff(c["conf_mean"], c["conf_var"], c["conf_n"], b["conf_mean"], b["conf_var"],
                          b["conf_n"], confidence)
