@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from collector.pipeline import ingest_paths
 from tests.conftest import run_toolctl, write_jsonl
 from toolctl.store import Store
@@ -116,3 +118,32 @@ def test_a_latency_shift_without_enough_samples_counts_what_each_arm_lacks(tmp_p
                        "--until", "2026-11-24T07:00:00Z", "--format", "json")
     shift = next(c for c in json.loads(proc.stdout)["checks"] if c["name"] == "latency-shift")
     assert shift["more_needed"] == 8 and "about 8 more calls" in shift["reason"], shift["reason"]
+
+
+RUNBOOK_HEAD = "name: x\ntitle: t\ndescription: d\nremediation: [a]\n"
+P95_CHECK = "checks:\n  - name: p95\n    kind: quantile_compare\n    quantile: 0.95\n    max_ratio: 1.2\n"
+
+
+@pytest.mark.parametrize("top, check_extra, field", [
+    ("consecutive_failures: yes\n", "", "consecutive_failures"),   # YAML 1.1 boolean, not 1
+    ("max_evaluations: true\n", "", "max_evaluations"),
+    ("max_evaluations: '3'\n", "", "max_evaluations"),
+    ("", "    dry_run: 'no'\n", "checks.0.quantile_compare.dry_run"),
+    ("", "    min_samples: 100.5\n", "checks.0.quantile_compare.min_samples"),
+])
+def test_a_runbook_count_or_flag_of_the_wrong_type_is_refused_not_coerced(tmp_path, top, check_extra, field):
+    rb = tmp_path / "rb.yaml"
+    rb.write_text(RUNBOOK_HEAD + top + P95_CHECK + check_extra, encoding="utf-8")
+    proc = run_toolctl("runbook", "show", rb, "--format", "json")
+    assert proc.returncode == 2 and proc.stdout == ""
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 2 and lines[0].startswith(f"Error: runbook {rb}: {field}: "), proc.stderr
+
+
+def test_a_runbook_margin_written_with_an_exponent_still_loads(tmp_path):
+    rb = tmp_path / "rb.yaml"  # PyYAML reads 5e-3 (no dot) as a string: margins stay lax
+    rb.write_text(RUNBOOK_HEAD + "checks:\n  - name: e\n    kind: ratio_compare\n    metric: error_rate\n"
+                  "    margin_abs: 5e-3\n", encoding="utf-8")
+    proc = run_toolctl("runbook", "show", rb, "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["checks"][0]["margin_abs"] == 0.005

@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, model_validator
 
 from toolctl.errors import UsageError
 
@@ -36,8 +36,11 @@ class _Check(BaseModel):
 
     name: str
     severity: Literal["critical", "major"] = "major"
-    dry_run: bool = False
-    min_samples: int | None = Field(default=None, ge=1)
+    # Strict: YAML's `yes`/`on` are booleans, and a boolean or a quoted "3" where a count
+    # belongs is a mistake to refuse, not a 1 (`consecutive_failures: yes` would roll back
+    # on the first failure). Floats stay lax: PyYAML reads `5e-3` (no dot) as a string.
+    dry_run: StrictBool = False
+    min_samples: StrictInt | None = Field(default=None, ge=1)
     on_no_data: Literal["inconclusive", "fail", "pass"] = "inconclusive"
     description: str | None = None
 
@@ -160,8 +163,8 @@ class Runbook(BaseModel):
     remediation: list[str] = Field(min_length=1)
     mode: Literal["compare", "single"] = "compare"
     confidence: float = Field(default=0.95, gt=0.5, lt=1)
-    consecutive_failures: int = Field(default=2, ge=1)
-    max_evaluations: int = Field(default=6, ge=1)
+    consecutive_failures: StrictInt = Field(default=2, ge=1)  # strict: see _Check.dry_run
+    max_evaluations: StrictInt = Field(default=6, ge=1)
     checks: list[Check] = Field(min_length=1)
     content_hash: str = ""
 
