@@ -147,3 +147,20 @@ def test_a_runbook_margin_written_with_an_exponent_still_loads(tmp_path):
     proc = run_toolctl("runbook", "show", rb, "--format", "json")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["checks"][0]["margin_abs"] == 0.005
+
+
+def test_an_unbounded_lower_side_of_a_latency_ratio_reads_0_not_infinity(tmp_path):
+    # 70 attempts per arm: enough for the p95 check to run, too few to bound its ratio.
+    docs = [{"event_id": f"{v}{i}", "ts": f"2026-11-24T06:{i // 60:02d}:{i % 60:02d}Z", "tool": "s",
+             "status": "ok", "latency_ms": 1 + (i * 37) % 100, "version": v} for v in ("v1", "v2") for i in range(70)]
+    db = make_store(tmp_path, docs)
+    proc = run_toolctl("--db", db, "gate", "--baseline", "v1", "--candidate", "v2",
+                       "--until", "2026-11-24T07:00:00Z", "--format", "json")
+    p95 = next(c for c in json.loads(proc.stdout)["checks"] if c["name"] == "p95-latency")
+    assert p95["outcome"] == "inconclusive" and p95["lower"] is None and p95["upper"] is None
+    assert "[0, ∞] vs limit 1.2" in p95["reason"], p95["reason"]
+    single = run_toolctl("--db", db, "runbook", "run", "latency-slo", *WINDOW, "--format", "json")
+    p99 = next(c for c in json.loads(single.stdout)["checks"] if c["name"] == "p99-slo")
+    assert "too few samples" in p99["reason"]
+    p95_slo = next(c for c in json.loads(single.stdout)["checks"] if c["name"] == "p95-slo")
+    assert "∞," not in p95_slo["reason"], p95_slo["reason"]

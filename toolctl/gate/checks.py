@@ -45,6 +45,12 @@ def _f(x: float | None, digits: int = 4) -> str:
     return f"{x:.{digits}g}"
 
 
+def _f_lower(x: float | None, digits: int = 4) -> str:
+    """A lower bound of latencies or of their ratio: an unbounded side (None: too few samples
+    to bound it) is 0, since neither is ever negative; "∞" there read as a fail."""
+    return "0" if x is None else _f(x, digits)
+
+
 def _pct(x: float | None) -> str:
     return "∞" if x is None else f"{x * 100:.3g}%"
 
@@ -127,7 +133,7 @@ def quantile_compare(check, ctx, confidence, res):
                     "baseline_ms": ci_b.estimate, "baseline_ci_ms": [ci_b.lower, ci_b.upper],
                     "interval": "order statistics (distribution-free)", "confidence": confidence}
     res.reason = (f"p{q * 100:g} {_f(ci_c.estimate)} ms vs {_f(ci_b.estimate)} ms: ratio {_f(iv.estimate, 3)} "
-                  f"[{_f(iv.lower, 3)}, {_f(iv.upper, 3)}] vs limit {check.max_ratio:g}")
+                  f"[{_f_lower(iv.lower, 3)}, {_f(iv.upper, 3)}] vs limit {check.max_ratio:g}")
     if res.outcome == "inconclusive":
         res.reason += "; more calls needed to narrow the interval"
     return res
@@ -185,7 +191,7 @@ def threshold(check, ctx, confidence, res):
         res.estimate, res.lower, res.upper = iv.estimate, iv.lower, iv.upper
         res.outcome = st.classify(iv.lower, iv.upper, check.max)
         res.evidence = {"interval": "order statistics", "confidence": confidence}
-        res.reason = f"{check.metric} {_f(iv.estimate)} ms [{_f(iv.lower)}, {_f(iv.upper)}] vs SLO {check.max:g} ms"
+        res.reason = f"{check.metric} {_f(iv.estimate)} ms [{_f_lower(iv.lower)}, {_f(iv.upper)}] vs SLO {check.max:g} ms"
         return res
     return _single_rate(check, res, ctx.cand, check.metric, check.max, confidence)
 
