@@ -164,3 +164,21 @@ def test_an_unbounded_lower_side_of_a_latency_ratio_reads_0_not_infinity(tmp_pat
     assert "too few samples" in p99["reason"]
     p95_slo = next(c for c in json.loads(single.stdout)["checks"] if c["name"] == "p95-slo")
     assert "∞," not in p95_slo["reason"], p95_slo["reason"]
+
+
+def test_gate_history_lists_the_evaluation_recorded_last_first_even_if_its_command_started_earlier(tmp_path):
+    from datetime import datetime
+
+    from toolctl.gate import GateRequest, run_gate
+    from toolctl.gate.runbook import load_runbook
+
+    db = make_store(tmp_path, retried_calls(3, "v1") + [dict(d, event_id="n" + d["event_id"], call_id="n" + d["call_id"],
+                                                             version="v2") for d in retried_calls(3)])
+    rb = load_runbook("canary-promotion")
+    # Two CI jobs gating the same canary: the one that started later takes the store first.
+    for started in (datetime(2026, 11, 24, 9, 0, 5), datetime(2026, 11, 24, 9, 0, 0)):
+        with Store.open(db, write=True) as store:
+            run_gate(store, GateRequest(baseline="v1", candidate="v2", runbook=rb, now=started,
+                                        until=datetime(2026, 11, 24, 7)))
+    rows = json.loads(run_toolctl("--db", db, "gate", "history", "--format", "json").stdout)
+    assert [r["seq"] for r in rows] == [2, 1]
