@@ -182,3 +182,20 @@ def test_gate_history_lists_the_evaluation_recorded_last_first_even_if_its_comma
                                         until=datetime(2026, 11, 24, 7)))
     rows = json.loads(run_toolctl("--db", db, "gate", "history", "--format", "json").stdout)
     assert [r["seq"] for r in rows] == [2, 1]
+
+
+def test_a_built_in_runbook_name_is_the_built_in_whatever_the_working_directory_holds(tmp_path):
+    work = tmp_path / "checkout"
+    (work / "canary-promotion").mkdir(parents=True)  # e.g. the rollout's config folder
+    (work / "retry-storm").write_text(RUNBOOK_HEAD + P95_CHECK.replace("p95", "local-p95"),
+                                      encoding="utf-8")
+    db = make_store(tmp_path, [dict(d, event_id=f"{v}{d['event_id']}", call_id=f"{v}{d['call_id']}", version=v)
+                               for v in ("v1", "v2") for d in retried_calls(3)])
+    gate = run_toolctl("--db", db, "gate", "--baseline", "v1", "--candidate", "v2",
+                       "--until", "2026-11-24T07:00:00Z", "--format", "json", cwd=work)
+    assert gate.returncode == 10, gate.stderr
+    assert json.loads(gate.stdout)["runbook"] == "canary-promotion"
+    shown = run_toolctl("runbook", "show", "retry-storm", "--format", "json", cwd=work)
+    assert json.loads(shown.stdout)["name"] == "retry-storm"
+    local = run_toolctl("runbook", "show", "./retry-storm", "--format", "json", cwd=work)
+    assert [c["name"] for c in json.loads(local.stdout)["checks"]] == ["local-p95"]

@@ -198,7 +198,11 @@ def list_builtin() -> list[str]:
 def _resolve(name_or_path: str) -> tuple[str, str]:
     """(label, text) of a runbook given as a path or a built-in name."""
     p = Path(name_or_path)
-    if p.suffix in (".yaml", ".yml") or p.exists():
+    # A bare built-in name is the built-in even when the working directory holds a file or a
+    # directory of that name (`toolctl gate` in a checkout with a canary-promotion/ folder
+    # failed, or silently gated with whatever file was there); ./NAME reads the file.
+    looks_like_path = p.suffix in (".yaml", ".yml") or "/" in name_or_path or len(p.parts) > 1
+    if looks_like_path or (p.exists() and not builtin_dir().joinpath(f"{name_or_path}.yaml").is_file()):
         try:
             return str(p), p.read_text("utf-8")
         except (OSError, UnicodeDecodeError) as exc:
