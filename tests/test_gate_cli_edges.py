@@ -199,3 +199,16 @@ def test_a_built_in_runbook_name_is_the_built_in_whatever_the_working_directory_
     assert json.loads(shown.stdout)["name"] == "retry-storm"
     local = run_toolctl("runbook", "show", "./retry-storm", "--format", "json", cwd=work)
     assert [c["name"] for c in json.loads(local.stdout)["checks"]] == ["local-p95"]
+
+
+def test_a_regression_says_which_checks_failed_not_that_they_failed_in_1_consecutive_evaluations(tmp_path):
+    slow = [{"event_id": f"{v}{i}", "ts": f"2026-11-24T0{h}:{i // 60:02d}:{i % 60:02d}Z", "tool": "search",
+             "status": "ok", "latency_ms": float(10 + i % 50) * k, "version": v}
+            for v, h, k in (("v1", 6, 1), ("v2", 8, 3)) for i in range(400)]
+    db = make_store(tmp_path, slow)
+    assert run_toolctl("--db", db, "baseline", "save", "b", "--version", "v1").returncode == 0
+    proc = run_toolctl("--db", db, "regress", "--baseline", "b", "--since", "2026-11-24T08:00:00Z",
+                       "--until", "2026-11-24T09:00:00Z", "--format", "json")
+    doc = json.loads(proc.stdout)
+    assert proc.returncode == 20 and doc["regressed_tools"] == ["search"]
+    assert doc["reason"] == "search:p95_ms failed", doc["reason"]
