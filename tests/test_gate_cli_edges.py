@@ -212,3 +212,15 @@ def test_a_regression_says_which_checks_failed_not_that_they_failed_in_1_consecu
     doc = json.loads(proc.stdout)
     assert proc.returncode == 20 and doc["regressed_tools"] == ["search"]
     assert doc["reason"] == "search:p95_ms failed", doc["reason"]
+
+
+def test_regress_over_a_window_without_any_of_the_baselines_tools_is_no_data_not_a_hold(tmp_path):
+    docs = [{"event_id": f"{t}{i}", "ts": f"2026-11-24T0{h}:{i % 60:02d}:00Z", "tool": t, "status": "ok",
+             "latency_ms": 5.0} for t, h in (("old_tool", 6), ("new_tool", 8)) for i in range(100)]
+    db = make_store(tmp_path, docs)
+    assert run_toolctl("--db", db, "baseline", "save", "b", "--until", "2026-11-24T07:00:00Z").returncode == 0
+    proc = run_toolctl("--db", db, "regress", "--baseline", "b", "--since", "2026-11-24T08:00:00Z",
+                       "--until", "2026-11-24T09:00:00Z", "--format", "json")
+    doc = json.loads(proc.stdout)
+    assert (proc.returncode, doc["verdict"]) == (30, "inconclusive"), doc["reason"]
+    assert "none of the baseline's 1 tools has calls" in doc["reason"]
