@@ -224,3 +224,22 @@ def test_regress_over_a_window_without_any_of_the_baselines_tools_is_no_data_not
     doc = json.loads(proc.stdout)
     assert (proc.returncode, doc["verdict"]) == (30, "inconclusive"), doc["reason"]
     assert "none of the baseline's 1 tools has calls" in doc["reason"]
+
+
+def test_the_junit_report_stays_well_formed_xml_when_a_version_holds_control_characters(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    base, cand = "v1\x1b[31m", "v2\x07\x01"
+    db = make_store(tmp_path, [dict(d, event_id=f"{v}{d['event_id']}", call_id=f"{v}{d['call_id']}", version=v)
+                               for v in (base, cand) for d in retried_calls(3)])
+    for candidate, verdict in ((cand, "hold"), ("v3", "inconclusive")):  # v3: the reason lists the known ones
+        junit = tmp_path / "gate.xml"
+        proc = run_toolctl("--db", db, "gate", "--baseline", base, "--candidate", candidate,
+                           "--until", "2026-11-24T07:00:00Z", "--junit", junit)
+        assert proc.returncode in (10, 30), proc.stderr
+        props = {p.get("name"): p.get("value") for p in ET.parse(junit).getroot().iter("property")}
+        assert props["verdict"] == verdict and props["baseline"] == "v1\\x1b[31m"
+        if candidate == cand:
+            assert props["candidate"] == "v2\\x07\\x01"
+        else:
+            assert "v2\\x07\\x01" in props["reason"]
