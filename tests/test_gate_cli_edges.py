@@ -243,3 +243,18 @@ def test_the_junit_report_stays_well_formed_xml_when_a_version_holds_control_cha
             assert props["candidate"] == "v2\\x07\\x01"
         else:
             assert "v2\\x07\\x01" in props["reason"]
+
+
+def test_a_gate_runbook_checking_reject_rate_is_refused_instead_of_always_reading_0(tmp_path):
+    rb = tmp_path / "rej.yaml"
+    rb.write_text(RUNBOOK_HEAD + "checks:\n  - name: rejects\n    kind: threshold\n    metric: reject_rate\n"
+                  "    max: 0.001\n    severity: critical\n", encoding="utf-8")
+    docs = [dict(d, event_id=f"{v}{d['event_id']}", call_id=f"{v}{d['call_id']}", version=v)
+            for v in ("v1", "v2") for d in retried_calls(3)]
+    db = make_store(tmp_path, docs)
+    proc = run_toolctl("--db", db, "gate", "--runbook", rb, "--baseline", "v1", "--candidate", "v2",
+                       "--format", "json")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.splitlines()[0] == (f"Error: runbook {rb}: runbook: Value error, check 'rejects': reject_rate "
+                                           "has no version to compare; use it in a single-window runbook (mode: single)")
+    assert json.loads(run_toolctl("--db", db, "gate", "history", "--format", "json").stdout) == []

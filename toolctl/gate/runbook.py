@@ -174,6 +174,13 @@ class Runbook(BaseModel):
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"check names must be unique: {dup[0]!r} repeats")
+        if self.mode == "compare":
+            # A rejected line has no version (nor a trustworthy time): no arm can count it, so
+            # in a gate the rate would always read 0 % and a critical check always pass.
+            blind = [c.name for c in self.checks if getattr(c, "metric", None) == "reject_rate"]
+            if blind:
+                raise ValueError(f"check {blind[0]!r}: reject_rate has no version to compare; "
+                                 "use it in a single-window runbook (mode: single)")
         if self.mode == "single":
             bad = [c.name for c in self.checks if c.kind in COMPARE_KINDS]
             if bad:
