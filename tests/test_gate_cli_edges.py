@@ -258,3 +258,14 @@ def test_a_gate_runbook_checking_reject_rate_is_refused_instead_of_always_readin
     assert proc.stderr.splitlines()[0] == (f"Error: runbook {rb}: runbook: Value error, check 'rejects': reject_rate "
                                            "has no version to compare; use it in a single-window runbook (mode: single)")
     assert json.loads(run_toolctl("--db", db, "gate", "history", "--format", "json").stdout) == []
+
+
+def test_two_arms_of_zero_latency_have_a_mean_ratio_of_1_not_infinity(tmp_path):
+    docs = [{"event_id": f"{v}{i}", "ts": f"2026-11-24T06:00:{i % 60:02d}Z", "tool": "cache", "status": "ok",
+             "latency_ms": 0, "version": v} for v in ("v1", "v2") for i in range(100)]
+    db = make_store(tmp_path, docs)
+    proc = run_toolctl("--db", db, "gate", "--baseline", "v1", "--candidate", "v2",
+                       "--until", "2026-11-24T07:00:00Z", "--format", "json")
+    shift = next(c for c in json.loads(proc.stdout)["checks"] if c["name"] == "latency-shift")
+    assert shift["outcome"] == "pass" and shift["evidence"]["effect_size"] == 1.0
+    assert shift["reason"].endswith("mean ratio 1"), shift["reason"]
