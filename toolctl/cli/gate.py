@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, List, Optional
 
 import typer
@@ -196,29 +197,41 @@ def print_checks(console: Any, title: str, checks: list[dict]) -> None:
         console.print(label(f"{c['name']}: ", style="bold") + label(c["reason"]))
 
 
+#: Characters XML 1.0 cannot hold, even escaped (C0 controls but tab/LF/CR, U+FFFE/U+FFFF,
+#: lone surrogates): a version or reason holding one made the report unparseable for CI.
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
+def _xml_text(value: object) -> str:
+    """Text for the JUnit report, each character XML cannot hold shown as its escape (\\x1b)."""
+    return _XML_INVALID.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}",
+                            str(value))
+
+
 def write_junit(report: dict, path: str) -> None:
     """One <testcase> per check: fail → <failure>, inconclusive/dry-run → <skipped>, error → <error>."""
     import xml.etree.ElementTree as ET
 
     checks = report["checks"]
-    suite = ET.Element("testsuite", name=f"toolctl gate {report.get('runbook')}",
+    suite = ET.Element("testsuite", name=_xml_text(f"toolctl gate {report.get('runbook')}"),
                        tests=str(len(checks)),
                        failures=str(sum(c["outcome"] == "fail" and not c["dry_run"] for c in checks)),
                        errors=str(sum(c["outcome"] == "error" for c in checks)),
                        skipped=str(sum(c["outcome"] == "inconclusive" or c["dry_run"] for c in checks)))
     props = ET.SubElement(suite, "properties")
     for k in ("verdict", "reason", "baseline", "candidate", "since", "until"):
-        ET.SubElement(props, "property", name=k, value=str(report.get(k)))
+        ET.SubElement(props, "property", name=k, value=_xml_text(report.get(k)))
     for c in checks:
-        case = ET.SubElement(suite, "testcase", classname=f"gate.{c['kind']}", name=c["name"])
+        case = ET.SubElement(suite, "testcase", classname=f"gate.{c['kind']}", name=_xml_text(c["name"]))
+        reason = _xml_text(c["reason"])
         if c["dry_run"]:
-            ET.SubElement(case, "skipped", message=f"dry run: {c['outcome']}: {c['reason']}")
+            ET.SubElement(case, "skipped", message=f"dry run: {c['outcome']}: {reason}")
         elif c["outcome"] == "fail":
-            ET.SubElement(case, "failure", message=c["reason"], type=c["severity"])
+            ET.SubElement(case, "failure", message=reason, type=c["severity"])
         elif c["outcome"] == "error":
-            ET.SubElement(case, "error", message=c["reason"])
+            ET.SubElement(case, "error", message=reason)
         elif c["outcome"] == "inconclusive":
-            ET.SubElement(case, "skipped", message=c["reason"])
+            ET.SubElement(case, "skipped", message=reason)
     ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
 
 

@@ -66,8 +66,12 @@ def run_gate(store: Store, req: GateRequest) -> dict:
     since = req.since or data.first_seen(store, req.candidate)
     if since is None:  # the candidate has no event at all: there is no window to look at
         return _absent_report(store, req, until, [req.candidate] + _absent(store, [req.baseline]))
-    if since > until:
-        raise UsageError(f"empty window: --since {iso_utc(since)} is after --until {iso_utc(until)}",
+    if since >= until:  # [since, until) holds nothing: no evaluation to record
+        if req.since is None:
+            raise UsageError(f"empty window: candidate {req.candidate!r} was first seen at {iso_utc(since)}, "
+                             f"not before --until {iso_utc(until)}",
+                             hint="pass a later --until, or an explicit --since (the window is [since, until))")
+        raise UsageError(f"empty window: --since {iso_utc(since)} is not before --until {iso_utc(until)}",
                          hint="--since must be earlier than --until (the window is [since, until))")
     ctx = data.build_context(store, since=since, until=until, baseline=req.baseline,
                              candidate=req.candidate, tools=req.tools, low_conf=_low_conf(rb),

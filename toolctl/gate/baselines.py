@@ -207,6 +207,11 @@ def regress(store: Store, name: str, *, since: datetime, until: datetime, confid
                               f"{iv.estimate:.3g} [{iv.lower or 0:.3g}, {iv.upper or float('inf'):.3g}] vs limit {limit:g}")
     if not cur:
         verdict, reason = "inconclusive", "no tool calls in the current window"
+    elif not any(tool in cur for tool in base):
+        # Calls of other tools only: nothing to compare, and waiting (a hold) will not change
+        # that when the baseline's tools were renamed or retired.
+        verdict, reason = "inconclusive", (f"none of the baseline's {len(base)} tools has calls in the current "
+                                           f"window (it has calls of {len(cur)} other tools)")
     else:
         # A regression is a single look: any fail flags it (consecutive=1).
         verdict, reason = decide(results, prior_streaks={}, consecutive=1, seq=1, max_evaluations=2)

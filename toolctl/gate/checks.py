@@ -45,6 +45,12 @@ def _f(x: float | None, digits: int = 4) -> str:
     return f"{x:.{digits}g}"
 
 
+def _f_lower(x: float | None, digits: int = 4) -> str:
+    """A lower bound of latencies or of their ratio: an unbounded side (None: too few samples
+    to bound it) is 0, since neither is ever negative; "∞" there read as a fail."""
+    return "0" if x is None else _f(x, digits)
+
+
 def _pct(x: float | None) -> str:
     return "∞" if x is None else f"{x * 100:.3g}%"
 
@@ -127,7 +133,7 @@ def quantile_compare(check, ctx, confidence, res):
                     "baseline_ms": ci_b.estimate, "baseline_ci_ms": [ci_b.lower, ci_b.upper],
                     "interval": "order statistics (distribution-free)", "confidence": confidence}
     res.reason = (f"p{q * 100:g} {_f(ci_c.estimate)} ms vs {_f(ci_b.estimate)} ms: ratio {_f(iv.estimate, 3)} "
-                  f"[{_f(iv.lower, 3)}, {_f(iv.upper, 3)}] vs limit {check.max_ratio:g}")
+                  f"[{_f_lower(iv.lower, 3)}, {_f(iv.upper, 3)}] vs limit {check.max_ratio:g}")
     if res.outcome == "inconclusive":
         res.reason += "; more calls needed to narrow the interval"
     return res
@@ -139,6 +145,7 @@ def distribution_shift(check, ctx, confidence, res):
     res.n_candidate, res.n_baseline = len(c), len(b)
     need = min_samples_default(check)
     if len(c) < need or len(b) < need:
+        res.more_needed = max(need - len(c), need - len(b), 0)
         return _no_data(check, res, need, f"candidate {len(c)}, baseline {len(b)}")
     import numpy as np
 
@@ -184,7 +191,7 @@ def threshold(check, ctx, confidence, res):
         res.estimate, res.lower, res.upper = iv.estimate, iv.lower, iv.upper
         res.outcome = st.classify(iv.lower, iv.upper, check.max)
         res.evidence = {"interval": "order statistics", "confidence": confidence}
-        res.reason = f"{check.metric} {_f(iv.estimate)} ms [{_f(iv.lower)}, {_f(iv.upper)}] vs SLO {check.max:g} ms"
+        res.reason = f"{check.metric} {_f(iv.estimate)} ms [{_f_lower(iv.lower)}, {_f(iv.upper)}] vs SLO {check.max:g} ms"
         return res
     return _single_rate(check, res, ctx.cand, check.metric, check.max, confidence)
 
@@ -235,7 +242,9 @@ def retry_budget(check, ctx, confidence, res):
     sub.evidence["attempts_per_call"] = per_call
     sub.evidence["max_attempts_per_call"] = check.max_attempts_per_call
     sub.reason += f"; {per_call:.3f} attempts per call (limit {check.max_attempts_per_call:g})"
-    if per_call > check.max_attempts_per_call:
+    # Below min_samples the check keeps its on_no_data outcome: a quiet hour where a handful
+    # of calls retried once is no retry storm, and must not page as a critical fail.
+    if per_call > check.max_attempts_per_call and c["attempts"] >= min_samples_default(check):
         sub.outcome = "fail"
     return sub
 
@@ -246,6 +255,7 @@ def quality_compare(check, ctx, confidence, res):
     res.n_candidate, res.n_baseline = c["conf_n"], b["conf_n"]
     need = max(min_samples_default(check), 2)  # a variance needs two values per arm
     if c["conf_n"] < need or b["conf_n"] < need:
+        res.more_needed = max(need - c["conf_n"], need - b["conf_n"], 0)
         return _no_data(check, res, need, f"candidate {c['conf_n']}, baseline {b['conf_n']} with confidence")
     mean = st.welch_diff(c["conf_mean"], c["conf_var"], c["conf_n"], b["conf_mean"], b["conf_var"],
                          b["conf_n"], confidence)

@@ -25,7 +25,7 @@ SELECT e.evaluation_id, e.seq, e.evaluated_at, e.since, e.until, e.verdict, e.re
 FROM gate_evaluations e JOIN gate_runs g USING (run_key)
 WHERE ($baseline::VARCHAR IS NULL OR g.baseline = $baseline::VARCHAR)
   AND ($candidate::VARCHAR IS NULL OR g.candidate = $candidate::VARCHAR)
-ORDER BY e.evaluated_at DESC, e.evaluation_id DESC
+ORDER BY e.evaluation_id DESC  -- the order they were recorded: concurrent gates started earlier may record later
 LIMIT $limit
 """
 

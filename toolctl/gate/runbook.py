@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, model_validator
 
 from toolctl.errors import UsageError
 
@@ -36,8 +36,11 @@ class _Check(BaseModel):
 
     name: str
     severity: Literal["critical", "major"] = "major"
-    dry_run: bool = False
-    min_samples: int | None = Field(default=None, ge=1)
+    # Strict: YAML's `yes`/`on` are booleans, and a boolean or a quoted "3" where a count
+    # belongs is a mistake to refuse, not a 1 (`consecutive_failures: yes` would roll back
+    # on the first failure). Floats stay lax: PyYAML reads `5e-3` (no dot) as a string.
+    dry_run: StrictBool = False
+    min_samples: StrictInt | None = Field(default=None, ge=1)
     on_no_data: Literal["inconclusive", "fail", "pass"] = "inconclusive"
     description: str | None = None
 
@@ -160,8 +163,8 @@ class Runbook(BaseModel):
     remediation: list[str] = Field(min_length=1)
     mode: Literal["compare", "single"] = "compare"
     confidence: float = Field(default=0.95, gt=0.5, lt=1)
-    consecutive_failures: int = Field(default=2, ge=1)
-    max_evaluations: int = Field(default=6, ge=1)
+    consecutive_failures: StrictInt = Field(default=2, ge=1)  # strict: see _Check.dry_run
+    max_evaluations: StrictInt = Field(default=6, ge=1)
     checks: list[Check] = Field(min_length=1)
     content_hash: str = ""
 
@@ -171,10 +174,23 @@ class Runbook(BaseModel):
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"check names must be unique: {dup[0]!r} repeats")
+        if self.mode == "compare":
+            # A rejected line has no version (nor a trustworthy time): no arm can count it, so
+            # in a gate the rate would always read 0 % and a critical check always pass.
+            blind = [c.name for c in self.checks if getattr(c, "metric", None) == "reject_rate"]
+            if blind:
+                raise ValueError(f"check {blind[0]!r}: reject_rate has no version to compare; "
+                                 "use it in a single-window runbook (mode: single)")
         if self.mode == "single":
             bad = [c.name for c in self.checks if c.kind in COMPARE_KINDS]
             if bad:
                 raise ValueError(f"single-window runbook cannot hold comparison check {bad[0]!r}")
+            # margin_abs compares with a baseline, which a single window does not have: such a
+            # check could only ever report `error`, so the runbook is refused when it loads.
+            unbounded = [c.name for c in self.checks if c.kind == "abandoned" and c.max_rate is None]
+            if unbounded:
+                raise ValueError(f"check {unbounded[0]!r}: an abandoned check in a single-window "
+                                 "runbook needs max_rate (margin_abs compares two versions)")
         return self
 
 
@@ -189,7 +205,11 @@ def list_builtin() -> list[str]:
 def _resolve(name_or_path: str) -> tuple[str, str]:
     """(label, text) of a runbook given as a path or a built-in name."""
     p = Path(name_or_path)
-    if p.suffix in (".yaml", ".yml") or p.exists():
+    # A bare built-in name is the built-in even when the working directory holds a file or a
+    # directory of that name (`toolctl gate` in a checkout with a canary-promotion/ folder
+    # failed, or silently gated with whatever file was there); ./NAME reads the file.
+    looks_like_path = p.suffix in (".yaml", ".yml") or "/" in name_or_path or len(p.parts) > 1
+    if looks_like_path or (p.exists() and not builtin_dir().joinpath(f"{name_or_path}.yaml").is_file()):
         try:
             return str(p), p.read_text("utf-8")
         except (OSError, UnicodeDecodeError) as exc:

@@ -228,7 +228,7 @@ def mann_whitney_shift(cand_sorted: Any, base_sorted: Any, confidence: float = 0
         "p_value": p_value, "u": u,
         "hl_shift": float(diffs[len(diffs) // 2]),
         "hl_lower": float(diffs[k]), "hl_upper": float(diffs[len(diffs) - 1 - k]),
-        "effect_size": float(np.mean(c)) / mean_b if mean_b > 0 else None,
+        "effect_size": _ratio(float(np.mean(c)), mean_b),  # 0/0 = 1, as the quantile ratio
         "rank_biserial": 1 - 2 * u / (len(c) * len(b)),
         "n_used_candidate": len(c), "n_used_baseline": len(b),
     }

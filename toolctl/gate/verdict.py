@@ -24,6 +24,8 @@ def decide(results: Iterable, *, prior_streaks: dict[str, int], consecutive: int
         return "rollback", f"critical check {', '.join(crit)} failed"
     streak = [r.name for r in live if r.outcome == "fail" and prior_streaks.get(r.name, 0) + 1 >= consecutive]
     if streak:
+        if consecutive == 1:  # a single look (`regress`, or a runbook with K = 1)
+            return "rollback", f"{', '.join(streak)} failed"
         return "rollback", f"{', '.join(streak)} failed in {consecutive} consecutive evaluations"
     fails = [r.name for r in live if r.outcome == "fail"]
     errors = [r.name for r in live if r.outcome == "error"]
