@@ -31,6 +31,18 @@ class Source:
         return "stdin" if self.path is None else "file"
 
 
+def path_label(path: Path | str) -> str:
+    """A path as text that can be stored and printed. File names are bytes on Linux: one
+    that is not UTF-8 (a rotated log named in Latin-1) is labelled with each such byte
+    written as its escape (``gw-\\xff.jsonl``) instead of stopping the ingest."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(path).decode("utf-8", "backslashreplace")
+    return text
+
+
 def expand_paths(paths: list[str]) -> list[Source]:
     """Files as given, directories walked recursively in sorted order, ``-`` for stdin.
 
@@ -47,10 +59,10 @@ def expand_paths(paths: list[str]) -> list[Source]:
         p = Path(raw).expanduser()
         if p.is_dir():
             found = sorted(f for f in _walk(p) if _wanted(f.name) and _readable_file(f))
-            sources.extend(Source(str(f.resolve()), f.resolve()) for f in found)
+            sources.extend(Source(path_label(f.resolve()), f.resolve()) for f in found)
         elif p.is_file():
             _readable_file(p)
-            sources.append(Source(str(p.resolve()), p.resolve()))
+            sources.append(Source(path_label(p.resolve()), p.resolve()))
         elif p.exists():
             raise InputError(f"{raw} is neither a file nor a directory", hint="pass log files, directories or - for stdin")
         else:

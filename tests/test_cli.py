@@ -6,6 +6,7 @@ import csv
 import gzip
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -478,3 +479,38 @@ def test_every_error_toolctl_raises_says_what_to_do():
     r = run_toolctl("audit", "search", "--status", "maybe")
     assert r.returncode == 2 and r.stderr.splitlines() == [
         "Error: --status must be ok or error, got 'maybe'", "Hint: use --status ok or --status error"]
+
+
+def test_a_log_file_whose_name_is_not_utf8_is_ingested_under_an_escaped_name(tmp_path):
+    # Linux file names are bytes: a rotated log named with a Latin-1 byte must not stop a
+    # directory walk (its source label is stored as text, the byte written as \xff).
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    name = os.fsdecode(b"gw-\xff.jsonl")
+    write_jsonl(logs / name, [event(1), event(2)])
+    (logs / name).open("a").write("oops\n")
+    db = tmp_path / "s.duckdb"
+    first = run_toolctl("--db", db, "ingest", logs, "--format", "json")
+    assert first.returncode == 3, first.stderr
+    assert (json.loads(first.stdout)["accepted"], json.loads(first.stdout)["rejected"]) == (2, 1)
+    again = subprocess.run([sys.executable, "-m", "toolctl", "--db", str(db), "ingest",
+                            os.fsencode(logs / name), "--format", "json"], capture_output=True)
+    assert again.returncode == 3, again.stderr
+    assert json.loads(again.stdout)["duplicates"] == 2
+    rejects = json.loads(run_toolctl("--db", db, "rejects", "--format", "json").stdout)
+    assert [r["source"] for r in rejects] == [str(logs / "gw-\\xff.jsonl")]
+
+
+@pytest.mark.parametrize("args", [
+    [b"stats", b"--tool", b"\xff"],
+    [b"gate", b"--baseline", b"v\xff", b"--candidate", b"v1"],
+    [b"audit", b"search", b"--tool", b"s\xffx"],
+])
+def test_an_argument_that_is_not_utf8_is_a_usage_error_not_a_traceback(tmp_path, args):
+    db = tmp_path / "s.duckdb"
+    run_toolctl("--db", db, "ingest", write_jsonl(tmp_path / "e.jsonl", [event(1, version="v1")]))
+    proc = subprocess.run([sys.executable, "-m", "toolctl", "--db", str(db), *args], capture_output=True)
+    err = proc.stderr.decode()
+    assert proc.returncode == 2, err
+    assert "Traceback" not in err and err.startswith("Error: ") and "not valid UTF-8" in err
+    assert "\\xff" in err and "Hint: " in err

@@ -19,7 +19,7 @@ from toolctl.cli import gate as gate_cmd
 from toolctl.cli import runbook as runbook_cmd
 from toolctl.cli import top as top_cmd
 from toolctl.cli._context import State
-from toolctl.errors import ToolctlError
+from toolctl.errors import ToolctlError, UsageError
 
 app = typer.Typer(
     name="toolctl",
@@ -113,6 +113,24 @@ def _command_path(args: list[str]) -> str:
     return " ".join(path)
 
 
+def _refuse_undecodable(args: list[str]) -> None:
+    """An argument whose bytes are not UTF-8 (Python hands them over as lone surrogates) can
+    only be a path that exists: a name, version or filter like that would reach DuckDB,
+    which cannot encode it, as a traceback."""
+    import os
+
+    for arg in args:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            if os.path.lexists(arg):
+                continue
+            shown = os.fsencode(arg).decode("utf-8", "backslashreplace")
+            raise UsageError(f"argument '{shown}' is not valid UTF-8",
+                             hint="names, versions and filters are UTF-8 text: retype it, or check "
+                                  "the terminal's encoding (LANG, LC_ALL)") from None
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: library errors become `Error: …` and their exit code."""
     from toolctl import profile
@@ -128,6 +146,7 @@ def main(argv: list[str] | None = None) -> None:
     if level:
         profile.enable(level)
     try:
+        _refuse_undecodable(args)
         _run_app(argv)
     except ToolctlError as exc:
         fail(exc)
