@@ -177,6 +177,23 @@ def test_a_version_with_no_events_is_inconclusive_naming_it_and_uses_up_no_evalu
     assert _doc(gate(db))["evaluation"] == 1
 
 
+def test_a_tool_with_no_events_is_inconclusive_naming_it_and_uses_up_no_evaluation(tmp_path):
+    rng = np.random.default_rng(6)
+    db = make_store(tmp_path, gen_arm(rng, BASE, 200) + gen_arm(rng, CAND, 200))
+    for _ in range(3):  # `--tool serch` in CI: never a hold that uses up the runbook's looks
+        proc = gate(db, "--tool", "serch")
+        doc = _doc(proc)
+        assert proc.returncode == 30 and doc["verdict"] == "inconclusive", doc["reason"]
+    assert doc["evaluation"] is None and doc["checks"] == [] and doc["missing_tools"] == ["serch"]
+    assert doc["reason"].startswith("no events of tool 'serch' at all")
+    assert "search" in doc["known_tools"] and "known tools: " in doc["reason"]
+    # a typo next to a real tool is named too: the gate would silently judge the other alone
+    doc = _doc(proc := gate(db, "--tool", "search", "--tool", "serch"))
+    assert proc.returncode == 30 and doc["missing_tools"] == ["serch"]
+    assert json.loads(run_toolctl("--db", db, "gate", "history", "--format", "json").stdout) == []
+    assert _doc(gate(db, "--tool", "search"))["evaluation"] == 1
+
+
 def test_an_existing_version_with_no_calls_in_the_window_is_still_an_evaluation(tmp_path):
     rng = np.random.default_rng(6)
     db = make_store(tmp_path, gen_arm(rng, BASE, 200) + gen_arm(rng, CAND, 200))

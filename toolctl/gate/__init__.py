@@ -66,6 +66,11 @@ def run_gate(store: Store, req: GateRequest) -> dict:
     since = req.since or data.first_seen(store, req.candidate)
     if since is None:  # the candidate has no event at all: there is no window to look at
         return _absent_report(store, req, until, [req.candidate] + _absent(store, [req.baseline]))
+    # A --tool with no event at all is a typo (or a tool not shipped yet), as above for a
+    # version: asked only when --tool is given, so a whole-service gate pays nothing for it.
+    missing = data.missing_tools(store, req.tools) if req.tools else []
+    if missing:
+        return _absent_report(store, req, until, _absent(store, [req.baseline]), tools=missing)
     if since >= until:  # [since, until) holds nothing: no evaluation to record
         if req.since is None:
             raise UsageError(f"empty window: candidate {req.candidate!r} was first seen at {iso_utc(since)}, "
@@ -121,19 +126,26 @@ def _absent(store: Store, versions: list[str]) -> list[str]:
 
 
 def _absent_report(store: Store, req: GateRequest, until: datetime, absent: list[str],
-                   since: datetime | None = None, arms: dict | None = None) -> dict:
+                   since: datetime | None = None, arms: dict | None = None,
+                   tools: list[str] | None = None) -> dict:
     """Inconclusive (exit 30, as ``regress`` answers a window without data) and *not*
-    recorded: a version with no events at all is a typo or a canary that has sent nothing
-    yet. Neither is evidence, so it must not use up one of the runbook's evaluations (a typo
-    used to hold six times, then turn inconclusive) nor start a gate history."""
+    recorded: a version (``absent``) or a --tool (``tools``) with no events at all is a typo
+    or a canary that has sent nothing yet. Neither is evidence, so it must not use up one of
+    the runbook's evaluations (a typo used to hold six times, then turn inconclusive) nor
+    start a gate history."""
     from toolctl.gate import data
 
     rb = req.runbook
-    which = " and ".join(f"{'candidate' if v == req.candidate else 'baseline'} version {v!r}"
-                         for v in absent)
     known = data.known_versions(store)
-    reason = (f"no events of {which} at all (check --baseline/--candidate; known versions: "
-              f"{', '.join(known) if known else 'none'}); not recorded as an evaluation")
+    known_tools = data.known_tools(store) if tools else None
+    what, check = [], []
+    if absent:
+        what += [f"{'candidate' if v == req.candidate else 'baseline'} version {v!r}" for v in absent]
+        check.append(f"--baseline/--candidate; known versions: {', '.join(known) or 'none'}")
+    if tools:
+        what += [f"tool {t!r}" for t in tools]
+        check.append(f"--tool; known tools: {', '.join(known_tools) or 'none'}")
+    reason = f"no events of {' and '.join(what)} at all (check {'; '.join(check)}); not recorded as an evaluation"
     return {
         "verdict": "inconclusive", "exit_code": EXIT_CODES["inconclusive"], "reason": reason,
         "runbook": rb.name, "runbook_hash": rb.content_hash, "baseline": req.baseline,
@@ -141,6 +153,7 @@ def _absent_report(store: Store, req: GateRequest, until: datetime, absent: list
         "until": iso_utc(until), "tools": req.tools or [], "evaluation": None,
         "max_evaluations": rb.max_evaluations, "consecutive_failures": rb.consecutive_failures,
         "confidence": rb.confidence, "missing_versions": absent, "known_versions": known,
+        "missing_tools": tools or [], "known_tools": known_tools,
         "arms": arms or {"baseline": dict(data.EMPTY_COUNTS), "candidate": dict(data.EMPTY_COUNTS)},
         "checks": [],
     }

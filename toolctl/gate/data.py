@@ -127,6 +127,16 @@ def known_versions(store: Store, limit: int = 10) -> list[str]:
     return [r["version"] for r in store.fetch_dicts(load_query("known_versions"), {"limit": limit})]
 
 
+def missing_tools(store: Store, tools: list[str]) -> list[str]:
+    """The tools among ``tools`` that have no event at all."""
+    return [r["tool"] for r in store.fetch_dicts(load_query("missing_tools"), {"tools": list(tools)})]
+
+
+def known_tools(store: Store, limit: int = 10) -> list[str]:
+    """Tools that have events, most recently seen first (at most ``limit``)."""
+    return [r["tool"] for r in store.fetch_dicts(load_query("known_tools"), {"limit": limit})]
+
+
 def _prefetch_statistics_imports() -> None:
     """Import numpy/scipy.special in a background thread while DuckDB counts the arms.
 
