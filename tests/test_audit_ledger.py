@@ -257,3 +257,29 @@ def test_gate_history_and_baselines_are_vouched_for_by_their_ledger_entries(tmp_
     # Deleting a baseline through toolctl is an entry too: still intact.
     assert run_toolctl("--db", db, "baseline", "delete", "b1").returncode == 0
     assert _verify(db).returncode == 0
+
+
+@pytest.mark.parametrize("tamper", [
+    "UPDATE ledger SET payload = '[]' WHERE seq = 1",
+    "UPDATE ledger SET payload = '\"text\"' WHERE seq = 1",
+    "UPDATE ledger SET row_count = NULL WHERE seq = 1",
+    "UPDATE ledger SET payload = '{\"batch_digests\": 5}' WHERE seq = 1",
+    "UPDATE ledger SET payload = '{\"batch_digests\": {\"1\": {}}}' WHERE seq = 1",
+    "UPDATE ledger SET kind = 'gate_decision', payload = '{\"evaluation_id\": 1, \"rows\": 7}' WHERE seq = 1",
+])
+def test_an_entry_edited_into_the_wrong_shape_is_reported_as_altered_with_exit_5(tmp_path, tamper):
+    """Found by fuzzing: a ledger entry whose payload or row_count was edited into a shape
+    toolctl never writes made `audit verify` and `db prune` crash with a traceback (exit 1)
+    instead of naming the altered entry (exit 5)."""
+    db = _ingest(tmp_path)
+    con = duckdb.connect(str(db))
+    con.execute(tamper)
+    con.close()
+    r = _verify(db)
+    assert r.returncode == 5, r.stderr
+    assert "Traceback" not in r.stderr and "ledger broken at entry 1" in r.stderr
+    problems = json.loads(r.stdout)["problems"]
+    assert any(p["seq"] == 1 and "altered" in p["problem"] for p in problems)
+    r = run_toolctl("--db", db, "db", "prune", "--older-than", "1d")
+    assert r.returncode == 5 and "Traceback" not in r.stderr, r.stderr
+    assert duckdb.connect(str(db), read_only=True).execute("SELECT count(*) FROM events").fetchone()[0] == 6

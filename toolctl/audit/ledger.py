@@ -267,12 +267,31 @@ def expected_batches(store: Any) -> tuple[dict[int, tuple[int, str, int]], dict[
             payload = json.loads(e["payload"])
         except (TypeError, ValueError):
             continue
-        _apply_entry(e, payload, expected, pruned)
+        try:
+            _apply_entry(e, payload, expected, pruned)
+        except _MALFORMED as exc:
+            raise LedgerTamperedError(
+                f"ledger entry {e['seq']} is malformed ({_malformed(exc)}): it was altered outside toolctl",
+                hint="run `toolctl audit verify` to see what changed") from None
     return expected, pruned
 
 
+#: What folding an entry whose fields were edited into the wrong shape raises (a payload that
+#: is a list, a NULL row_count, a digest map without counts): tampering, reported as such.
+_MALFORMED = (TypeError, ValueError, KeyError, AttributeError)
+
+
+def _malformed(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
 def _apply_entry(e: dict, payload: dict, expected: dict, pruned: dict) -> list[str]:
-    """Fold one entry into the expected state; returns what is inconsistent about it."""
+    """Fold one entry into the expected state; returns what is inconsistent about it.
+
+    Raises one of ``_MALFORMED`` when the entry's fields do not have the shapes toolctl
+    writes; nothing is folded then."""
+    if not isinstance(payload, dict):
+        raise TypeError(f"payload is a JSON {type(payload).__name__}, not an object")
     problems = []
     if e["kind"] in BATCH_KINDS and e["batch_id"] is not None:
         expected[int(e["batch_id"])] = (int(e["row_count"]), e["rows_digest"], e["seq"])
@@ -390,9 +409,13 @@ def verify(store: Any) -> VerifyReport:
         elif seen_signed and key is not None:
             report.problems.append(Problem(seq, "entry is unsigned although earlier entries are signed"))
         prev = e["entry_hash"]
-        for what in _apply_entry(e, e["payload"], expected, pruned):
-            report.problems.append(Problem(seq, what))
-        _note_control_rows(e, controls)
+        try:
+            for what in _apply_entry(e, e["payload"], expected, pruned):
+                report.problems.append(Problem(seq, what))
+            _note_control_rows(e, controls)
+        except _MALFORMED as exc:
+            report.problems.append(Problem(seq, f"entry fields are malformed ({_malformed(exc)}): "
+                                                f"the entry was altered"))
 
     actual = {int(r["batch_id"]): (int(r["row_count"]), r["rows_digest"])
               for r in store.fetch_dicts(row_hashes_sql() + load_query("all_batch_digests"))}
@@ -433,10 +456,17 @@ def _note_control_rows(e: dict, controls: dict) -> None:
     if not isinstance(payload, dict):
         return
     if e["kind"] == "gate_decision" and payload.get("evaluation_id") is not None:
-        controls["gate"][int(payload["evaluation_id"])] = (payload.get("rows"), e["seq"])
+        controls["gate"][int(payload["evaluation_id"])] = (_rows_doc(payload.get("rows")), e["seq"])
     elif e["kind"] in ("baseline_save", "baseline_delete") and payload.get("name") is not None:
-        rows = payload.get("rows") if e["kind"] == "baseline_save" else {"row_count": 0}
+        rows = _rows_doc(payload.get("rows")) if e["kind"] == "baseline_save" else {"row_count": 0}
         controls["baseline"][payload["name"]] = (rows, e["seq"])
+
+
+def _rows_doc(rows: Any) -> dict | None:
+    """A control entry's ``rows`` ({row_count, rows_digest}, or absent); ValueError otherwise."""
+    if rows is not None and not (isinstance(rows, dict) and type(rows.get("row_count")) is int):
+        raise ValueError(f"rows is {canonical_json(rows)[:60]}, not {{row_count, rows_digest}}")
+    return rows
 
 
 def _check_control_rows(store: Any, controls: dict) -> list[Problem]:
