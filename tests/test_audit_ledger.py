@@ -283,3 +283,33 @@ def test_an_entry_edited_into_the_wrong_shape_is_reported_as_altered_with_exit_5
     r = run_toolctl("--db", db, "db", "prune", "--older-than", "1d")
     assert r.returncode == 5 and "Traceback" not in r.stderr, r.stderr
     assert duckdb.connect(str(db), read_only=True).execute("SELECT count(*) FROM events").fetchone()[0] == 6
+
+
+def test_with_a_key_a_chain_rewritten_unsigned_is_caught(tmp_path):
+    """Found by fuzzing: someone holding only the file edited a row, recomputed the digests
+    and the chain and cleared every HMAC; verify with the key said intact (0 signed entries
+    checked), though a signed ledger promises a rewrite without the key is caught."""
+    key = {"TOOLCTL_LEDGER_KEY": "k3y-for-tests"}
+    db = tmp_path / "t.duckdb"
+    r = run_toolctl("--db", db, "ingest", write_jsonl(tmp_path / "a.jsonl", [event(1), event(2)]), env=key)
+    assert r.returncode == 0, r.stderr
+    con = duckdb.connect(str(db))
+    con.execute("UPDATE events SET latency_ms = 0")
+    entries = con.execute("SELECT seq, kind, created_at, batch_id, source, source_sha256, row_count,"
+                          " rows_digest, payload FROM ledger ORDER BY seq").fetchall()
+    store = Store(con, None, read_only=False)
+    prev = ""
+    for seq, kind, created, bid, src, sha, cnt, dig, payload in entries:
+        if bid is not None:
+            cnt, dig = ledger.batch_digest(store, bid)
+        e = dict(seq=seq, kind=kind, created_at=created, batch_id=bid, source=src, source_sha256=sha,
+                 row_count=cnt, rows_digest=dig, payload=json.loads(payload), prev_hash=prev)
+        h = ledger.entry_hash(e)
+        con.execute("UPDATE ledger SET row_count = ?, rows_digest = ?, prev_hash = ?, entry_hash = ?,"
+                    " hmac = NULL WHERE seq = ?", [cnt, dig, prev, h, seq])
+        prev = h
+    con.close()
+    assert _verify(db).returncode == 0  # without the key the rewrite is undetectable…
+    r = _verify(db, env=key)  # …with it, a ledger with no signed entry is not intact
+    assert r.returncode == 5, r.stdout
+    assert f"ledger broken at entry {entries[-1][0]}" in r.stderr and "no entry is signed" in r.stderr

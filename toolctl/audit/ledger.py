@@ -417,6 +417,12 @@ def verify(store: Any) -> VerifyReport:
             report.problems.append(Problem(seq, f"entry fields are malformed ({_malformed(exc)}): "
                                                 f"the entry was altered"))
 
+    if key is not None and entries and not seen_signed:
+        # Someone holding only the file can rewrite the whole chain unsigned; with the key,
+        # the newest entry (written by a toolctl that had it) must carry an HMAC.
+        report.problems.append(Problem(entries[-1]["seq"], "no entry is signed although "
+                                       "TOOLCTL_LEDGER_KEY is set: the chain was rewritten without "
+                                       "the key (or written by a toolctl that did not have it)"))
     actual = {int(r["batch_id"]): (int(r["row_count"]), r["rows_digest"])
               for r in store.fetch_dicts(row_hashes_sql() + load_query("all_batch_digests"))}
     report.batches = len(actual)
