@@ -365,3 +365,23 @@ def test_lake_ls_counts_files_rows_and_bytes_per_partition(seeded, tmp_path):
     assert sum(p["bytes"] for p in rows) == sum(f["bytes"] for f in doc["files"])
     r = run_toolctl("lake", "ls", tmp_path / "nothing")
     assert r.returncode == 2 and "not a toolctl lake" in r.stderr
+
+
+def test_a_directory_named_like_a_partition_but_no_date_is_not_read(seeded, tmp_path):
+    """Found by fuzzing: a stray `dt=2026-13-45/hour=99` directory (a bad copy, another tool)
+    made every lake command crash with a traceback; like any name outside the layout, it is
+    not data."""
+    db, lake = copy_store(seeded, tmp_path), tmp_path / "lake"
+    doc = export(db, lake)
+    good = next(lake.glob("events/*/*/*.parquet"))
+    for dt, hour in (("dt=2026-13-45", "hour=00"), ("dt=2026-11-24", "hour=24")):
+        (lake / "events" / dt / hour).mkdir(parents=True, exist_ok=True)
+        (lake / "events" / dt / hour / good.name).write_bytes(good.read_bytes())
+    for args in (["lake", "ls", lake, "--format", "json"], ["stats", "--lake", lake, "--format", "json"],
+                 ["audit", "verify", "--lake", lake, "--format", "json"],
+                 ["lake", "compact", lake, "--format", "json"], ["lake", "export", lake, "--format", "json"]):
+        r = run_toolctl("--db", db, *args)
+        assert r.returncode == 0 and "Traceback" not in r.stderr, (args, r.stderr)
+    rows = json.loads(run_toolctl("lake", "ls", lake, "--format", "json").stdout)
+    assert sum(p["rows"] for p in rows) == doc["rows"]["events"] + doc["rows"]["spans"]
+

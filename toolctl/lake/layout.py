@@ -97,6 +97,15 @@ def partition_hour(rel_dir: str) -> datetime:
     return datetime.strptime(f"{dt[3:]} {hour[5:]}", "%Y-%m-%d %H")
 
 
+def _partition_start(text: str, fmt: str) -> datetime | None:
+    """The start of a ``dt=``/``hour=`` directory, None when the name only looks like one
+    (``dt=2026-13-45``, ``hour=24``): such a directory is not a partition of the layout."""
+    try:
+        return datetime.strptime(text, fmt)
+    except ValueError:
+        return None
+
+
 def floor_hour(value: datetime) -> datetime:
     return value.replace(minute=0, second=0, microsecond=0)
 
@@ -241,12 +250,13 @@ def partitions(root: Path, dataset: str | None = None, *, since: datetime | None
         if not base.is_dir():
             continue
         for dt in sorted(p for p in base.iterdir() if visible(p.name) and PARTITION_RE[0].match(p.name)):
-            if not dt.is_dir() or outside(datetime.strptime(dt.name[3:], "%Y-%m-%d"), timedelta(days=1)):
+            day = _partition_start(dt.name[3:], "%Y-%m-%d")
+            if day is None or not dt.is_dir() or outside(day, timedelta(days=1)):
                 continue
             for hour in sorted(p for p in dt.iterdir() if visible(p.name) and PARTITION_RE[1].match(p.name)):
-                part = f"{ds}/{dt.name}/{hour.name}"
-                if hour.is_dir() and not outside(partition_hour(part), timedelta(hours=1)):
-                    yield part
+                start = _partition_start(f"{dt.name[3:]} {hour.name[5:]}", "%Y-%m-%d %H")
+                if start is not None and hour.is_dir() and not outside(start, timedelta(hours=1)):
+                    yield f"{ds}/{dt.name}/{hour.name}"
 
 
 def partition_files(root: Path, partition: str) -> list[LakeFile]:
