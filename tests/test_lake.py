@@ -385,3 +385,29 @@ def test_a_directory_named_like_a_partition_but_no_date_is_not_read(seeded, tmp_
     rows = json.loads(run_toolctl("lake", "ls", lake, "--format", "json").stdout)
     assert sum(p["rows"] for p in rows) == doc["rows"]["events"] + doc["rows"]["spans"]
 
+
+def test_a_damaged_file_is_one_error_line_for_ls_and_compact_and_nothing_is_merged(seeded, tmp_path):
+    """Found by fuzzing: `lake ls` and `lake compact` met a truncated file (or a Parquet file
+    without the dataset's columns) with a traceback; like `stats --lake`, they name the file
+    (exit 4)."""
+    db, lake = copy_store(seeded, tmp_path), tmp_path / "lake"
+    export(db, lake)
+    toolctl(db, "ingest", *US[:1])  # same hours, new rows: a second file per partition
+    export(db, lake)
+    part = sorted(p.parent for p in lake.glob("events/*/*/*.parquet"))[0]
+    files = sorted(part.glob("*.parquet"))
+    assert len(files) == 2
+    damaged = files[1]
+    damaged.write_bytes(damaged.read_bytes()[:500])
+    r = run_toolctl("lake", "ls", lake)
+    assert r.returncode == 4 and "Traceback" not in r.stderr, r.stderr
+    assert f"Error: cannot read lake file {damaged}" in r.stderr and "Hint:" in r.stderr
+    r = run_toolctl("--db", db, "lake", "compact", lake, "--before", "2026-11-25T00:00:00Z")
+    assert r.returncode == 4 and "Traceback" not in r.stderr, r.stderr
+    assert f"Error: cannot read lake file {damaged}" in r.stderr
+    assert sorted(p.name for p in part.iterdir()) == sorted(f.name for f in files)  # nothing merged or left
+    # a Parquet file of the layout's name but not of the dataset: named too
+    duckdb.sql(f"COPY (SELECT 1 AS x) TO '{damaged}' (FORMAT parquet)")
+    r = run_toolctl("--db", db, "lake", "compact", lake, "--before", "2026-11-25T00:00:00Z")
+    assert r.returncode == 4 and f"cannot read lake file {damaged}: it has no column ts" in r.stderr, r.stderr
+    assert sorted(p.name for p in part.iterdir()) == sorted(f.name for f in files)

@@ -207,9 +207,24 @@ def sha256_file(path: Path) -> str:
 
 
 def parquet_rows(path: Path) -> int:
+    """Rows of a lake file, from its footer; LakeFileError (exit 4) naming it when unreadable."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    return pq.ParquetFile(path).metadata.num_rows
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except (pa.ArrowException, OSError) as exc:
+        raise damaged_file(path, exc) from None
+
+
+def damaged_file(path: Path, exc: Exception) -> Exception:
+    """A lake file that cannot be read (truncated, altered, not Parquet) as one ``Error:`` line."""
+    from toolctl.errors import LakeFileError
+
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return LakeFileError(f"cannot read lake file {path}: {detail}",
+                         hint="check the lake with `toolctl audit verify --lake DIR`; restore the file "
+                              "from a copy, or move it out of the lake")
 
 
 # -- listing ---------------------------------------------------------------------------------
