@@ -411,3 +411,20 @@ def test_a_damaged_file_is_one_error_line_for_ls_and_compact_and_nothing_is_merg
     r = run_toolctl("--db", db, "lake", "compact", lake, "--before", "2026-11-25T00:00:00Z")
     assert r.returncode == 4 and f"cannot read lake file {damaged}: it has no column ts" in r.stderr, r.stderr
     assert sorted(p.name for p in part.iterdir()) == sorted(f.name for f in files)
+
+
+def test_export_to_a_lake_whose_marker_was_lost_is_refused_rather_than_doubling_it(seeded, tmp_path):
+    """Found by fuzzing: with `_toolctl_lake.json` gone (a sync that skips `_` names, a bad
+    restore) `lake export` wrote a new marker with a new lake_id, found nothing exported to
+    that id and wrote every row again: each event twice in the lake."""
+    db, lake = copy_store(seeded, tmp_path), tmp_path / "lake"
+    doc = export(db, lake)
+    (lake / "_toolctl_lake.json").unlink()
+    r = run_toolctl("--db", db, "lake", "export", lake)
+    assert r.returncode == 1, r.stderr
+    assert "holds lake data files but no _toolctl_lake.json" in r.stderr and "Hint:" in r.stderr
+    assert not (lake / "_toolctl_lake.json").exists()
+    assert len(lake_rows(lake, "events")[0]) == doc["rows"]["events"]
+    empty = tmp_path / "empty"  # dataset directories without data still start a lake
+    (empty / "events").mkdir(parents=True)
+    export(db, empty)

@@ -137,6 +137,11 @@ def open_lake(root: Path, *, create: bool) -> dict:
                                  and p.name not in DATASETS for p in root.iterdir()):
             raise LakeError(f"{root} holds other files and no {MARKER}",
                             hint="point --lake at an empty or existing toolctl lake directory")
+        if root.exists() and _holds_data(root):
+            # A new marker would be a new lake_id: every store would export all its rows again.
+            raise LakeError(f"{root} holds lake data files but no {MARKER}: its marker was lost",
+                            hint=f"restore {MARKER} from a copy (`toolctl audit log --kind lake_file --format json` "
+                                 "shows its lake_id), or point --lake at a new directory")
         root.mkdir(parents=True, exist_ok=True)
         doc = {"format": LAKE_FORMAT, "version": LAKE_VERSION, "lake_id": secrets.token_hex(16)}
         try:  # O_EXCL: two writers creating the lake at once agree on one marker
@@ -156,6 +161,15 @@ def open_lake(root: Path, *, create: bool) -> dict:
         # A marker written by hand (or another tool) without an id: its resolved path stands in.
         doc["lake_id"] = "path:" + str(root.resolve())
     return doc
+
+
+def _holds_data(root: Path) -> bool:
+    """Whether a dataset directory under ``root`` holds a data file (stops at the first)."""
+    for ds in DATASETS:
+        base = root / ds
+        if base.is_dir() and any(FILE_RE.match(p.name) for p in base.glob("*/*/*.parquet")):
+            return True
+    return False
 
 
 # -- atomic files ----------------------------------------------------------------------------
