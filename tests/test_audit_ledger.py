@@ -313,3 +313,22 @@ def test_with_a_key_a_chain_rewritten_unsigned_is_caught(tmp_path):
     r = _verify(db, env=key)  # …with it, a ledger with no signed entry is not intact
     assert r.returncode == 5, r.stdout
     assert f"ledger broken at entry {entries[-1][0]}" in r.stderr and "no entry is signed" in r.stderr
+
+
+@pytest.mark.parametrize("tamper, missing", [
+    ("DROP TABLE ledger", "table ledger"),
+    ("ALTER TABLE ledger DROP COLUMN hmac", "column ledger.hmac"),
+    ("DROP TABLE rejects", "table rejects"),
+    ("DROP VIEW tool_calls; DROP TABLE events", "table events"),
+    ("DROP TABLE gate_check_results", "table gate_check_results"),
+])
+def test_a_table_or_column_dropped_outside_toolctl_is_tampering_exit_5(tmp_path, tamper, missing):
+    """Found by fuzzing: `audit verify` on a store whose ledger (or a table it digests) was
+    dropped crashed with a DuckDB catalog traceback (exit 1) instead of exit 5."""
+    db = _ingest(tmp_path)
+    con = duckdb.connect(str(db))
+    con.execute(tamper)
+    con.close()
+    r = _verify(db)
+    assert r.returncode == 5 and "Traceback" not in r.stderr, r.stderr
+    assert f"schema was changed outside toolctl: {missing} is missing" in r.stderr and "Hint:" in r.stderr

@@ -365,12 +365,52 @@ class VerifyReport:
                 "pruned_batches": [{"batch_id": b, "pruned_by": s} for b, s in self.pruned.items()]}
 
 
+#: The store's tables and columns as the information schema lists them.
+_STORE_COLUMNS = "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'main'"
+
+
+def _columns_read(sql: str) -> list[str]:
+    """The column names of the first ``struct_pack(...)`` in a hash expression."""
+    inner = sql[sql.index("struct_pack(") + len("struct_pack("):]
+    return [c.strip() for c in inner[:inner.index(")")].split(",")]
+
+
+def _missing_schema(store: Any) -> list[str]:
+    """The tables and columns verify reads that the store lacks (dropped outside toolctl)."""
+    control = load_query("control_rows_digest").split("struct_pack(")[1:]
+    wanted = {
+        "ledger": list(_ENTRY_FIELDS) + ["entry_hash", "hmac"],
+        "events": _columns_read(event_row_hash_sql()),
+        "spans": _columns_read(span_row_json_sql()),
+        "rejects": _columns_read(load_query("row_hashes")),
+        **{t: _columns_read("struct_pack(" + c) for t, c in
+           zip(("gate_evaluations", "gate_check_results", "baselines", "baseline_tools"), control)},
+    }
+    have: dict[str, set[str]] = {}
+    for table, column in store.execute(_STORE_COLUMNS).fetchall():
+        have.setdefault(table, set()).add(column)
+    missing = []
+    for table, columns in wanted.items():
+        if table not in have:
+            missing.append(f"table {table}")
+        else:
+            missing += [f"column {table}.{c}" for c in columns if c not in have[table]]
+    return missing
+
+
 def verify(store: Any) -> VerifyReport:
     """Walk the chain and recompute every batch digest from the stored rows.
 
     Returns a VerifyReport; ``problems`` is ordered by ledger entry, the first one being
     the first broken entry. Rows under a batch id no entry accounts for are reported last.
+    Raises LedgerTamperedError when a table or column it reads was dropped.
     """
+    missing = _missing_schema(store)
+    if missing:
+        raise LedgerTamperedError(
+            f"the store's schema was changed outside toolctl: {', '.join(missing[:5])} "
+            f"{'is' if len(missing) == 1 else 'are'} missing",
+            hint="restore the store from a backup (`toolctl db backup` copies are checked)")
     report = VerifyReport()
     key = ledger_key()
     report.signatures_checked = key is not None
