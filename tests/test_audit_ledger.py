@@ -332,3 +332,18 @@ def test_a_table_or_column_dropped_outside_toolctl_is_tampering_exit_5(tmp_path,
     r = _verify(db)
     assert r.returncode == 5 and "Traceback" not in r.stderr, r.stderr
     assert f"schema was changed outside toolctl: {missing} is missing" in r.stderr and "Hint:" in r.stderr
+
+
+def test_every_problem_line_says_where_rows_no_entry_records_are(tmp_path):
+    """Found by fuzzing: after the first problem, rows under batch ids no entry records were
+    listed as "also: entry None: …"."""
+    db = _ingest(tmp_path)
+    con = duckdb.connect(str(db))
+    for bid in (998, 999):
+        con.execute("INSERT INTO events SELECT * REPLACE ('f' || $b AS event_id, $b AS batch_id)"
+                    " FROM events LIMIT 1", {"b": bid})
+    con.close()
+    r = run_toolctl("--db", db, "audit", "verify")
+    assert r.returncode == 5
+    assert "entry None" not in r.stderr
+    assert "  also: rows outside the ledger: batch 999" in r.stderr, r.stderr
