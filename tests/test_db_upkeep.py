@@ -290,10 +290,12 @@ def test_while_serving_info_prune_and_backup_go_through_the_collector_and_vacuum
     assert run_toolctl("--db", tmp_path / "hot.duckdb", "audit", "verify").returncode == 0
 
 
-def test_rows_of_a_store_older_than_the_ledger_verify_intact_right_after_migrate(tmp_path):
-    """Found by fuzzing: `db migrate` of a store written before the ledger (migration 0004)
-    left its rows unadopted until the next write, so `audit verify` right after the upgrade
-    exited 5 calling every batch "inserted outside toolctl"."""
+@pytest.mark.parametrize("upgrade", [["db", "migrate"], ["db", "vacuum"], ["db", "backup", "{copy}"]])
+def test_rows_of_a_store_older_than_the_ledger_verify_intact_right_after_migrate(tmp_path, upgrade):
+    """Found by fuzzing: `db migrate` (or `db vacuum`, `db backup`, which migrate on opening)
+    of a store written before the ledger (migration 0004) left its rows unadopted until the
+    next write, so `audit verify` right after the upgrade exited 5 calling every batch
+    "inserted outside toolctl"."""
     db = tmp_path / "old.duckdb"
     _old_store(db, 3)
     conn = duckdb.connect(str(db))
@@ -302,13 +304,16 @@ def test_rows_of_a_store_older_than_the_ledger_verify_intact_right_after_migrate
                  " batch_id) VALUES ('e1', TIMESTAMP '2026-01-01', 'search', 'ok', 1, 1, 1, 1),"
                  " ('e2', TIMESTAMP '2026-01-01', 'search', 'ok', 2, 1, 1, 1)")
     conn.close()
-    assert _json("--db", db, "db", "migrate")["from_version"] == 3
-    r = run_toolctl("--db", db, "audit", "verify", "--format", "json")
+    copy = tmp_path / "copy.duckdb"
+    r = run_toolctl("--db", db, *[a.format(copy=copy) for a in upgrade])
     assert r.returncode == 0, r.stderr
-    doc = json.loads(r.stdout)
-    assert doc["intact"] and doc["rows"] == 2
-    log = _json("--db", db, "audit", "log")
-    assert [e["kind"] for e in log] == ["adopt"]
+    for store in [db] + ([copy] if "backup" in upgrade else []):
+        r = run_toolctl("--db", store, "audit", "verify", "--format", "json")
+        assert r.returncode == 0, r.stderr
+        doc = json.loads(r.stdout)
+        assert doc["intact"] and doc["rows"] == 2
+        log = _json("--db", store, "audit", "log")
+        assert [e["kind"] for e in log] == ["adopt"]
     conn = duckdb.connect(str(db))  # and the adopted rows are vouched for
     conn.execute("UPDATE events SET latency_ms = 9 WHERE event_id = 'e1'")
     conn.close()

@@ -91,19 +91,10 @@ def migrate_store(path: Path) -> dict:
     Returns {path, from_version, to_version, applied: ["0003_gate", ...]}; ``applied`` is
     empty when the store was already current. Raises SchemaVersionError if the store is newer
     than this toolctl, StoreBusyError if another process holds it.
-
-    A store that held rows before the ledger existed (migration 0004) has them adopted (an
-    ``adopt`` entry with their digests) right away, so `audit verify` after `db migrate`
-    vouches for them instead of reporting them as inserted outside toolctl.
     """
-    from toolctl.audit import ledger
-
     with _Unmigrated.open(path, write=True) as store:
         before = store.schema_version()
         applied = Store.migrate(store)
-        if applied:
-            with store.transaction():
-                ledger.ensure_started(store)
         return {"path": str(path), "from_version": before, "to_version": store.schema_version(),
                 "applied": applied}
 
