@@ -257,3 +257,93 @@ def test_gate_history_and_baselines_are_vouched_for_by_their_ledger_entries(tmp_
     # Deleting a baseline through toolctl is an entry too: still intact.
     assert run_toolctl("--db", db, "baseline", "delete", "b1").returncode == 0
     assert _verify(db).returncode == 0
+
+
+@pytest.mark.parametrize("tamper", [
+    "UPDATE ledger SET payload = '[]' WHERE seq = 1",
+    "UPDATE ledger SET payload = '\"text\"' WHERE seq = 1",
+    "UPDATE ledger SET row_count = NULL WHERE seq = 1",
+    "UPDATE ledger SET payload = '{\"batch_digests\": 5}' WHERE seq = 1",
+    "UPDATE ledger SET payload = '{\"batch_digests\": {\"1\": {}}}' WHERE seq = 1",
+    "UPDATE ledger SET kind = 'gate_decision', payload = '{\"evaluation_id\": 1, \"rows\": 7}' WHERE seq = 1",
+])
+def test_an_entry_edited_into_the_wrong_shape_is_reported_as_altered_with_exit_5(tmp_path, tamper):
+    """Found by fuzzing: a ledger entry whose payload or row_count was edited into a shape
+    toolctl never writes made `audit verify` and `db prune` crash with a traceback (exit 1)
+    instead of naming the altered entry (exit 5)."""
+    db = _ingest(tmp_path)
+    con = duckdb.connect(str(db))
+    con.execute(tamper)
+    con.close()
+    r = _verify(db)
+    assert r.returncode == 5, r.stderr
+    assert "Traceback" not in r.stderr and "ledger broken at entry 1" in r.stderr
+    problems = json.loads(r.stdout)["problems"]
+    assert any(p["seq"] == 1 and "altered" in p["problem"] for p in problems)
+    r = run_toolctl("--db", db, "db", "prune", "--older-than", "1d")
+    assert r.returncode == 5 and "Traceback" not in r.stderr, r.stderr
+    assert duckdb.connect(str(db), read_only=True).execute("SELECT count(*) FROM events").fetchone()[0] == 6
+
+
+def test_with_a_key_a_chain_rewritten_unsigned_is_caught(tmp_path):
+    """Found by fuzzing: someone holding only the file edited a row, recomputed the digests
+    and the chain and cleared every HMAC; verify with the key said intact (0 signed entries
+    checked), though a signed ledger promises a rewrite without the key is caught."""
+    key = {"TOOLCTL_LEDGER_KEY": "k3y-for-tests"}
+    db = tmp_path / "t.duckdb"
+    r = run_toolctl("--db", db, "ingest", write_jsonl(tmp_path / "a.jsonl", [event(1), event(2)]), env=key)
+    assert r.returncode == 0, r.stderr
+    con = duckdb.connect(str(db))
+    con.execute("UPDATE events SET latency_ms = 0")
+    entries = con.execute("SELECT seq, kind, created_at, batch_id, source, source_sha256, row_count,"
+                          " rows_digest, payload FROM ledger ORDER BY seq").fetchall()
+    store = Store(con, None, read_only=False)
+    prev = ""
+    for seq, kind, created, bid, src, sha, cnt, dig, payload in entries:
+        if bid is not None:
+            cnt, dig = ledger.batch_digest(store, bid)
+        e = dict(seq=seq, kind=kind, created_at=created, batch_id=bid, source=src, source_sha256=sha,
+                 row_count=cnt, rows_digest=dig, payload=json.loads(payload), prev_hash=prev)
+        h = ledger.entry_hash(e)
+        con.execute("UPDATE ledger SET row_count = ?, rows_digest = ?, prev_hash = ?, entry_hash = ?,"
+                    " hmac = NULL WHERE seq = ?", [cnt, dig, prev, h, seq])
+        prev = h
+    con.close()
+    assert _verify(db).returncode == 0  # without the key the rewrite is undetectable…
+    r = _verify(db, env=key)  # …with it, a ledger with no signed entry is not intact
+    assert r.returncode == 5, r.stdout
+    assert f"ledger broken at entry {entries[-1][0]}" in r.stderr and "no entry is signed" in r.stderr
+
+
+@pytest.mark.parametrize("tamper, missing", [
+    ("DROP TABLE ledger", "table ledger"),
+    ("ALTER TABLE ledger DROP COLUMN hmac", "column ledger.hmac"),
+    ("DROP TABLE rejects", "table rejects"),
+    ("DROP VIEW tool_calls; DROP TABLE events", "table events"),
+    ("DROP TABLE gate_check_results", "table gate_check_results"),
+])
+def test_a_table_or_column_dropped_outside_toolctl_is_tampering_exit_5(tmp_path, tamper, missing):
+    """Found by fuzzing: `audit verify` on a store whose ledger (or a table it digests) was
+    dropped crashed with a DuckDB catalog traceback (exit 1) instead of exit 5."""
+    db = _ingest(tmp_path)
+    con = duckdb.connect(str(db))
+    con.execute(tamper)
+    con.close()
+    r = _verify(db)
+    assert r.returncode == 5 and "Traceback" not in r.stderr, r.stderr
+    assert f"schema was changed outside toolctl: {missing} is missing" in r.stderr and "Hint:" in r.stderr
+
+
+def test_every_problem_line_says_where_rows_no_entry_records_are(tmp_path):
+    """Found by fuzzing: after the first problem, rows under batch ids no entry records were
+    listed as "also: entry None: …"."""
+    db = _ingest(tmp_path)
+    con = duckdb.connect(str(db))
+    for bid in (998, 999):
+        con.execute("INSERT INTO events SELECT * REPLACE ('f' || $b AS event_id, $b AS batch_id)"
+                    " FROM events LIMIT 1", {"b": bid})
+    con.close()
+    r = run_toolctl("--db", db, "audit", "verify")
+    assert r.returncode == 5
+    assert "entry None" not in r.stderr
+    assert "  also: rows outside the ledger: batch 999" in r.stderr, r.stderr

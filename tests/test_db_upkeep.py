@@ -288,3 +288,33 @@ def test_while_serving_info_prune_and_backup_go_through_the_collector_and_vacuum
     assert s.stop() == 0
     assert _counts(tmp_path / "hot.duckdb") == _counts(db)
     assert run_toolctl("--db", tmp_path / "hot.duckdb", "audit", "verify").returncode == 0
+
+
+@pytest.mark.parametrize("upgrade", [["db", "migrate"], ["db", "vacuum"], ["db", "backup", "{copy}"]])
+def test_rows_of_a_store_older_than_the_ledger_verify_intact_right_after_migrate(tmp_path, upgrade):
+    """Found by fuzzing: `db migrate` (or `db vacuum`, `db backup`, which migrate on opening)
+    of a store written before the ledger (migration 0004) left its rows unadopted until the
+    next write, so `audit verify` right after the upgrade exited 5 calling every batch
+    "inserted outside toolctl"."""
+    db = tmp_path / "old.duckdb"
+    _old_store(db, 3)
+    conn = duckdb.connect(str(db))
+    conn.execute("INSERT INTO batches VALUES (1, 'file', 'a.jsonl', 1, 2, 2, 2, 0, 0, TIMESTAMP '2026-01-01')")
+    conn.execute("INSERT INTO events (event_id, ts, tool, status, latency_ms, schema_version, attempt,"
+                 " batch_id) VALUES ('e1', TIMESTAMP '2026-01-01', 'search', 'ok', 1, 1, 1, 1),"
+                 " ('e2', TIMESTAMP '2026-01-01', 'search', 'ok', 2, 1, 1, 1)")
+    conn.close()
+    copy = tmp_path / "copy.duckdb"
+    r = run_toolctl("--db", db, *[a.format(copy=copy) for a in upgrade])
+    assert r.returncode == 0, r.stderr
+    for store in [db] + ([copy] if "backup" in upgrade else []):
+        r = run_toolctl("--db", store, "audit", "verify", "--format", "json")
+        assert r.returncode == 0, r.stderr
+        doc = json.loads(r.stdout)
+        assert doc["intact"] and doc["rows"] == 2
+        log = _json("--db", store, "audit", "log")
+        assert [e["kind"] for e in log] == ["adopt"]
+    conn = duckdb.connect(str(db))  # and the adopted rows are vouched for
+    conn.execute("UPDATE events SET latency_ms = 9 WHERE event_id = 'e1'")
+    conn.close()
+    assert run_toolctl("--db", db, "audit", "verify").returncode == 5

@@ -365,3 +365,66 @@ def test_lake_ls_counts_files_rows_and_bytes_per_partition(seeded, tmp_path):
     assert sum(p["bytes"] for p in rows) == sum(f["bytes"] for f in doc["files"])
     r = run_toolctl("lake", "ls", tmp_path / "nothing")
     assert r.returncode == 2 and "not a toolctl lake" in r.stderr
+
+
+def test_a_directory_named_like_a_partition_but_no_date_is_not_read(seeded, tmp_path):
+    """Found by fuzzing: a stray `dt=2026-13-45/hour=99` directory (a bad copy, another tool)
+    made every lake command crash with a traceback; like any name outside the layout, it is
+    not data."""
+    db, lake = copy_store(seeded, tmp_path), tmp_path / "lake"
+    doc = export(db, lake)
+    good = next(lake.glob("events/*/*/*.parquet"))
+    for dt, hour in (("dt=2026-13-45", "hour=00"), ("dt=2026-11-24", "hour=24")):
+        (lake / "events" / dt / hour).mkdir(parents=True, exist_ok=True)
+        (lake / "events" / dt / hour / good.name).write_bytes(good.read_bytes())
+    for args in (["lake", "ls", lake, "--format", "json"], ["stats", "--lake", lake, "--format", "json"],
+                 ["audit", "verify", "--lake", lake, "--format", "json"],
+                 ["lake", "compact", lake, "--format", "json"], ["lake", "export", lake, "--format", "json"]):
+        r = run_toolctl("--db", db, *args)
+        assert r.returncode == 0 and "Traceback" not in r.stderr, (args, r.stderr)
+    rows = json.loads(run_toolctl("lake", "ls", lake, "--format", "json").stdout)
+    assert sum(p["rows"] for p in rows) == doc["rows"]["events"] + doc["rows"]["spans"]
+
+
+def test_a_damaged_file_is_one_error_line_for_ls_and_compact_and_nothing_is_merged(seeded, tmp_path):
+    """Found by fuzzing: `lake ls` and `lake compact` met a truncated file (or a Parquet file
+    without the dataset's columns) with a traceback; like `stats --lake`, they name the file
+    (exit 4)."""
+    db, lake = copy_store(seeded, tmp_path), tmp_path / "lake"
+    export(db, lake)
+    toolctl(db, "ingest", *US[:1])  # same hours, new rows: a second file per partition
+    export(db, lake)
+    part = sorted(p.parent for p in lake.glob("events/*/*/*.parquet"))[0]
+    files = sorted(part.glob("*.parquet"))
+    assert len(files) == 2
+    damaged = files[1]
+    damaged.write_bytes(damaged.read_bytes()[:500])
+    r = run_toolctl("lake", "ls", lake)
+    assert r.returncode == 4 and "Traceback" not in r.stderr, r.stderr
+    assert f"Error: cannot read lake file {damaged}" in r.stderr and "Hint:" in r.stderr
+    r = run_toolctl("--db", db, "lake", "compact", lake, "--before", "2026-11-25T00:00:00Z")
+    assert r.returncode == 4 and "Traceback" not in r.stderr, r.stderr
+    assert f"Error: cannot read lake file {damaged}" in r.stderr
+    assert sorted(p.name for p in part.iterdir()) == sorted(f.name for f in files)  # nothing merged or left
+    # a Parquet file of the layout's name but not of the dataset: named too
+    duckdb.sql(f"COPY (SELECT 1 AS x) TO '{damaged}' (FORMAT parquet)")
+    r = run_toolctl("--db", db, "lake", "compact", lake, "--before", "2026-11-25T00:00:00Z")
+    assert r.returncode == 4 and f"cannot read lake file {damaged}: it has no column ts" in r.stderr, r.stderr
+    assert sorted(p.name for p in part.iterdir()) == sorted(f.name for f in files)
+
+
+def test_export_to_a_lake_whose_marker_was_lost_is_refused_rather_than_doubling_it(seeded, tmp_path):
+    """Found by fuzzing: with `_toolctl_lake.json` gone (a sync that skips `_` names, a bad
+    restore) `lake export` wrote a new marker with a new lake_id, found nothing exported to
+    that id and wrote every row again: each event twice in the lake."""
+    db, lake = copy_store(seeded, tmp_path), tmp_path / "lake"
+    doc = export(db, lake)
+    (lake / "_toolctl_lake.json").unlink()
+    r = run_toolctl("--db", db, "lake", "export", lake)
+    assert r.returncode == 1, r.stderr
+    assert "holds lake data files but no _toolctl_lake.json" in r.stderr and "Hint:" in r.stderr
+    assert not (lake / "_toolctl_lake.json").exists()
+    assert len(lake_rows(lake, "events")[0]) == doc["rows"]["events"]
+    empty = tmp_path / "empty"  # dataset directories without data still start a lake
+    (empty / "events").mkdir(parents=True)
+    export(db, empty)

@@ -267,12 +267,31 @@ def expected_batches(store: Any) -> tuple[dict[int, tuple[int, str, int]], dict[
             payload = json.loads(e["payload"])
         except (TypeError, ValueError):
             continue
-        _apply_entry(e, payload, expected, pruned)
+        try:
+            _apply_entry(e, payload, expected, pruned)
+        except _MALFORMED as exc:
+            raise LedgerTamperedError(
+                f"ledger entry {e['seq']} is malformed ({_malformed(exc)}): it was altered outside toolctl",
+                hint="run `toolctl audit verify` to see what changed") from None
     return expected, pruned
 
 
+#: What folding an entry whose fields were edited into the wrong shape raises (a payload that
+#: is a list, a NULL row_count, a digest map without counts): tampering, reported as such.
+_MALFORMED = (TypeError, ValueError, KeyError, AttributeError)
+
+
+def _malformed(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
 def _apply_entry(e: dict, payload: dict, expected: dict, pruned: dict) -> list[str]:
-    """Fold one entry into the expected state; returns what is inconsistent about it."""
+    """Fold one entry into the expected state; returns what is inconsistent about it.
+
+    Raises one of ``_MALFORMED`` when the entry's fields do not have the shapes toolctl
+    writes; nothing is folded then."""
+    if not isinstance(payload, dict):
+        raise TypeError(f"payload is a JSON {type(payload).__name__}, not an object")
     problems = []
     if e["kind"] in BATCH_KINDS and e["batch_id"] is not None:
         expected[int(e["batch_id"])] = (int(e["row_count"]), e["rows_digest"], e["seq"])
@@ -346,12 +365,52 @@ class VerifyReport:
                 "pruned_batches": [{"batch_id": b, "pruned_by": s} for b, s in self.pruned.items()]}
 
 
+#: The store's tables and columns as the information schema lists them.
+_STORE_COLUMNS = "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'main'"
+
+
+def _columns_read(sql: str) -> list[str]:
+    """The column names of the first ``struct_pack(...)`` in a hash expression."""
+    inner = sql[sql.index("struct_pack(") + len("struct_pack("):]
+    return [c.strip() for c in inner[:inner.index(")")].split(",")]
+
+
+def _missing_schema(store: Any) -> list[str]:
+    """The tables and columns verify reads that the store lacks (dropped outside toolctl)."""
+    control = load_query("control_rows_digest").split("struct_pack(")[1:]
+    wanted = {
+        "ledger": list(_ENTRY_FIELDS) + ["entry_hash", "hmac"],
+        "events": _columns_read(event_row_hash_sql()),
+        "spans": _columns_read(span_row_json_sql()),
+        "rejects": _columns_read(load_query("row_hashes")),
+        **{t: _columns_read("struct_pack(" + c) for t, c in
+           zip(("gate_evaluations", "gate_check_results", "baselines", "baseline_tools"), control)},
+    }
+    have: dict[str, set[str]] = {}
+    for table, column in store.execute(_STORE_COLUMNS).fetchall():
+        have.setdefault(table, set()).add(column)
+    missing = []
+    for table, columns in wanted.items():
+        if table not in have:
+            missing.append(f"table {table}")
+        else:
+            missing += [f"column {table}.{c}" for c in columns if c not in have[table]]
+    return missing
+
+
 def verify(store: Any) -> VerifyReport:
     """Walk the chain and recompute every batch digest from the stored rows.
 
     Returns a VerifyReport; ``problems`` is ordered by ledger entry, the first one being
     the first broken entry. Rows under a batch id no entry accounts for are reported last.
+    Raises LedgerTamperedError when a table or column it reads was dropped.
     """
+    missing = _missing_schema(store)
+    if missing:
+        raise LedgerTamperedError(
+            f"the store's schema was changed outside toolctl: {', '.join(missing[:5])} "
+            f"{'is' if len(missing) == 1 else 'are'} missing",
+            hint="restore the store from a backup (`toolctl db backup` copies are checked)")
     report = VerifyReport()
     key = ledger_key()
     report.signatures_checked = key is not None
@@ -390,10 +449,20 @@ def verify(store: Any) -> VerifyReport:
         elif seen_signed and key is not None:
             report.problems.append(Problem(seq, "entry is unsigned although earlier entries are signed"))
         prev = e["entry_hash"]
-        for what in _apply_entry(e, e["payload"], expected, pruned):
-            report.problems.append(Problem(seq, what))
-        _note_control_rows(e, controls)
+        try:
+            for what in _apply_entry(e, e["payload"], expected, pruned):
+                report.problems.append(Problem(seq, what))
+            _note_control_rows(e, controls)
+        except _MALFORMED as exc:
+            report.problems.append(Problem(seq, f"entry fields are malformed ({_malformed(exc)}): "
+                                                f"the entry was altered"))
 
+    if key is not None and entries and not seen_signed:
+        # Someone holding only the file can rewrite the whole chain unsigned; with the key,
+        # the newest entry (written by a toolctl that had it) must carry an HMAC.
+        report.problems.append(Problem(entries[-1]["seq"], "no entry is signed although "
+                                       "TOOLCTL_LEDGER_KEY is set: the chain was rewritten without "
+                                       "the key (or written by a toolctl that did not have it)"))
     actual = {int(r["batch_id"]): (int(r["row_count"]), r["rows_digest"])
               for r in store.fetch_dicts(row_hashes_sql() + load_query("all_batch_digests"))}
     report.batches = len(actual)
@@ -433,10 +502,17 @@ def _note_control_rows(e: dict, controls: dict) -> None:
     if not isinstance(payload, dict):
         return
     if e["kind"] == "gate_decision" and payload.get("evaluation_id") is not None:
-        controls["gate"][int(payload["evaluation_id"])] = (payload.get("rows"), e["seq"])
+        controls["gate"][int(payload["evaluation_id"])] = (_rows_doc(payload.get("rows")), e["seq"])
     elif e["kind"] in ("baseline_save", "baseline_delete") and payload.get("name") is not None:
-        rows = payload.get("rows") if e["kind"] == "baseline_save" else {"row_count": 0}
+        rows = _rows_doc(payload.get("rows")) if e["kind"] == "baseline_save" else {"row_count": 0}
         controls["baseline"][payload["name"]] = (rows, e["seq"])
+
+
+def _rows_doc(rows: Any) -> dict | None:
+    """A control entry's ``rows`` ({row_count, rows_digest}, or absent); ValueError otherwise."""
+    if rows is not None and not (isinstance(rows, dict) and type(rows.get("row_count")) is int):
+        raise ValueError(f"rows is {canonical_json(rows)[:60]}, not {{row_count, rows_digest}}")
+    return rows
 
 
 def _check_control_rows(store: Any, controls: dict) -> list[Problem]:

@@ -306,11 +306,13 @@ def verify(ctx: typer.Context,
     if not doc["intact"]:
         import sys
 
+        def where(p: dict) -> str:
+            return f"entry {p['seq']}" if p["seq"] is not None else "rows outside the ledger"
+
         first = doc["problems"][0]
-        where = f"entry {first['seq']}" if first["seq"] is not None else "rows outside the ledger"
-        sys.stderr.write(f"Error: ledger broken at {where}: {first['problem']}\n")
+        sys.stderr.write(f"Error: ledger broken at {where(first)}: {first['problem']}\n")
         for p in doc["problems"][1:]:
-            sys.stderr.write(f"  also: entry {p['seq']}: {p['problem']}\n")
+            sys.stderr.write(f"  also: {where(p)}: {p['problem']}\n")
         if all(p["problem"].startswith("lake: ") for p in doc["problems"]):
             sys.stderr.write("Hint: lake files were changed or removed outside toolctl; restore them "
                              "from a copy (`toolctl audit log --kind lake_file` lists what was written)\n")

@@ -33,8 +33,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
+from toolctl.errors import LakeFileError
 from toolctl.lake.layout import (COMPACTIONS, COMPRESSION, DATASETS, LAKE_VERSION, ROW_GROUP_ROWS,
-                                 file_name, floor_hour, fsync_dir, open_lake, partition_files,
+                                 damaged_file, file_name, floor_hour, fsync_dir, open_lake, partition_files,
                                  partition_hour, partitions, parquet_rows, publish, sha256_file,
                                  tmp_path_for, write_atomic)
 
@@ -106,6 +107,23 @@ def _unlock(directory: Path, token: str) -> None:
             path.unlink()
     except FileNotFoundError:
         pass
+
+
+def _read_input(path: Path, required: list[str]) -> Any:
+    """A compaction input as an Arrow table; LakeFileError naming it when it cannot be read or
+    lacks the dataset's time and key columns (not a file of this dataset)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.ParquetFile(path).read()
+    except (pa.ArrowException, OSError) as exc:
+        raise damaged_file(path, exc) from None
+    missing = [c for c in required if c not in table.column_names]
+    if missing:
+        raise LakeFileError(f"cannot read lake file {path}: it has no column {', '.join(missing)}",
+                            hint="it is not a file of this dataset: move it out of the lake")
+    return table
 
 
 @contextmanager
@@ -246,11 +264,18 @@ def compact(store: Any, root: Path | str, *, before: datetime | None = None,
             for f in files:
                 path = root / f.path
                 inputs.append({"path": f.path, "rows": parquet_rows(path), "sha256": sha256_file(path)})
-                tables.append(pq.ParquetFile(path).read())
+                tables.append(_read_input(path, [ts, *keys]))
             # "default" promotion: a file written before a nullable column was appended (still
             # v1, docs/lake.md) gets NULLs there instead of failing the merge; a changed type
             # still fails (that is a new layout version).
-            table = pa.concat_tables(tables, promote_options="default").sort_by([(ts, "ascending")] + [(k, "ascending") for k in keys])
+            try:
+                table = pa.concat_tables(tables, promote_options="default")
+            except pa.ArrowException as exc:
+                raise LakeFileError(f"cannot compact {root / part}: its files do not share the "
+                                    f"{dataset} schema ({str(exc).splitlines()[0]})",
+                                    hint=f"check the lake with `toolctl audit verify --lake {root}`; move "
+                                         "the file that is not this dataset's out of the lake") from None
+            table = table.sort_by([(ts, "ascending")] + [(k, "ascending") for k in keys])
             table = table.replace_schema_metadata({"toolctl.lake.version": str(LAKE_VERSION),
                                                    "toolctl.lake.dataset": dataset})
             with store.transaction():

@@ -97,6 +97,15 @@ def partition_hour(rel_dir: str) -> datetime:
     return datetime.strptime(f"{dt[3:]} {hour[5:]}", "%Y-%m-%d %H")
 
 
+def _partition_start(text: str, fmt: str) -> datetime | None:
+    """The start of a ``dt=``/``hour=`` directory, None when the name only looks like one
+    (``dt=2026-13-45``, ``hour=24``): such a directory is not a partition of the layout."""
+    try:
+        return datetime.strptime(text, fmt)
+    except ValueError:
+        return None
+
+
 def floor_hour(value: datetime) -> datetime:
     return value.replace(minute=0, second=0, microsecond=0)
 
@@ -128,6 +137,11 @@ def open_lake(root: Path, *, create: bool) -> dict:
                                  and p.name not in DATASETS for p in root.iterdir()):
             raise LakeError(f"{root} holds other files and no {MARKER}",
                             hint="point --lake at an empty or existing toolctl lake directory")
+        if root.exists() and _holds_data(root):
+            # A new marker would be a new lake_id: every store would export all its rows again.
+            raise LakeError(f"{root} holds lake data files but no {MARKER}: its marker was lost",
+                            hint=f"restore {MARKER} from a copy (`toolctl audit log --kind lake_file --format json` "
+                                 "shows its lake_id), or point --lake at a new directory")
         root.mkdir(parents=True, exist_ok=True)
         doc = {"format": LAKE_FORMAT, "version": LAKE_VERSION, "lake_id": secrets.token_hex(16)}
         try:  # O_EXCL: two writers creating the lake at once agree on one marker
@@ -147,6 +161,15 @@ def open_lake(root: Path, *, create: bool) -> dict:
         # A marker written by hand (or another tool) without an id: its resolved path stands in.
         doc["lake_id"] = "path:" + str(root.resolve())
     return doc
+
+
+def _holds_data(root: Path) -> bool:
+    """Whether a dataset directory under ``root`` holds a data file (stops at the first)."""
+    for ds in DATASETS:
+        base = root / ds
+        if base.is_dir() and any(FILE_RE.match(p.name) for p in base.glob("*/*/*.parquet")):
+            return True
+    return False
 
 
 # -- atomic files ----------------------------------------------------------------------------
@@ -198,9 +221,24 @@ def sha256_file(path: Path) -> str:
 
 
 def parquet_rows(path: Path) -> int:
+    """Rows of a lake file, from its footer; LakeFileError (exit 4) naming it when unreadable."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    return pq.ParquetFile(path).metadata.num_rows
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except (pa.ArrowException, OSError) as exc:
+        raise damaged_file(path, exc) from None
+
+
+def damaged_file(path: Path, exc: Exception) -> Exception:
+    """A lake file that cannot be read (truncated, altered, not Parquet) as one ``Error:`` line."""
+    from toolctl.errors import LakeFileError
+
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return LakeFileError(f"cannot read lake file {path}: {detail}",
+                         hint="check the lake with `toolctl audit verify --lake DIR`; restore the file "
+                              "from a copy, or move it out of the lake")
 
 
 # -- listing ---------------------------------------------------------------------------------
@@ -241,12 +279,13 @@ def partitions(root: Path, dataset: str | None = None, *, since: datetime | None
         if not base.is_dir():
             continue
         for dt in sorted(p for p in base.iterdir() if visible(p.name) and PARTITION_RE[0].match(p.name)):
-            if not dt.is_dir() or outside(datetime.strptime(dt.name[3:], "%Y-%m-%d"), timedelta(days=1)):
+            day = _partition_start(dt.name[3:], "%Y-%m-%d")
+            if day is None or not dt.is_dir() or outside(day, timedelta(days=1)):
                 continue
             for hour in sorted(p for p in dt.iterdir() if visible(p.name) and PARTITION_RE[1].match(p.name)):
-                part = f"{ds}/{dt.name}/{hour.name}"
-                if hour.is_dir() and not outside(partition_hour(part), timedelta(hours=1)):
-                    yield part
+                start = _partition_start(f"{dt.name[3:]} {hour.name[5:]}", "%Y-%m-%d %H")
+                if start is not None and hour.is_dir() and not outside(start, timedelta(hours=1)):
+                    yield f"{ds}/{dt.name}/{hour.name}"
 
 
 def partition_files(root: Path, partition: str) -> list[LakeFile]:
