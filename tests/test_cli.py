@@ -251,6 +251,24 @@ def test_stats_bad_options_are_usage_errors_with_a_hint(tmp_path, args, needle):
     assert needle in proc.stderr and "Hint:" in proc.stderr
 
 
+@pytest.mark.parametrize("every", [
+    "999999999d",  # parses, but DuckDB's time_bucket cannot hold it: was a traceback, exit 1
+    "3652060d",    # one day wider than the years 0001-9999
+    "",            # --every "$UNSET": was ignored, unbucketed rows and exit 0
+])
+def test_stats_every_that_cannot_bucket_is_a_usage_error_over_stored_data(tmp_path, every):
+    db = tmp_path / "s.duckdb"
+    write_jsonl(tmp_path / "a.jsonl", [event(1, ts="0001-01-01T00:00:00Z"), event(2)])
+    assert run_toolctl("--db", db, "ingest", tmp_path / "a.jsonl").returncode == 0
+    proc = run_toolctl("--db", db, "stats", "--every", every, "--format", "json")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("Error: invalid --every") and "Hint:" in proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+    widest = run_toolctl("--db", db, "stats", "--every", "3652059d", "--format", "json")
+    assert widest.returncode == 0, widest.stderr
+    assert sum(r["attempts"] for r in json.loads(widest.stdout)) == 2
+
+
 def test_window_bounds_finer_than_a_microsecond_round_up_so_the_window_stays_half_open(tmp_path):
     db = tmp_path / "s.duckdb"
     write_jsonl(tmp_path / "a.jsonl", [event(1, ts="2024-01-01T00:00:00Z"),
