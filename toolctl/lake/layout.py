@@ -89,7 +89,9 @@ def file_name(writer_id: str, seq: int) -> str:
 
 def partition_dir(dataset: str, hour: datetime) -> str:
     """The partition of ``hour`` (a naive UTC datetime), relative to the lake."""
-    return f"{dataset}/dt={hour:%Y-%m-%d}/hour={hour:%H}"
+    # Not %Y: it does not zero-pad years before 1000 (0001-01-01 is Go's zero time), and a
+    # `dt=1-01-01` directory does not match PARTITION_RE, so every reader would skip it.
+    return f"{dataset}/dt={hour.year:04d}-{hour:%m-%d}/hour={hour:%H}"
 
 
 def partition_hour(rel_dir: str) -> datetime:
