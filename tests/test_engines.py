@@ -386,6 +386,29 @@ def test_spark_rewrites_compute_what_duckdb_computes(spark):
 
 
 @pytest.mark.slow
+def test_spark_time_buckets_equal_duckdb_a_microsecond_before_a_boundary_far_from_2000(spark):
+    # Beyond 2^53 µs from the origin (~285 years) floor((µs - origin) / w) in doubles put
+    # these times into the next bucket.
+    from toolctl.engines.transpile import to_spark
+
+    # (Year-1 times whose bucket starts in year 1 for every width below: 0001-01-01 is a
+    # Monday, and a 25h boundary falls on 0001-01-03 06:00.)
+    times = ["0001-01-07 23:59:59.999999", "0001-01-03 05:59:59.999999", "1700-03-01 06:59:59.999999",
+             "2500-06-01 00:00:59.999999", "8000-01-01 23:59:59.999999", "9999-12-31 23:58:59.999999",
+             "9999-12-31 23:59:59.999999", "2026-11-24 06:59:59.999999"]
+    values = "(VALUES " + ", ".join(f"(TIMESTAMP '{t}')" for t in times) + ") AS v(ts)"
+    sql = (f"SELECT strftime(time_bucket($every::INTERVAL, ts), '%Y-%m-%dT%H:%M:%S.%fZ') AS b, count(*) AS n "
+           f"FROM {values} GROUP BY b ORDER BY b")
+    import duckdb
+
+    for every in (timedelta(minutes=1), timedelta(minutes=7), timedelta(hours=1), timedelta(hours=25),
+                  timedelta(days=1), timedelta(weeks=1)):
+        want = [tuple(r) for r in duckdb.connect().execute(sql, {"every": every}).fetchall()]
+        got = [tuple(r) for r in spark.sql(to_spark(sql, {"every": every})).collect()]
+        assert got == want, every
+
+
+@pytest.mark.slow
 def test_spark_reads_only_the_layouts_data_files_not_strays(small_lake, spark):
     from toolctl.engines import open_source
     from toolctl.metrics.stats import StatsQuery, stats
