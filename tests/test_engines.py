@@ -56,6 +56,19 @@ def test_pruning_lists_only_hour_partitions_meeting_the_window(tmp_path):
     assert list_files(tmp_path, "spans") == []
 
 
+def test_a_windowed_lake_query_runs_when_a_partition_is_the_last_day_of_9999(tmp_path):
+    # Pruning computed the partition's start + 1 day: for dt=9999-12-31 an OverflowError, so
+    # one "never" sentinel timestamp made every windowed lake query a traceback (exit 1).
+    db, lake = tmp_path / "s.duckdb", tmp_path / "lake"
+    docs = [event(1, ts="9999-12-31T23:00:00Z"), event(2, ts="2026-11-24T06:00:00Z")]
+    assert run_toolctl("--db", db, "ingest", write_jsonl(tmp_path / "e.jsonl", docs)).returncode == 0
+    assert run_toolctl("--db", db, "lake", "export", lake).returncode == 0
+    for window, attempts in ((["--since", "2026-01-01T00:00:00Z"], 2), (["--since", "9999-12-31T23:30:00Z"], 0),
+                             (["--since", "2026-11-24T06:00:00Z", "--until", "2026-11-24T07:00:00Z"], 1)):
+        rows = _stats("--db", db, "stats", "--lake", lake, *window)
+        assert sum(r["attempts"] for r in rows) == attempts, window
+
+
 def _stray_copies(lake: Path) -> int:
     """Files in a partition that are not the layout's data files, each holding real rows."""
     n = 0

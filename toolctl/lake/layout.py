@@ -236,7 +236,8 @@ def partitions(root: Path, dataset: str | None = None, *, since: datetime | None
     since, until = _naive_utc(since), _naive_utc(until)
 
     def outside(start: datetime, length: timedelta) -> bool:
-        return until is not None and start >= until or since is not None and start + length <= since
+        # since - start, not start + length: the end of dt=9999-12-31 is past what datetime holds.
+        return until is not None and start >= until or since is not None and since - start >= length
 
     for ds in sorted(DATASETS) if dataset is None else [dataset]:
         base = Path(root) / ds
