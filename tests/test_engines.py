@@ -514,6 +514,30 @@ def test_span_auth_failures_agree_on_all_engines(tmp_path, spark):
         assert stats(src, q) == want
 
 
+@pytest.mark.slow
+def test_spark_stats_group_by_every_dimension_as_the_store_does(tmp_path, spark):
+    # --by status on Spark was AMBIGUOUS_REFERENCE: stats.sql selected `status AS status` and
+    # the raw `status` side by side, which DuckDB tolerates and Spark refuses.
+    from toolctl.engines import open_source
+    from toolctl.metrics.stats import DIMENSIONS, StatsQuery, stats
+    from toolctl.store import Store
+
+    docs = [event(i, tool="ab"[i % 2], status="error" if i % 3 == 0 else "ok", call_id=f"c{i // 2}",
+                  attempt=1 + i % 2, user=f"u{i % 2}", error_code="E" if i % 3 == 0 else None,
+                  tenant="t", version="v", service="s") for i in range(12)]
+    # a tie: one call, same attempt and ts, an error and a success (the arg_max path)
+    docs += [event(20, call_id="tie", status="error"), event(21, call_id="tie", status="ok")]
+    db, lake = tmp_path / "s.duckdb", tmp_path / "lake"
+    assert run_toolctl("--db", db, "ingest", write_jsonl(tmp_path / "e.jsonl", docs)).returncode == 0
+    write_lake(db, lake)
+    queries = [StatsQuery(by=[d]) for d in DIMENSIONS] + [StatsQuery(by=["status", "tool"], every=timedelta(hours=1))]
+    with Store.open(db, write=False) as store:
+        want = [stats(store, q) for q in queries]
+    with open_source("spark", lake, "local[2]") as src:
+        for q, w in zip(queries, want):
+            assert stats(src, q) == w, q.by
+
+
 def test_regress_on_a_relative_lake_path_equals_regress_on_the_store(small_lake):
     db, lake = small_lake
     assert run_toolctl("--db", db, "baseline", "save", "b").returncode == 0
