@@ -171,6 +171,7 @@ def test_histogram_of_nothing_has_no_bins_and_usage_errors_are_one_line(view_db)
     assert (doc["count"], doc["bins"], doc["p95_ms"]) == (0, [], None)
     for args, needle in ((["--histogram", "--scale", "cubic"], "--scale"),
                          (["--histogram", "--every", "5m"], "--histogram"),
+                         (["--histogram", "--every", ""], "--histogram"),  # was ignored: exit 0
                          (["--plot"], "--plot needs --every")):
         res = run_toolctl("--db", view_db, "stats", *args)
         assert res.returncode == 2, (args, res.stderr)

@@ -52,7 +52,7 @@ def stats(
 
     now = utcnow()
     if histogram:
-        if plot or by or every:
+        if plot or by or every is not None:
             raise UsageError("--histogram cannot be combined with --plot, --by or --every",
                              hint="e.g. toolctl stats --histogram --tool search_web --since 2h")
         if fmt is Format.csv:
