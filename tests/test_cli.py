@@ -232,6 +232,22 @@ def test_log_data_never_reaches_the_terminal_as_control_sequences(tmp_path):
     doc = json.loads(run_toolctl("--db", db, "stats", "--by", "tool", "--format", "json").stdout)
     assert doc[0]["tool"] == evil
 
+def test_human_output_shows_a_huge_latency_compactly(tmp_path):
+    # A valid 1.7e308 ms latency printed as 309 digits with separators: every p95/p99 cell and
+    # the Total line wrapped over dozens of lines.
+    db = tmp_path / "s.duckdb"
+    write_jsonl(tmp_path / "a.jsonl", [event(1, latency_ms=12), event(2, latency_ms=1.7e308)])
+    assert run_toolctl("--db", db, "ingest", tmp_path / "a.jsonl").returncode == 0
+    for args in (["stats"], ["stats", "--by", "tool"], ["stats", "--every", "1h", "--plot"],
+                 ["stats", "--histogram"], ["audit", "search"]):
+        proc = run_toolctl("--db", db, *args)
+        assert proc.returncode == 0, (args, proc.stderr)
+        assert "e+308" in proc.stdout and "000,000,000,000" not in proc.stdout, (args, proc.stdout)
+    out = " ".join(run_toolctl("--db", db, "stats").stdout.split())  # the caption wraps to the table
+    assert ("Total: 2 calls, 2 attempts (0 retries), 0 errors (0.00%), 0 auth failures, "
+            "p95 1.61e+308 ms, p99 1.68e+308 ms") in out
+
+
 @pytest.mark.parametrize("args, needle", [
     (["--since", "yesterday"], "invalid --since"),
     (["--every", "5x"], "invalid --every"),
@@ -250,6 +266,24 @@ def test_stats_bad_options_are_usage_errors_with_a_hint(tmp_path, args, needle):
     proc = run_toolctl("--db", tmp_path / "s.duckdb", "stats", *args)
     assert proc.returncode == 2
     assert needle in proc.stderr and "Hint:" in proc.stderr
+
+
+@pytest.mark.parametrize("every", [
+    "999999999d",  # parses, but DuckDB's time_bucket cannot hold it: was a traceback, exit 1
+    "3652060d",    # one day wider than the years 0001-9999
+    "",            # --every "$UNSET": was ignored, unbucketed rows and exit 0
+])
+def test_stats_every_that_cannot_bucket_is_a_usage_error_over_stored_data(tmp_path, every):
+    db = tmp_path / "s.duckdb"
+    write_jsonl(tmp_path / "a.jsonl", [event(1, ts="0001-01-01T00:00:00Z"), event(2)])
+    assert run_toolctl("--db", db, "ingest", tmp_path / "a.jsonl").returncode == 0
+    proc = run_toolctl("--db", db, "stats", "--every", every, "--format", "json")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("Error: invalid --every") and "Hint:" in proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+    widest = run_toolctl("--db", db, "stats", "--every", "3652059d", "--format", "json")
+    assert widest.returncode == 0, widest.stderr
+    assert sum(r["attempts"] for r in json.loads(widest.stdout)) == 2
 
 
 def test_window_bounds_finer_than_a_microsecond_round_up_so_the_window_stays_half_open(tmp_path):

@@ -56,6 +56,19 @@ def test_pruning_lists_only_hour_partitions_meeting_the_window(tmp_path):
     assert list_files(tmp_path, "spans") == []
 
 
+def test_a_windowed_lake_query_runs_when_a_partition_is_the_last_day_of_9999(tmp_path):
+    # Pruning computed the partition's start + 1 day: for dt=9999-12-31 an OverflowError, so
+    # one "never" sentinel timestamp made every windowed lake query a traceback (exit 1).
+    db, lake = tmp_path / "s.duckdb", tmp_path / "lake"
+    docs = [event(1, ts="9999-12-31T23:00:00Z"), event(2, ts="2026-11-24T06:00:00Z")]
+    assert run_toolctl("--db", db, "ingest", write_jsonl(tmp_path / "e.jsonl", docs)).returncode == 0
+    assert run_toolctl("--db", db, "lake", "export", lake).returncode == 0
+    for window, attempts in ((["--since", "2026-01-01T00:00:00Z"], 2), (["--since", "9999-12-31T23:30:00Z"], 0),
+                             (["--since", "2026-11-24T06:00:00Z", "--until", "2026-11-24T07:00:00Z"], 1)):
+        rows = _stats("--db", db, "stats", "--lake", lake, *window)
+        assert sum(r["attempts"] for r in rows) == attempts, window
+
+
 def _stray_copies(lake: Path) -> int:
     """Files in a partition that are not the layout's data files, each holding real rows."""
     n = 0
@@ -386,6 +399,29 @@ def test_spark_rewrites_compute_what_duckdb_computes(spark):
 
 
 @pytest.mark.slow
+def test_spark_time_buckets_equal_duckdb_a_microsecond_before_a_boundary_far_from_2000(spark):
+    # Beyond 2^53 µs from the origin (~285 years) floor((µs - origin) / w) in doubles put
+    # these times into the next bucket.
+    from toolctl.engines.transpile import to_spark
+
+    # (Year-1 times whose bucket starts in year 1 for every width below: 0001-01-01 is a
+    # Monday, and a 25h boundary falls on 0001-01-03 06:00.)
+    times = ["0001-01-07 23:59:59.999999", "0001-01-03 05:59:59.999999", "1700-03-01 06:59:59.999999",
+             "2500-06-01 00:00:59.999999", "8000-01-01 23:59:59.999999", "9999-12-31 23:58:59.999999",
+             "9999-12-31 23:59:59.999999", "2026-11-24 06:59:59.999999"]
+    values = "(VALUES " + ", ".join(f"(TIMESTAMP '{t}')" for t in times) + ") AS v(ts)"
+    sql = (f"SELECT strftime(time_bucket($every::INTERVAL, ts), '%Y-%m-%dT%H:%M:%S.%fZ') AS b, count(*) AS n "
+           f"FROM {values} GROUP BY b ORDER BY b")
+    import duckdb
+
+    for every in (timedelta(minutes=1), timedelta(minutes=7), timedelta(hours=1), timedelta(hours=25),
+                  timedelta(days=1), timedelta(weeks=1)):
+        want = [tuple(r) for r in duckdb.connect().execute(sql, {"every": every}).fetchall()]
+        got = [tuple(r) for r in spark.sql(to_spark(sql, {"every": every})).collect()]
+        assert got == want, every
+
+
+@pytest.mark.slow
 def test_spark_reads_only_the_layouts_data_files_not_strays(small_lake, spark):
     from toolctl.engines import open_source
     from toolctl.metrics.stats import StatsQuery, stats
@@ -476,6 +512,30 @@ def test_span_auth_failures_agree_on_all_engines(tmp_path, spark):
         assert stats(src, q) == want
     with open_source("spark", lake, "local[2]") as src:
         assert stats(src, q) == want
+
+
+@pytest.mark.slow
+def test_spark_stats_group_by_every_dimension_as_the_store_does(tmp_path, spark):
+    # --by status on Spark was AMBIGUOUS_REFERENCE: stats.sql selected `status AS status` and
+    # the raw `status` side by side, which DuckDB tolerates and Spark refuses.
+    from toolctl.engines import open_source
+    from toolctl.metrics.stats import DIMENSIONS, StatsQuery, stats
+    from toolctl.store import Store
+
+    docs = [event(i, tool="ab"[i % 2], status="error" if i % 3 == 0 else "ok", call_id=f"c{i // 2}",
+                  attempt=1 + i % 2, user=f"u{i % 2}", error_code="E" if i % 3 == 0 else None,
+                  tenant="t", version="v", service="s") for i in range(12)]
+    # a tie: one call, same attempt and ts, an error and a success (the arg_max path)
+    docs += [event(20, call_id="tie", status="error"), event(21, call_id="tie", status="ok")]
+    db, lake = tmp_path / "s.duckdb", tmp_path / "lake"
+    assert run_toolctl("--db", db, "ingest", write_jsonl(tmp_path / "e.jsonl", docs)).returncode == 0
+    write_lake(db, lake)
+    queries = [StatsQuery(by=[d]) for d in DIMENSIONS] + [StatsQuery(by=["status", "tool"], every=timedelta(hours=1))]
+    with Store.open(db, write=False) as store:
+        want = [stats(store, q) for q in queries]
+    with open_source("spark", lake, "local[2]") as src:
+        for q, w in zip(queries, want):
+            assert stats(src, q) == w, q.by
 
 
 def test_regress_on_a_relative_lake_path_equals_regress_on_the_store(small_lake):

@@ -428,3 +428,24 @@ def test_export_to_a_lake_whose_marker_was_lost_is_refused_rather_than_doubling_
     empty = tmp_path / "empty"  # dataset directories without data still start a lake
     (empty / "events").mkdir(parents=True)
     export(db, empty)
+
+
+def test_events_before_the_year_1000_are_in_a_partition_every_lake_reader_lists(tmp_path):
+    # 0001-01-01T00:00:00Z is Go's zero time: a gateway that never set the timestamp. Its
+    # partition was written as dt=1-01-01 (%Y does not zero-pad), which does not match the
+    # layout's dt=YYYY-MM-DD, so `stats --lake` and `lake ls` silently left the event out.
+    db, lake = tmp_path / "s.duckdb", tmp_path / "lake"
+    write_jsonl(tmp_path / "a.jsonl", [event(1, ts="0001-01-01T00:00:00Z", status="error"),
+                                       event(2, ts="0999-12-31T23:59:59Z"), event(3)])
+    toolctl(db, "ingest", tmp_path / "a.jsonl")
+    export(db, lake)
+    assert sorted(p.name for p in (lake / "events").iterdir() if p.name.startswith("dt=")) == [
+        "dt=0001-01-01", "dt=0999-12-31", "dt=2026-11-24"]
+    from_store = json.loads(toolctl(db, "stats", "--format", "json").stdout)
+    from_lake = json.loads(toolctl(db, "stats", "--lake", lake, "--format", "json").stdout)
+    assert from_lake == from_store and from_store[0]["attempts"] == 3 and from_store[0]["errors"] == 1
+    windowed = json.loads(toolctl(db, "stats", "--lake", lake, "--until", "1000-01-01T00:00:00Z",
+                                  "--format", "json").stdout)
+    assert windowed[0]["attempts"] == 2
+    listed = json.loads(toolctl(db, "lake", "ls", lake, "--format", "json").stdout)
+    assert sum(p["rows"] for p in listed) == 3

@@ -171,6 +171,7 @@ def test_histogram_of_nothing_has_no_bins_and_usage_errors_are_one_line(view_db)
     assert (doc["count"], doc["bins"], doc["p95_ms"]) == (0, [], None)
     for args, needle in ((["--histogram", "--scale", "cubic"], "--scale"),
                          (["--histogram", "--every", "5m"], "--histogram"),
+                         (["--histogram", "--every", ""], "--histogram"),  # was ignored: exit 0
                          (["--plot"], "--plot needs --every")):
         res = run_toolctl("--db", view_db, "stats", *args)
         assert res.returncode == 2, (args, res.stderr)
@@ -194,3 +195,32 @@ def test_a_p95_up_30x_outranks_an_error_rate_up_one_and_a_half_points():
     assert mover_score(latency) > mover_score(errors) >= 1
     assert mover_score({"error_rate_delta": 0.009, "p95_ratio": 1.49}) is None  # under both thresholds
     assert mover_score({"error_rate_delta": None, "p95_ratio": None}) is None  # no prior window
+
+
+@pytest.mark.parametrize("scale, lat", [("log", [0.000001, 10.0, 5e150, 1e303]),
+                                        ("linear", [0.0, 1.0, 9e307, 1.7e308])])
+def test_histogram_edges_stay_finite_when_latencies_span_the_double_range(tmp_path, scale, lat):
+    # log edges as lo·(hi/lo)^t: hi/lo = 1e309 is +inf, so every edge but the first was inf
+    # (null in JSON) and all values but the max fell into bin 0; linear ones as (hi-lo)·i
+    # overflowed the same way near 1.8e308.
+    docs = [{"event_id": f"e{i}", "ts": "2026-11-24T06:00:00Z", "tool": "t", "status": "ok",
+             "latency_ms": x} for i, x in enumerate(lat)]
+    db = make_view_store(tmp_path, docs)
+    res = run_toolctl("--db", db, "stats", "--histogram", "--bins", "4", "--scale", scale, "--format", "json")
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    edges = np.geomspace(lat[0], lat[-1], 5) if scale == "log" else np.linspace(lat[0], lat[-1], 5)
+    counts, _ = np.histogram(np.array(lat), bins=edges)
+    assert [b["count"] for b in doc["bins"]] == counts.tolist()
+    assert [b["lower_ms"] for b in doc["bins"]] == pytest.approx(edges[:-1].tolist(), rel=1e-9)
+    assert [b["upper_ms"] for b in doc["bins"]] == pytest.approx(edges[1:].tolist(), rel=1e-9)
+    assert doc["bins"][0]["lower_ms"] == lat[0] and doc["bins"][-1]["upper_ms"] == lat[-1]
+
+
+def test_histogram_of_only_zero_latencies_on_a_log_scale_is_one_bin_at_zero(tmp_path):
+    # No positive latency to start a log axis at: the lower edge was 1.0 and the upper 0.0.
+    docs = [{"event_id": f"e{i}", "ts": "2026-11-24T06:00:00Z", "tool": "t", "status": "ok",
+             "latency_ms": 0} for i in range(3)]
+    db = make_view_store(tmp_path, docs)
+    doc = json.loads(run_toolctl("--db", db, "stats", "--histogram", "--bins", "3", "--format", "json").stdout)
+    assert [(b["lower_ms"], b["upper_ms"], b["count"]) for b in doc["bins"]] == [(0.0, 0.0, 3), (0.0, 0.0, 0), (0.0, 0.0, 0)]

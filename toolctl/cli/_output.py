@@ -313,9 +313,16 @@ def table(title: str | None, columns: Iterable[tuple[str, str]], rows: Iterable[
     return t
 
 
+#: From here on (about 31 years) a latency is shown as 1.7e+308: the schema accepts any
+#: finite latency, and a bogus one printed in full is hundreds of digits wrapping the table.
+MS_SCIENTIFIC = 1e12
+
+
 def fmt_ms(value: float | None) -> str:
     if value is None:
         return "–"
+    if value >= MS_SCIENTIFIC:
+        return f"{value:.3g}"
     return f"{value:,.0f}" if value >= 100 else f"{value:,.1f}"
 
 

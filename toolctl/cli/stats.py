@@ -52,7 +52,7 @@ def stats(
 
     now = utcnow()
     if histogram:
-        if plot or by or every:
+        if plot or by or every is not None:
             raise UsageError("--histogram cannot be combined with --plot, --by or --every",
                              hint="e.g. toolctl stats --histogram --tool search_web --since 2h")
         if fmt is Format.csv:
@@ -72,11 +72,11 @@ def stats(
 
             render_histogram(doc, stdout())
         return
-    if plot and not every:
+    if plot and every is None:
         raise UsageError("--plot needs --every", hint="e.g. toolctl stats --every 5m --plot")
     query = StatsQuery(
         by=by or [],
-        every=parse_duration(every, option="--every") if every else None,
+        every=parse_duration(every, option="--every") if every is not None else None,
         since=parse_time(since, option="--since", now=now),
         until=parse_time(until, option="--until", now=now),
         tool=tool, tenant=tenant, version=version, service=service, status=status,

@@ -105,12 +105,15 @@ def _time_bucket(node, params: Mapping[str, Any]):
     if not isinstance(width, timedelta) or width <= timedelta(0):
         raise UsageError(f"bucket width {width!r} is not a positive duration", hint="use e.g. --every 1h")
     w = (width.days * 86400 + width.seconds) * 1_000_000 + width.microseconds
+    # All BIGINT: the start is the time minus its non-negative remainder (pmod) after the
+    # origin. floor((µs - origin) / w) in doubles was not exact beyond 2^53 µs (~285 years
+    # from 2000): a time a microsecond before a boundary of year 1 or 9999 went to the next
+    # bucket.
     tmpl = sqlglot.parse_one(
-        "timestamp_micros(floor((unix_micros(CAST(__ts AS TIMESTAMP)) - __o) / __w) * __w + __o)",
+        "timestamp_micros(unix_micros(CAST(__ts AS TIMESTAMP)) - pmod(unix_micros(CAST(__ts AS TIMESTAMP)) - __o, __w))",
         read="spark")
     repl = {"__ts": node.expression, "__o": exp.Literal.number(TIME_BUCKET_ORIGIN_US),
             "__w": exp.Literal.number(w)}
-    # floor(x / w) on doubles is exact here: both operands are integers below 2^53.
     return tmpl.transform(lambda n: repl[n.name].copy()
                           if isinstance(n, exp.Column) and n.name in repl else n)
 

@@ -89,7 +89,9 @@ def file_name(writer_id: str, seq: int) -> str:
 
 def partition_dir(dataset: str, hour: datetime) -> str:
     """The partition of ``hour`` (a naive UTC datetime), relative to the lake."""
-    return f"{dataset}/dt={hour:%Y-%m-%d}/hour={hour:%H}"
+    # Not %Y: it does not zero-pad years before 1000 (0001-01-01 is Go's zero time), and a
+    # `dt=1-01-01` directory does not match PARTITION_RE, so every reader would skip it.
+    return f"{dataset}/dt={hour.year:04d}-{hour:%m-%d}/hour={hour:%H}"
 
 
 def partition_hour(rel_dir: str) -> datetime:
@@ -272,7 +274,8 @@ def partitions(root: Path, dataset: str | None = None, *, since: datetime | None
     since, until = _naive_utc(since), _naive_utc(until)
 
     def outside(start: datetime, length: timedelta) -> bool:
-        return until is not None and start >= until or since is not None and start + length <= since
+        # since - start, not start + length: the end of dt=9999-12-31 is past what datetime holds.
+        return until is not None and start >= until or since is not None and since - start >= length
 
     for ds in sorted(DATASETS) if dataset is None else [dataset]:
         base = Path(root) / ds

@@ -23,6 +23,9 @@ DIMENSIONS: dict[str, str] = {
     "error_code": "error_code",
     "status": "status",
 }
+#: The widest --every: the span of the years 0001-9999 (a wider bucket splits nothing more),
+#: well inside what DuckDB's time_bucket holds in microseconds (~292,000 years).
+MAX_EVERY = timedelta(days=3_652_059)
 FIGURES = ("attempts", "calls", "retries", "errors", "error_rate", "auth_failures",
            "p50_ms", "p95_ms", "p99_ms")
 
@@ -69,6 +72,16 @@ class StatsQuery(CallFilter):
                 hint="--by takes one of: " + ", ".join(DIMENSIONS) + " (time buckets: --every 5m)",
             )
         return list(dict.fromkeys(dims))  # repeated --by tool is one dimension
+
+    @field_validator("every")
+    @classmethod
+    def _bucket_width(cls, every: timedelta | None) -> timedelta | None:
+        if every is not None and every > MAX_EVERY:
+            raise UsageError(
+                f"invalid --every: {every.days:,} days is wider than the years 0001-9999",
+                hint=f"use a width up to {MAX_EVERY.days}d, or leave --every out for one row per group",
+            )
+        return every
 
 
 def _query_text(name: str) -> str:

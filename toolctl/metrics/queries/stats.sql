@@ -38,7 +38,8 @@ WITH a AS NOT MATERIALIZED (
         0 AS _g,  -- a constant key: "no dims" still yields no row when nothing matches
         {dim_cols}
         time_bucket($every::INTERVAL, ts) AS bucket,  -- NULL when not bucketing
-        call_id, attempt, ts, event_id, status, latency_ms,
+        call_id, attempt, ts, event_id, latency_ms,  -- no raw status: c is its class (and
+        -- `status AS status` of --by status would be a second `status`, which Spark refuses)
         CASE WHEN coalesce(attempt, 1) BETWEEN 0 AND 511 AND epoch_us(ts) BETWEEN 0 AND 4503599627370495
              THEN (coalesce(attempt, 1)::BIGINT << 54) | (epoch_us(ts) << 2) END AS k,
         CASE WHEN status = 'error' THEN 1 ELSE 0 END AS c,
@@ -50,7 +51,7 @@ WITH a AS NOT MATERIALIZED (
            count(*) AS attempts,
            count(*) FILTER (WHERE is_auth) AS auth_failures,
            count(*) FILTER (WHERE call_id IS NULL) AS solo_calls,
-           count(*) FILTER (WHERE call_id IS NULL AND status = 'error') AS solo_errors,
+           count(*) FILTER (WHERE call_id IS NULL AND c = 1) AS solo_errors,
            quantile_cont(latency_ms, [0.5, 0.95, 0.99]) AS q
     FROM a
     GROUP BY _g, {dims} bucket
@@ -73,11 +74,11 @@ WITH a AS NOT MATERIALIZED (
 ), ties AS (
     SELECT {grp} call_id FROM per_call WHERE (kc_hi & 3) + (kc_lo & 3) <> 3
 ), tie_final AS (
-    SELECT {a_grp} arg_max(a.status, (a.attempt, a.ts, a.event_id)) AS final_status
+    SELECT {a_grp} arg_max(a.c, (a.attempt, a.ts, a.event_id)) AS final_c
     FROM a SEMI JOIN ties x ON a.call_id = x.call_id {x_join}
     GROUP BY {a_grp} a.call_id
 ), by_tie AS (
-    SELECT {grp} count(*) FILTER (WHERE final_status = 'error') AS errors
+    SELECT {grp} count(*) FILTER (WHERE final_c = 1) AS errors
     FROM tie_final
     GROUP BY ALL
 ), no_ties AS (  -- {tie_source} when ties are not resolved: no rows
