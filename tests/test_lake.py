@@ -449,3 +449,13 @@ def test_events_before_the_year_1000_are_in_a_partition_every_lake_reader_lists(
     assert windowed[0]["attempts"] == 2
     listed = json.loads(toolctl(db, "lake", "ls", lake, "--format", "json").stdout)
     assert sum(p["rows"] for p in listed) == 3
+
+
+def test_export_until_the_last_hour_of_9999_exports_instead_of_overflowing(tmp_path):
+    # --until is widened to the next whole hour, which for 9999-12-31T23:xx is past what a
+    # datetime holds: an OverflowError traceback. It now ends at the last representable time.
+    db, lake = tmp_path / "s.duckdb", tmp_path / "lake"
+    write_jsonl(tmp_path / "a.jsonl", [event(1), event(2, ts="9999-12-31T23:00:00Z")])
+    toolctl(db, "ingest", tmp_path / "a.jsonl")
+    doc = export(db, lake, "--until", "9999-12-31T23:30:00Z")
+    assert doc["rows"]["events"] == 2

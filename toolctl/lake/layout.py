@@ -113,8 +113,12 @@ def floor_hour(value: datetime) -> datetime:
 
 
 def ceil_hour(value: datetime) -> datetime:
+    """The next whole hour (``value`` itself when whole); within the last hour of 9999, whose
+    end a datetime cannot hold, the last representable time."""
     floor = floor_hour(value)
-    return floor if floor == value else floor + timedelta(hours=1)
+    if floor == value:
+        return floor
+    return floor + timedelta(hours=1) if datetime.max - floor >= timedelta(hours=1) else datetime.max
 
 
 # -- the marker ------------------------------------------------------------------------------
