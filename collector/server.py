@@ -375,7 +375,7 @@ def create_app(store: Any, config: ServerConfig) -> Any:
         try:
             encoding = otlp_encoding(request)
             body = await read_body(request, config.max_body_bytes)
-            source = request.headers.get("x-toolctl-source") or "otlp-http:/v1/traces"
+            source = forwarded_text(request, "x-toolctl-source") or "otlp-http:/v1/traces"
             try:  # decoded to Arrow here; the writer merges a burst of these into one batch
                 write = await run_in_threadpool(prepare_write, body, encoding, source=source, kind="http",
                                                 preparer=preparers.run)
@@ -400,7 +400,7 @@ def create_app(store: Any, config: ServerConfig) -> Any:
             from toolctl.models import REJECT_RAW_CAP
 
             table = await run_in_threadpool(batch.to_arrow, REJECT_RAW_CAP)
-            source = request.headers.get("x-toolctl-source") or "otlp-http:/v1/logs"
+            source = forwarded_text(request, "x-toolctl-source") or "otlp-http:/v1/logs"
 
             def run(s: Any) -> tuple[int, str | None, Any]:
                 res = write_line_batch(s, table, source=source, kind="http")
@@ -437,9 +437,9 @@ def create_app(store: Any, config: ServerConfig) -> Any:
                     raise ValueError
             except ValueError:
                 raise HTTPProblem(400, "X-Toolctl-Max-Line-Bytes must be a positive integer") from None
-            source = request.headers.get("x-toolctl-source") or "http:/v1/tool-calls"
+            source = forwarded_text(request, "x-toolctl-source") or "http:/v1/tool-calls"
             body = await read_body(request, config.max_body_bytes)
-            broken = request.headers.get("x-toolctl-input-error")
+            broken = forwarded_text(request, "x-toolctl-input-error")
             if broken is not None:  # a forwarded ingest's source broke off: its one reject line
                 table = input_error_table(broken, first_line)
             else:
@@ -472,8 +472,8 @@ def create_app(store: Any, config: ServerConfig) -> Any:
                 raise HTTPProblem(400, "X-Toolctl-Format must be otlp_json or otlp_protobuf")
             kind = forwarded_kind(request, "file")
             first_line = forwarded_first_line(request)
-            source = request.headers.get("x-toolctl-source") or "http:/api/v1/ingest-otlp"
-            broken = request.headers.get("x-toolctl-input-error")
+            source = forwarded_text(request, "x-toolctl-source") or "http:/api/v1/ingest-otlp"
+            broken = forwarded_text(request, "x-toolctl-input-error")
             body = await read_body(request, config.max_body_bytes)
 
             def run(s: Any) -> Any:
@@ -619,6 +619,16 @@ def forwarded_first_line(request: Any) -> int | None:
     except ValueError:
         raise HTTPProblem(400, f"X-Toolctl-First-Line must be an integer from 1 to {MAX_FIRST_LINE}") from None
     return first_line
+
+
+def forwarded_text(request: Any, name: str) -> str | None:
+    """A text header of a forwarded ingest (X-Toolctl-Source, X-Toolctl-Input-Error):
+    percent-encoded UTF-8, as ``toolctl ingest`` sends it (``toolctl.remote._header_safe``),
+    so a source path keeps its non-ASCII characters exactly as a local ingest stores them."""
+    from urllib.parse import unquote
+
+    value = request.headers.get(name)
+    return None if value is None else unquote(value, errors="backslashreplace")
 
 
 def forwarded_kind(request: Any, default: str) -> str:

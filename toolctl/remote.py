@@ -266,8 +266,16 @@ class RemoteStore:
         return self._not_remote()
 
 
+#: Printable ASCII but ``%``: kept as is in a header; everything else is percent-encoded.
+_HEADER_SAFE_CHARS = "".join(chr(c) for c in range(0x20, 0x7f) if chr(c) != "%")
+
+
 def _header_safe(text: str) -> str:
-    return text.encode("ascii", "backslashreplace").decode("ascii").replace("\r", " ").replace("\n", " ")
+    """``text`` as a header value the server decodes back exactly (``forwarded_text`` in
+    collector/server.py): a source path may hold any character, non-ASCII and newlines included."""
+    from urllib.parse import quote
+
+    return quote(text, safe=_HEADER_SAFE_CHARS, errors="surrogateescape")
 
 
 def chunk_lines(stream: Any, chunk_bytes: int = FORWARD_CHUNK_BYTES) -> Iterator[tuple[int, bytes]]:
