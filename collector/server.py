@@ -205,28 +205,58 @@ def _pb_any(v: Any) -> Any:
     return getattr(v, which)
 
 
-def _json_any(v: Any) -> Any:
-    if not isinstance(v, dict):
-        raise ValueError("an AnyValue must be an object")
-    if "kvlistValue" in v:
-        return {kv.get("key"): _json_any(kv.get("value") or {}) for kv in (v["kvlistValue"] or {}).get("values") or []}
-    if "arrayValue" in v:
-        return [_json_any(x) for x in (v["arrayValue"] or {}).get("values") or []]
-    if "stringValue" in v:
-        return v["stringValue"]
-    if "boolValue" in v:
-        return bool(v["boolValue"])
-    if "intValue" in v:
-        return int(v["intValue"])
-    if "doubleValue" in v:
-        return float(v["doubleValue"])
-    if "bytesValue" in v:
-        return v["bytesValue"]
-    return None
+class _BadRecord:
+    """A log record refused while decoding (its body is no AnyValue): the reason and the
+    record as text for the rejects table."""
+
+    def __init__(self, reason: str, record: Any):
+        from collector.otlp import _raw_text
+
+        self.reason = reason
+        self.raw = _raw_text(record)
+
+
+def _plain(value: Any) -> Any:
+    """A decoded AnyValue as JSON can hold it: bytes as base64, as the protobuf path gives them."""
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _json_record_body(rec: Any) -> Any:
+    """A JSON log record's body as a Python value (None when absent), or a _BadRecord: one
+    record that cannot be read costs only itself, as one span does on /v1/traces."""
+    from collector.otlp import _JSON_SPAN_ERRORS, _json_any
+
+    if not isinstance(rec, dict):
+        return _BadRecord(f"is not an object ({type(rec).__name__})", rec)
+    try:
+        return _plain(_json_any(rec.get("body")))
+    except RecursionError:
+        return _BadRecord("body is nested too deeply", rec)
+    except _JSON_SPAN_ERRORS as exc:
+        return _BadRecord(f"body is not an OTLP AnyValue: {exc}", rec)
+
+
+def _json_entries(doc: Any, key: str, where: str) -> list:
+    """``doc[key]``, a list of objects (absent or null: none); 400 naming ``where`` if not."""
+    if not isinstance(doc, dict):
+        raise ValueError(f"{where or 'the top level'} is not an object ({type(doc).__name__})")
+    entries = doc.get(key)
+    if entries is None:
+        return []
+    if not isinstance(entries, list):
+        raise ValueError(f"{where + '.' if where else ''}{key} is not an array ({type(entries).__name__})")
+    return entries
 
 
 def log_bodies(payload: bytes, encoding: str) -> list[tuple[str, Any]]:
-    """(locator, body as a Python value) for every log record; 400 if undecodable."""
+    """(locator, body as a Python value or a _BadRecord) for every log record; 400 if the
+    request itself is undecodable."""
     out: list[tuple[str, Any]] = []
     if encoding == "protobuf":
         from google.protobuf.message import DecodeError
@@ -245,15 +275,12 @@ def log_bodies(payload: bytes, encoding: str) -> list[tuple[str, Any]]:
         return out
     try:
         doc = json.loads(payload)
-        if not isinstance(doc, dict):
-            raise ValueError("the top level must be an object")
-        for i, rl in enumerate(doc.get("resourceLogs") or []):
-            for j, sl in enumerate(rl.get("scopeLogs") or []):
-                for k, rec in enumerate(sl.get("logRecords") or []):
-                    body = rec.get("body")
-                    out.append((f"resourceLogs[{i}].scopeLogs[{j}].logRecords[{k}]",
-                                None if body is None else _json_any(body)))
-    except (ValueError, TypeError, AttributeError, UnicodeDecodeError, OverflowError) as exc:
+        for i, rl in enumerate(_json_entries(doc, "resourceLogs", "")):
+            for j, sl in enumerate(_json_entries(rl, "scopeLogs", f"resourceLogs[{i}]")):
+                where = f"resourceLogs[{i}].scopeLogs[{j}]"
+                for k, rec in enumerate(_json_entries(sl, "logRecords", where)):
+                    out.append((f"{where}.logRecords[{k}]", _json_record_body(rec)))
+    except (ValueError, UnicodeDecodeError) as exc:
         raise HTTPProblem(400, f"body is not an ExportLogsServiceRequest (OTLP/JSON): {exc}") from None
     except RecursionError:
         raise HTTPProblem(400, "body is not an ExportLogsServiceRequest (OTLP/JSON): nested too deeply") from None
@@ -267,6 +294,11 @@ def log_line_batch(bodies: list[tuple[str, Any]]) -> Any:
     lines: list[bytes] = []
     rejects: dict[int, tuple[str, bytes, int]] = {}
     for idx, (where, body) in enumerate(bodies):
+        if isinstance(body, _BadRecord):
+            raw = body.raw.encode("utf-8", "backslashreplace")
+            lines.append(b"")
+            rejects[idx] = (f"{where}: {body.reason}", raw, len(raw))
+            continue
         if isinstance(body, str):
             try:
                 parsed = json.loads(body)

@@ -190,6 +190,40 @@ def test_logs_with_event_bodies_are_stored_and_other_bodies_are_partial_success(
     assert rows == [("e1", 12.5), ("e2", 2.0), ("e4", 4.0)]
 
 
+def test_a_log_record_whose_body_is_no_anyvalue_costs_only_that_record(serve):
+    # Found by fuzzing /v1/logs: one record with a malformed body refused the whole request
+    # (400, final: every valid event in it lost) with Python's own words ("'str' object has
+    # no attribute 'get'"), and a boolValue "false" was read as true.
+    s = serve()
+    bad_bodies = ["not an AnyValue", {"kvlistValue": "x"}, {"kvlistValue": {"values": [5]}},
+                  {"intValue": "twelve"}, {"arrayValue": {"values": {}}}, _kv(ev(3))]
+    bad_bodies[-1]["kvlistValue"]["values"].append({"key": "retryable", "value": {"boolValue": "false"}})
+    records = [{"body": _kv(ev(1))}, *({"body": b} for b in bad_bodies), "not a record",
+               {"body": {"stringValue": json.dumps(ev(2))}}]
+    doc = {"resourceLogs": [{"scopeLogs": [{"logRecords": records}]}]}
+    r = s.post("/v1/logs", json.dumps(doc).encode(), {"Content-Type": "application/json"})
+    assert r.status_code == 200, r.text
+    partial = r.json()["partialSuccess"]
+    assert partial["rejectedLogRecords"] == 7
+    assert partial["errorMessage"].startswith(
+        "7 log record(s) rejected; first: resourceLogs[0].scopeLogs[0].logRecords[1]: body is not an OTLP AnyValue")
+    # The request's own shape is still a 400 that says where it is wrong.
+    for shape, where in [({"resourceLogs": {}}, "resourceLogs is not an array (dict)"),
+                         ({"resourceLogs": [{"scopeLogs": [7]}]}, "resourceLogs[0].scopeLogs[0] is not an object (int)"),
+                         ([], "the top level is not an object (list)")]:
+        r = s.post("/v1/logs", json.dumps(shape).encode(), {"Content-Type": "application/json"})
+        assert (r.status_code, r.json()["message"]) == (
+            400, f"body is not an ExportLogsServiceRequest (OTLP/JSON): {where}")
+    assert s.stop() == 0
+    conn = duckdb.connect(str(s.db), read_only=True)
+    events = conn.execute("SELECT event_id FROM events ORDER BY event_id").fetchall()
+    reasons = [x for (x,) in conn.execute("SELECT reason FROM rejects ORDER BY line_no").fetchall()]
+    conn.close()
+    assert events == [("e1",), ("e2",)]
+    assert len(reasons) == 7 and "logRecords[7]: is not an object (str)" in reasons[-1]
+    assert not any("attribute 'get'" in x for x in reasons)
+
+
 # -- OTLP traces --------------------------------------------------------------------------------
 def _otlp_json_span(trace: str, span: str, start: int, end: int, **attrs) -> dict:
     return {"traceId": trace, "spanId": span, "name": "execute_tool", "kind": 1,
@@ -271,7 +305,8 @@ def test_hostile_span_values_never_fail_the_request_and_cost_at_most_their_own_s
     assert s.post("/v1/traces", deep, {"Content-Type": "application/json"}).status_code == 400
     assert s.post("/v1/logs", deep, {"Content-Type": "application/json"}).status_code == 400
     logs = b'{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":{"intValue":1e400}}]}]}]}'
-    assert s.post("/v1/logs", logs, {"Content-Type": "application/json"}).status_code == 400
+    r = s.post("/v1/logs", logs, {"Content-Type": "application/json"})  # that record only
+    assert r.status_code == 200 and r.json()["partialSuccess"]["rejectedLogRecords"] == 1, r.text
     r = s.post("/v1/tool-calls", ndjson([ev(1), ev(2)]), {**NDJSON, "X-Toolctl-First-Line": str(2**63 - 1)})
     assert r.status_code == 400 and "X-Toolctl-First-Line" in r.json()["message"]
     # A client that hangs up before its body is complete: nothing to answer, no traceback.
