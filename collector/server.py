@@ -2,7 +2,7 @@
 
 Endpoints (see docs/serve.md):
 
-* ``POST /v1/traces``: ExportTraceServiceRequest, protobuf or JSON, optionally gzip.
+* ``POST /v1/traces``: ExportTraceServiceRequest, protobuf or JSON, optionally gzip or deflate.
 * ``POST /v1/logs``: ExportLogsServiceRequest; a log record whose body is a tool-call
   event object (a kvlist, or a string holding a JSON object) is stored as one event.
 * ``POST /v1/tool-calls``: JSON lines (NDJSON), the same rules as ``toolctl ingest``.
@@ -84,12 +84,13 @@ def media_type(request: Any) -> str:
 
 
 async def read_body(request: Any, limit: int) -> bytes:
-    """The request body, gunzipped if so encoded, at most ``limit`` bytes either way."""
+    """The request body, decompressed if so encoded (gzip, deflate), at most ``limit`` bytes
+    either way."""
     from starlette.concurrency import run_in_threadpool
 
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
-    if encoding not in ("identity", "gzip", ""):
-        raise HTTPProblem(415, f"unsupported Content-Encoding {encoding!r}: send identity or gzip")
+    if encoding not in ("identity", "gzip", "deflate", ""):
+        raise HTTPProblem(415, f"unsupported Content-Encoding {encoding!r}: send identity, gzip or deflate")
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
@@ -115,6 +116,8 @@ async def read_body(request: Any, limit: int) -> bytes:
     body = b"".join(parts)
     if encoding == "gzip":
         body = await run_in_threadpool(gunzip_bounded, body, limit)
+    elif encoding == "deflate":
+        body = await run_in_threadpool(inflate_bounded, body, limit)
     return body
 
 
@@ -137,6 +140,26 @@ def gunzip_bounded(data: bytes, limit: int) -> bytes:
         out.append(chunk)
         data = d.unused_data
     return b"".join(out)
+
+
+def inflate_bounded(data: bytes, limit: int) -> bytes:
+    """Inflate a ``Content-Encoding: deflate`` body (the OpenTelemetry SDKs' other choice
+    besides gzip) without ever producing more than ``limit`` bytes. HTTP's deflate is the zlib
+    format; raw deflate, which some clients send under that name, is taken too."""
+    zlib_header = len(data) >= 2 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
+    d = zlib.decompressobj(zlib.MAX_WBITS if zlib_header else -zlib.MAX_WBITS)
+    try:
+        out = d.decompress(data, limit + 1)
+    except zlib.error as exc:
+        raise HTTPProblem(400, f"body is not valid deflate: {exc}") from None
+    if len(out) > limit or d.unconsumed_tail:
+        raise HTTPProblem(413, f"decompressed body exceeds the limit of {limit} bytes "
+                               "(--max-body-bytes): split the request")
+    if not d.eof:
+        raise HTTPProblem(400, "deflate body is truncated")
+    if d.unused_data:
+        raise HTTPProblem(400, f"{len(d.unused_data)} bytes follow the end of the deflate body")
+    return out
 
 
 # -- OTLP responses -------------------------------------------------------------------------

@@ -379,6 +379,49 @@ def test_oversize_bodies_and_gzip_bombs_get_413_and_store_nothing(serve):
     assert table_counts(s.db) == NOTHING
 
 
+def test_the_sdks_deflate_compression_is_stored_like_gzip_and_bounded_like_it(serve):
+    # The OpenTelemetry SDK exporters offer deflate besides gzip (OTEL_EXPORTER_OTLP_COMPRESSION=
+    # deflate); the collector answered 415, which the exporter takes as final: every span dropped.
+    import zlib
+
+    from opentelemetry.exporter.otlp.proto.http import Compression
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.sdk.trace.export import SpanExportResult
+    from opentelemetry.trace import SpanContext, TraceFlags
+
+    limit = 64 * 1024
+    s = serve("--max-body-bytes", str(limit))
+    t0 = 1_767_225_600_000_000_000
+    spans = [ReadableSpan(name="execute_tool lookup", context=SpanContext(0xAB, i + 1, False, TraceFlags(1)),
+                          start_time=t0 + i, end_time=t0 + i + (i + 1) * 1_000_000,
+                          attributes={"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "lookup"},
+                          resource=Resource.create({"service.name": "gw"})) for i in range(5)]
+    exporter = OTLPSpanExporter(endpoint=s.url + "/v1/traces", compression=Compression.Deflate, timeout=30)
+    assert exporter.export(spans) == SpanExportResult.SUCCESS
+    exporter.shutdown()
+    # Raw deflate (no zlib header), as some clients send it under that name, on JSON lines.
+    raw = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    body = raw.compress(ndjson([ev(1), ev(2)])) + raw.flush()
+    r = s.post("/v1/tool-calls", body, {**NDJSON, "Content-Encoding": "deflate"})
+    assert r.status_code == 200 and r.json()["accepted"] == 2, r.text
+    # Bounded and checked as gzip is: a bomb is 413, a cut or corrupt body 400, nothing stored.
+    pb = {"Content-Type": "application/x-protobuf", "Content-Encoding": "deflate"}
+    bomb = zlib.compress(b"\0" * (50 * 1024 * 1024), 9)
+    assert len(bomb) < limit and s.post("/v1/traces", bomb, pb).status_code == 413
+    assert s.post("/v1/traces", zlib.compress(b"\n" * 100)[:-6], pb).status_code == 400
+    assert s.post("/v1/traces", b"\x78\x9c not deflate", pb).status_code == 400
+    r = s.post("/v1/traces", b"x", {**pb, "Content-Encoding": "br"})
+    assert r.status_code == 415
+    assert s.stop() == 0
+    conn = duckdb.connect(str(s.db), read_only=True)
+    latencies = conn.execute("SELECT latency_ms FROM spans ORDER BY span_id").fetchall()
+    events = conn.execute("SELECT count(*) FROM events").fetchall()
+    conn.close()
+    assert latencies == [(float(i + 1),) for i in range(5)] and events == [(2,)]
+
+
 def test_malformed_payloads_get_400_with_a_clear_message_and_store_nothing(serve):
     s = serve()
     r = s.post("/v1/traces", b"\xff\xfe not protobuf", {"Content-Type": "application/x-protobuf"})
