@@ -250,6 +250,21 @@ def test_a_stale_discovery_file_is_ignored(tmp_path):
     assert res.returncode == 0 and json.loads(res.stdout)["duplicates"] == 2
 
 
+def test_a_store_reached_through_a_symbolic_link_finds_the_collector_that_holds_it(serve, tmp_path):
+    # Found running reads against a live collector: the discovery file was looked for next to
+    # the path as given, so `--db current.duckdb` (a link to the served file) waited 10 s for
+    # the lock and exited 4, and a second `serve` on the link was refused only by that lock.
+    (tmp_path / "current.duckdb").symlink_to(tmp_path / "store.duckdb")
+    s = serve()
+    assert s.post("/v1/tool-calls", ndjson([ev(1), ev(2)]), NDJSON).status_code == 200
+    link = tmp_path / "current.duckdb"
+    res = run_toolctl("--db", link, "stats", "--format", "json", timeout=8)
+    assert res.returncode == 0 and json.loads(res.stdout)[0]["calls"] == 2, res.stderr
+    res = run_toolctl("--db", link, "serve", "--port", str(free_port()), timeout=8)
+    assert res.returncode == 4 and "is already served by pid" in res.stderr, res.stderr
+    assert s.stop() == 0
+
+
 def test_audit_commands_while_serving_equal_their_local_output(serve, tmp_path):
     s = serve()
     docs = [ev(i, tool="pay", status="ok", call_id=f"c{i % 5}", idempotency_key=f"k{i % 5}",

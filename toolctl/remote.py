@@ -28,7 +28,13 @@ FORWARD_CHUNK_BYTES = 4 * 1024 * 1024
 
 
 def discovery_path(db_path: Path) -> Path:
-    """Where the server serving ``db_path`` announces itself."""
+    """Where the server serving ``db_path`` announces itself: next to the file itself, so a
+    store reached through a symbolic link (``current.duckdb`` → ``2026-12.duckdb``) or by
+    another relative path finds the server that holds it."""
+    try:
+        db_path = db_path.resolve()
+    except (OSError, RuntimeError):  # a symbolic link loop: the path as given
+        pass
     return db_path.with_name(db_path.name + ".serve.json")
 
 
