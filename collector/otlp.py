@@ -121,7 +121,10 @@ class SpanBatch:
     # -- building ----------------------------------------------------------------------
     def reject(self, line_no: int | None, reason: str, raw: Any, *, spans: int = 1) -> None:
         text = raw if isinstance(raw, str) else _raw_text(raw)
-        self.rejects.append((line_no, reason, text[:_REJECT_RAW_CHARS]))
+        # An entry that is itself a JSON string may hold an unpaired surrogate (no UTF-8
+        # column takes it): kept as its escape, as _raw_text keeps one inside a document.
+        text = text[:_REJECT_RAW_CHARS].encode("utf-8", "backslashreplace").decode("utf-8")
+        self.rejects.append((line_no, reason, text))
         self.rejected_spans += spans
 
     def _append(self, *, trace_id: str, span_id: str, parent: str | None, trace_state: str | None,

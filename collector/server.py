@@ -2,7 +2,7 @@
 
 Endpoints (see docs/serve.md):
 
-* ``POST /v1/traces``: ExportTraceServiceRequest, protobuf or JSON, optionally gzip.
+* ``POST /v1/traces``: ExportTraceServiceRequest, protobuf or JSON, optionally gzip or deflate.
 * ``POST /v1/logs``: ExportLogsServiceRequest; a log record whose body is a tool-call
   event object (a kvlist, or a string holding a JSON object) is stored as one event.
 * ``POST /v1/tool-calls``: JSON lines (NDJSON), the same rules as ``toolctl ingest``.
@@ -84,12 +84,13 @@ def media_type(request: Any) -> str:
 
 
 async def read_body(request: Any, limit: int) -> bytes:
-    """The request body, gunzipped if so encoded, at most ``limit`` bytes either way."""
+    """The request body, decompressed if so encoded (gzip, deflate), at most ``limit`` bytes
+    either way."""
     from starlette.concurrency import run_in_threadpool
 
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
-    if encoding not in ("identity", "gzip", ""):
-        raise HTTPProblem(415, f"unsupported Content-Encoding {encoding!r}: send identity or gzip")
+    if encoding not in ("identity", "gzip", "deflate", ""):
+        raise HTTPProblem(415, f"unsupported Content-Encoding {encoding!r}: send identity, gzip or deflate")
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
@@ -115,6 +116,8 @@ async def read_body(request: Any, limit: int) -> bytes:
     body = b"".join(parts)
     if encoding == "gzip":
         body = await run_in_threadpool(gunzip_bounded, body, limit)
+    elif encoding == "deflate":
+        body = await run_in_threadpool(inflate_bounded, body, limit)
     return body
 
 
@@ -137,6 +140,26 @@ def gunzip_bounded(data: bytes, limit: int) -> bytes:
         out.append(chunk)
         data = d.unused_data
     return b"".join(out)
+
+
+def inflate_bounded(data: bytes, limit: int) -> bytes:
+    """Inflate a ``Content-Encoding: deflate`` body (the OpenTelemetry SDKs' other choice
+    besides gzip) without ever producing more than ``limit`` bytes. HTTP's deflate is the zlib
+    format; raw deflate, which some clients send under that name, is taken too."""
+    zlib_header = len(data) >= 2 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
+    d = zlib.decompressobj(zlib.MAX_WBITS if zlib_header else -zlib.MAX_WBITS)
+    try:
+        out = d.decompress(data, limit + 1)
+    except zlib.error as exc:
+        raise HTTPProblem(400, f"body is not valid deflate: {exc}") from None
+    if len(out) > limit or d.unconsumed_tail:
+        raise HTTPProblem(413, f"decompressed body exceeds the limit of {limit} bytes "
+                               "(--max-body-bytes): split the request")
+    if not d.eof:
+        raise HTTPProblem(400, "deflate body is truncated")
+    if d.unused_data:
+        raise HTTPProblem(400, f"{len(d.unused_data)} bytes follow the end of the deflate body")
+    return out
 
 
 # -- OTLP responses -------------------------------------------------------------------------
@@ -205,28 +228,58 @@ def _pb_any(v: Any) -> Any:
     return getattr(v, which)
 
 
-def _json_any(v: Any) -> Any:
-    if not isinstance(v, dict):
-        raise ValueError("an AnyValue must be an object")
-    if "kvlistValue" in v:
-        return {kv.get("key"): _json_any(kv.get("value") or {}) for kv in (v["kvlistValue"] or {}).get("values") or []}
-    if "arrayValue" in v:
-        return [_json_any(x) for x in (v["arrayValue"] or {}).get("values") or []]
-    if "stringValue" in v:
-        return v["stringValue"]
-    if "boolValue" in v:
-        return bool(v["boolValue"])
-    if "intValue" in v:
-        return int(v["intValue"])
-    if "doubleValue" in v:
-        return float(v["doubleValue"])
-    if "bytesValue" in v:
-        return v["bytesValue"]
-    return None
+class _BadRecord:
+    """A log record refused while decoding (its body is no AnyValue): the reason and the
+    record as text for the rejects table."""
+
+    def __init__(self, reason: str, record: Any):
+        from collector.otlp import _raw_text
+
+        self.reason = reason
+        self.raw = _raw_text(record)
+
+
+def _plain(value: Any) -> Any:
+    """A decoded AnyValue as JSON can hold it: bytes as base64, as the protobuf path gives them."""
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _json_record_body(rec: Any) -> Any:
+    """A JSON log record's body as a Python value (None when absent), or a _BadRecord: one
+    record that cannot be read costs only itself, as one span does on /v1/traces."""
+    from collector.otlp import _JSON_SPAN_ERRORS, _json_any
+
+    if not isinstance(rec, dict):
+        return _BadRecord(f"is not an object ({type(rec).__name__})", rec)
+    try:
+        return _plain(_json_any(rec.get("body")))
+    except RecursionError:
+        return _BadRecord("body is nested too deeply", rec)
+    except _JSON_SPAN_ERRORS as exc:
+        return _BadRecord(f"body is not an OTLP AnyValue: {exc}", rec)
+
+
+def _json_entries(doc: Any, key: str, where: str) -> list:
+    """``doc[key]``, a list of objects (absent or null: none); 400 naming ``where`` if not."""
+    if not isinstance(doc, dict):
+        raise ValueError(f"{where or 'the top level'} is not an object ({type(doc).__name__})")
+    entries = doc.get(key)
+    if entries is None:
+        return []
+    if not isinstance(entries, list):
+        raise ValueError(f"{where + '.' if where else ''}{key} is not an array ({type(entries).__name__})")
+    return entries
 
 
 def log_bodies(payload: bytes, encoding: str) -> list[tuple[str, Any]]:
-    """(locator, body as a Python value) for every log record; 400 if undecodable."""
+    """(locator, body as a Python value or a _BadRecord) for every log record; 400 if the
+    request itself is undecodable."""
     out: list[tuple[str, Any]] = []
     if encoding == "protobuf":
         from google.protobuf.message import DecodeError
@@ -245,15 +298,12 @@ def log_bodies(payload: bytes, encoding: str) -> list[tuple[str, Any]]:
         return out
     try:
         doc = json.loads(payload)
-        if not isinstance(doc, dict):
-            raise ValueError("the top level must be an object")
-        for i, rl in enumerate(doc.get("resourceLogs") or []):
-            for j, sl in enumerate(rl.get("scopeLogs") or []):
-                for k, rec in enumerate(sl.get("logRecords") or []):
-                    body = rec.get("body")
-                    out.append((f"resourceLogs[{i}].scopeLogs[{j}].logRecords[{k}]",
-                                None if body is None else _json_any(body)))
-    except (ValueError, TypeError, AttributeError, UnicodeDecodeError, OverflowError) as exc:
+        for i, rl in enumerate(_json_entries(doc, "resourceLogs", "")):
+            for j, sl in enumerate(_json_entries(rl, "scopeLogs", f"resourceLogs[{i}]")):
+                where = f"resourceLogs[{i}].scopeLogs[{j}]"
+                for k, rec in enumerate(_json_entries(sl, "logRecords", where)):
+                    out.append((f"{where}.logRecords[{k}]", _json_record_body(rec)))
+    except (ValueError, UnicodeDecodeError) as exc:
         raise HTTPProblem(400, f"body is not an ExportLogsServiceRequest (OTLP/JSON): {exc}") from None
     except RecursionError:
         raise HTTPProblem(400, "body is not an ExportLogsServiceRequest (OTLP/JSON): nested too deeply") from None
@@ -267,6 +317,11 @@ def log_line_batch(bodies: list[tuple[str, Any]]) -> Any:
     lines: list[bytes] = []
     rejects: dict[int, tuple[str, bytes, int]] = {}
     for idx, (where, body) in enumerate(bodies):
+        if isinstance(body, _BadRecord):
+            raw = body.raw.encode("utf-8", "backslashreplace")
+            lines.append(b"")
+            rejects[idx] = (f"{where}: {body.reason}", raw, len(raw))
+            continue
         if isinstance(body, str):
             try:
                 parsed = json.loads(body)
@@ -375,7 +430,7 @@ def create_app(store: Any, config: ServerConfig) -> Any:
         try:
             encoding = otlp_encoding(request)
             body = await read_body(request, config.max_body_bytes)
-            source = request.headers.get("x-toolctl-source") or "otlp-http:/v1/traces"
+            source = forwarded_text(request, "x-toolctl-source") or "otlp-http:/v1/traces"
             try:  # decoded to Arrow here; the writer merges a burst of these into one batch
                 write = await run_in_threadpool(prepare_write, body, encoding, source=source, kind="http",
                                                 preparer=preparers.run)
@@ -400,7 +455,7 @@ def create_app(store: Any, config: ServerConfig) -> Any:
             from toolctl.models import REJECT_RAW_CAP
 
             table = await run_in_threadpool(batch.to_arrow, REJECT_RAW_CAP)
-            source = request.headers.get("x-toolctl-source") or "otlp-http:/v1/logs"
+            source = forwarded_text(request, "x-toolctl-source") or "otlp-http:/v1/logs"
 
             def run(s: Any) -> tuple[int, str | None, Any]:
                 res = write_line_batch(s, table, source=source, kind="http")
@@ -437,9 +492,9 @@ def create_app(store: Any, config: ServerConfig) -> Any:
                     raise ValueError
             except ValueError:
                 raise HTTPProblem(400, "X-Toolctl-Max-Line-Bytes must be a positive integer") from None
-            source = request.headers.get("x-toolctl-source") or "http:/v1/tool-calls"
+            source = forwarded_text(request, "x-toolctl-source") or "http:/v1/tool-calls"
             body = await read_body(request, config.max_body_bytes)
-            broken = request.headers.get("x-toolctl-input-error")
+            broken = forwarded_text(request, "x-toolctl-input-error")
             if broken is not None:  # a forwarded ingest's source broke off: its one reject line
                 table = input_error_table(broken, first_line)
             else:
@@ -472,8 +527,8 @@ def create_app(store: Any, config: ServerConfig) -> Any:
                 raise HTTPProblem(400, "X-Toolctl-Format must be otlp_json or otlp_protobuf")
             kind = forwarded_kind(request, "file")
             first_line = forwarded_first_line(request)
-            source = request.headers.get("x-toolctl-source") or "http:/api/v1/ingest-otlp"
-            broken = request.headers.get("x-toolctl-input-error")
+            source = forwarded_text(request, "x-toolctl-source") or "http:/api/v1/ingest-otlp"
+            broken = forwarded_text(request, "x-toolctl-input-error")
             body = await read_body(request, config.max_body_bytes)
 
             def run(s: Any) -> Any:
@@ -619,6 +674,16 @@ def forwarded_first_line(request: Any) -> int | None:
     except ValueError:
         raise HTTPProblem(400, f"X-Toolctl-First-Line must be an integer from 1 to {MAX_FIRST_LINE}") from None
     return first_line
+
+
+def forwarded_text(request: Any, name: str) -> str | None:
+    """A text header of a forwarded ingest (X-Toolctl-Source, X-Toolctl-Input-Error):
+    percent-encoded UTF-8, as ``toolctl ingest`` sends it (``toolctl.remote._header_safe``),
+    so a source path keeps its non-ASCII characters exactly as a local ingest stores them."""
+    from urllib.parse import unquote
+
+    value = request.headers.get(name)
+    return None if value is None else unquote(value, errors="backslashreplace")
 
 
 def forwarded_kind(request: Any, default: str) -> str:

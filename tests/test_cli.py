@@ -171,6 +171,24 @@ def test_directory_ingest_is_recursive_and_idempotent(tmp_path):
     assert len(rejects) == 1 and rejects[0]["line_no"] == 2 and rejects[0]["raw"] == "oops"
 
 
+def test_a_reject_without_a_line_number_shows_a_dash_not_none(tmp_path):
+    # Seen on spans refused by `toolctl serve`: the rejects table printed "None" in the line
+    # column, where every other table shows an absent value as "–".
+    from collector.otlp import ingest_otlp_traces
+    from toolctl.store import Store
+
+    bad = {"traceId": "zz", "spanId": "cd" * 8, "startTimeUnixNano": 5, "endTimeUnixNano": 9}
+    body = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [bad]}]}]}).encode()
+    db = tmp_path / "s.duckdb"
+    with Store.open(db, write=True) as store:
+        assert ingest_otlp_traces(store, body, encoding="json", source="otlp-http:/v1/traces").rejected_spans == 1
+    proc = run_toolctl("--db", db, "rejects", env={"COLUMNS": "200"})
+    assert proc.returncode == 0, proc.stderr
+    row = next(line for line in proc.stdout.splitlines() if "otlp-http" in line)
+    assert [cell.strip() for cell in row.split("│")[1:3]] == ["otlp-http:/v1/traces", "–"]
+    assert "None" not in proc.stdout
+
+
 def test_stats_json_on_empty_store_is_an_empty_list(tmp_path):
     proc = run_toolctl("--db", tmp_path / "absent.duckdb", "stats", "--format", "json")
     assert proc.returncode == 0 and json.loads(proc.stdout) == []

@@ -452,6 +452,24 @@ def test_a_request_with_bad_spans_stores_the_good_ones_and_says_why(tmp_path):
         assert (r.spans, r.duplicates, r.rejected_spans) == (0, 0, 2)
 
 
+def test_an_entry_that_is_a_string_with_an_unpaired_surrogate_is_one_reject(tmp_path):
+    # Found by fuzzing `toolctl serve`: a span, scopeSpans or resourceSpans entry that is a
+    # JSON string holding a lone surrogate escape was kept as that string for the rejects
+    # table, which no UTF-8 column takes: ingest died with a traceback, serve answered 500.
+    good = {"traceId": "ab" * 16, "spanId": "cd" * 8, "name": "x", "startTimeUnixNano": 5, "endTimeUnixNano": 9}
+    doc = {"resourceSpans": [{"scopeSpans": [{"spans": [good, "\ud800"]}, "\udc00x"]}, "\ud83d"]}
+    path = tmp_path / "t.json"
+    path.write_bytes(json.dumps(doc).encode("ascii"))
+    r, summary = ingest(tmp_path / "s.duckdb", path)
+    assert r.returncode == 3, r.stderr
+    assert (summary["spans"], summary["rejected"]) == (1, 3)
+    rows = read_store(tmp_path / "s.duckdb", "SELECT reason, raw FROM rejects ORDER BY reason")
+    assert [(row["reason"].split(": ")[0], row["raw"]) for row in rows] == [
+        ("resourceSpans[0].scopeSpans[0].spans[1]", "\\ud800"),
+        ("resourceSpans[0].scopeSpans[1]", "\\udc00x"),
+        ("resourceSpans[1]", "\\ud83d")]
+
+
 def test_enum_numbers_in_any_json_form_are_taken_and_wrong_shapes_say_which_field(tmp_path):
     # Found by fuzzing: status.code 2.0 or "2" refused the span (protobuf's JSON parser takes
     # both), and a status or attribute of the wrong shape was refused with Python's own

@@ -190,6 +190,40 @@ def test_logs_with_event_bodies_are_stored_and_other_bodies_are_partial_success(
     assert rows == [("e1", 12.5), ("e2", 2.0), ("e4", 4.0)]
 
 
+def test_a_log_record_whose_body_is_no_anyvalue_costs_only_that_record(serve):
+    # Found by fuzzing /v1/logs: one record with a malformed body refused the whole request
+    # (400, final: every valid event in it lost) with Python's own words ("'str' object has
+    # no attribute 'get'"), and a boolValue "false" was read as true.
+    s = serve()
+    bad_bodies = ["not an AnyValue", {"kvlistValue": "x"}, {"kvlistValue": {"values": [5]}},
+                  {"intValue": "twelve"}, {"arrayValue": {"values": {}}}, _kv(ev(3))]
+    bad_bodies[-1]["kvlistValue"]["values"].append({"key": "retryable", "value": {"boolValue": "false"}})
+    records = [{"body": _kv(ev(1))}, *({"body": b} for b in bad_bodies), "not a record",
+               {"body": {"stringValue": json.dumps(ev(2))}}]
+    doc = {"resourceLogs": [{"scopeLogs": [{"logRecords": records}]}]}
+    r = s.post("/v1/logs", json.dumps(doc).encode(), {"Content-Type": "application/json"})
+    assert r.status_code == 200, r.text
+    partial = r.json()["partialSuccess"]
+    assert partial["rejectedLogRecords"] == 7
+    assert partial["errorMessage"].startswith(
+        "7 log record(s) rejected; first: resourceLogs[0].scopeLogs[0].logRecords[1]: body is not an OTLP AnyValue")
+    # The request's own shape is still a 400 that says where it is wrong.
+    for shape, where in [({"resourceLogs": {}}, "resourceLogs is not an array (dict)"),
+                         ({"resourceLogs": [{"scopeLogs": [7]}]}, "resourceLogs[0].scopeLogs[0] is not an object (int)"),
+                         ([], "the top level is not an object (list)")]:
+        r = s.post("/v1/logs", json.dumps(shape).encode(), {"Content-Type": "application/json"})
+        assert (r.status_code, r.json()["message"]) == (
+            400, f"body is not an ExportLogsServiceRequest (OTLP/JSON): {where}")
+    assert s.stop() == 0
+    conn = duckdb.connect(str(s.db), read_only=True)
+    events = conn.execute("SELECT event_id FROM events ORDER BY event_id").fetchall()
+    reasons = [x for (x,) in conn.execute("SELECT reason FROM rejects ORDER BY line_no").fetchall()]
+    conn.close()
+    assert events == [("e1",), ("e2",)]
+    assert len(reasons) == 7 and "logRecords[7]: is not an object (str)" in reasons[-1]
+    assert not any("attribute 'get'" in x for x in reasons)
+
+
 # -- OTLP traces --------------------------------------------------------------------------------
 def _otlp_json_span(trace: str, span: str, start: int, end: int, **attrs) -> dict:
     return {"traceId": trace, "spanId": span, "name": "execute_tool", "kind": 1,
@@ -271,7 +305,8 @@ def test_hostile_span_values_never_fail_the_request_and_cost_at_most_their_own_s
     assert s.post("/v1/traces", deep, {"Content-Type": "application/json"}).status_code == 400
     assert s.post("/v1/logs", deep, {"Content-Type": "application/json"}).status_code == 400
     logs = b'{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":{"intValue":1e400}}]}]}]}'
-    assert s.post("/v1/logs", logs, {"Content-Type": "application/json"}).status_code == 400
+    r = s.post("/v1/logs", logs, {"Content-Type": "application/json"})  # that record only
+    assert r.status_code == 200 and r.json()["partialSuccess"]["rejectedLogRecords"] == 1, r.text
     r = s.post("/v1/tool-calls", ndjson([ev(1), ev(2)]), {**NDJSON, "X-Toolctl-First-Line": str(2**63 - 1)})
     assert r.status_code == 400 and "X-Toolctl-First-Line" in r.json()["message"]
     # A client that hangs up before its body is complete: nothing to answer, no traceback.
@@ -342,6 +377,49 @@ def test_oversize_bodies_and_gzip_bombs_get_413_and_store_nothing(serve):
     assert httpx.get(s.url + "/healthz").status_code == 200  # still serving
     assert s.stop() == 0
     assert table_counts(s.db) == NOTHING
+
+
+def test_the_sdks_deflate_compression_is_stored_like_gzip_and_bounded_like_it(serve):
+    # The OpenTelemetry SDK exporters offer deflate besides gzip (OTEL_EXPORTER_OTLP_COMPRESSION=
+    # deflate); the collector answered 415, which the exporter takes as final: every span dropped.
+    import zlib
+
+    from opentelemetry.exporter.otlp.proto.http import Compression
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.sdk.trace.export import SpanExportResult
+    from opentelemetry.trace import SpanContext, TraceFlags
+
+    limit = 64 * 1024
+    s = serve("--max-body-bytes", str(limit))
+    t0 = 1_767_225_600_000_000_000
+    spans = [ReadableSpan(name="execute_tool lookup", context=SpanContext(0xAB, i + 1, False, TraceFlags(1)),
+                          start_time=t0 + i, end_time=t0 + i + (i + 1) * 1_000_000,
+                          attributes={"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "lookup"},
+                          resource=Resource.create({"service.name": "gw"})) for i in range(5)]
+    exporter = OTLPSpanExporter(endpoint=s.url + "/v1/traces", compression=Compression.Deflate, timeout=30)
+    assert exporter.export(spans) == SpanExportResult.SUCCESS
+    exporter.shutdown()
+    # Raw deflate (no zlib header), as some clients send it under that name, on JSON lines.
+    raw = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    body = raw.compress(ndjson([ev(1), ev(2)])) + raw.flush()
+    r = s.post("/v1/tool-calls", body, {**NDJSON, "Content-Encoding": "deflate"})
+    assert r.status_code == 200 and r.json()["accepted"] == 2, r.text
+    # Bounded and checked as gzip is: a bomb is 413, a cut or corrupt body 400, nothing stored.
+    pb = {"Content-Type": "application/x-protobuf", "Content-Encoding": "deflate"}
+    bomb = zlib.compress(b"\0" * (50 * 1024 * 1024), 9)
+    assert len(bomb) < limit and s.post("/v1/traces", bomb, pb).status_code == 413
+    assert s.post("/v1/traces", zlib.compress(b"\n" * 100)[:-6], pb).status_code == 400
+    assert s.post("/v1/traces", b"\x78\x9c not deflate", pb).status_code == 400
+    r = s.post("/v1/traces", b"x", {**pb, "Content-Encoding": "br"})
+    assert r.status_code == 415
+    assert s.stop() == 0
+    conn = duckdb.connect(str(s.db), read_only=True)
+    latencies = conn.execute("SELECT latency_ms FROM spans ORDER BY span_id").fetchall()
+    events = conn.execute("SELECT count(*) FROM events").fetchall()
+    conn.close()
+    assert latencies == [(float(i + 1),) for i in range(5)] and events == [(2,)]
 
 
 def test_malformed_payloads_get_400_with_a_clear_message_and_store_nothing(serve):

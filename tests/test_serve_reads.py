@@ -202,6 +202,37 @@ def test_otlp_files_ingested_while_serving_store_what_a_local_ingest_stores(serv
     assert stored_rows(s.db, spans) == stored_rows(local_db, spans)
 
 
+def test_a_forwarded_ingest_stores_a_non_ascii_source_path_as_a_local_ingest_does(serve, tmp_path):
+    # Found by running `toolctl ingest` against a live collector: the source path travels in a
+    # header, sent backslash-escaped and never unescaped, so events, spans and rejects of
+    # ".../日本/données.jsonl" were stored as ".../\\u65e5\\u672c/donn\\xe9es.jsonl" (and
+    # `toolctl rejects --source 日本` found nothing), unlike a local ingest of the same file.
+    import gzip
+
+    from tests.test_collector_otlp import FIXTURES
+
+    d = tmp_path / "in" / "日本 100%"
+    d.mkdir(parents=True)
+    write_jsonl(d / "données.jsonl", [ev(i) for i in range(5)] + ["not json"])
+    whole = gzip.compress(b"".join(json.dumps(ev(i)).encode() + b"\n" for i in range(10, 400)))
+    (d / "coupé\u2028.jsonl.gz").write_bytes(whole[: len(whole) // 2])  # its reject names the source too
+    (d / "трасса.json").write_bytes((FIXTURES / "genai_trace.json").read_bytes())
+    (d / os.fsdecode(b"caf\xe9.jsonl")).write_bytes(b"oops\n")  # not UTF-8: labelled caf\xe9
+    s = serve()
+    res = run_toolctl("--db", s.db, "ingest", tmp_path / "in", "--format", "json")
+    assert res.returncode == 3, res.stderr
+    assert s.stop() == 0
+    local_db = tmp_path / "local.duckdb"
+    assert run_toolctl("--db", local_db, "ingest", tmp_path / "in").returncode == 3
+    events = ("SELECT event_id, source, line_no FROM events UNION ALL "
+              "SELECT span_id, source, NULL FROM spans ORDER BY ALL")
+    forwarded, local = stored_rows(s.db, events), stored_rows(local_db, events)
+    assert forwarded == local
+    sources = {row[1] for row in forwarded[0]} | {row[0] for row in forwarded[1]}
+    assert sources == {str(d / "données.jsonl"), str(d / "coupé\u2028.jsonl.gz"), str(d / "трасса.json"),
+                       str(d / "caf\\xe9.jsonl")}
+
+
 def test_a_stale_discovery_file_is_ignored(tmp_path):
     db = tmp_path / "s.duckdb"
     src = write_jsonl(tmp_path / "in.jsonl", [ev(1), ev(2)])
@@ -217,6 +248,21 @@ def test_a_stale_discovery_file_is_ignored(tmp_path):
     assert json.loads(res.stdout)[0]["calls"] == 2
     res = run_toolctl("--db", db, "ingest", src, "--format", "json")
     assert res.returncode == 0 and json.loads(res.stdout)["duplicates"] == 2
+
+
+def test_a_store_reached_through_a_symbolic_link_finds_the_collector_that_holds_it(serve, tmp_path):
+    # Found running reads against a live collector: the discovery file was looked for next to
+    # the path as given, so `--db current.duckdb` (a link to the served file) waited 10 s for
+    # the lock and exited 4, and a second `serve` on the link was refused only by that lock.
+    (tmp_path / "current.duckdb").symlink_to(tmp_path / "store.duckdb")
+    s = serve()
+    assert s.post("/v1/tool-calls", ndjson([ev(1), ev(2)]), NDJSON).status_code == 200
+    link = tmp_path / "current.duckdb"
+    res = run_toolctl("--db", link, "stats", "--format", "json", timeout=8)
+    assert res.returncode == 0 and json.loads(res.stdout)[0]["calls"] == 2, res.stderr
+    res = run_toolctl("--db", link, "serve", "--port", str(free_port()), timeout=8)
+    assert res.returncode == 4 and "is already served by pid" in res.stderr, res.stderr
+    assert s.stop() == 0
 
 
 def test_audit_commands_while_serving_equal_their_local_output(serve, tmp_path):

@@ -28,7 +28,13 @@ FORWARD_CHUNK_BYTES = 4 * 1024 * 1024
 
 
 def discovery_path(db_path: Path) -> Path:
-    """Where the server serving ``db_path`` announces itself."""
+    """Where the server serving ``db_path`` announces itself: next to the file itself, so a
+    store reached through a symbolic link (``current.duckdb`` → ``2026-12.duckdb``) or by
+    another relative path finds the server that holds it."""
+    try:
+        db_path = db_path.resolve()
+    except (OSError, RuntimeError):  # a symbolic link loop: the path as given
+        pass
     return db_path.with_name(db_path.name + ".serve.json")
 
 
@@ -266,8 +272,16 @@ class RemoteStore:
         return self._not_remote()
 
 
+#: Printable ASCII but ``%``: kept as is in a header; everything else is percent-encoded.
+_HEADER_SAFE_CHARS = "".join(chr(c) for c in range(0x20, 0x7f) if chr(c) != "%")
+
+
 def _header_safe(text: str) -> str:
-    return text.encode("ascii", "backslashreplace").decode("ascii").replace("\r", " ").replace("\n", " ")
+    """``text`` as a header value the server decodes back exactly (``forwarded_text`` in
+    collector/server.py): a source path may hold any character, non-ASCII and newlines included."""
+    from urllib.parse import quote
+
+    return quote(text, safe=_HEADER_SAFE_CHARS, errors="surrogateescape")
 
 
 def chunk_lines(stream: Any, chunk_bytes: int = FORWARD_CHUNK_BYTES) -> Iterator[tuple[int, bytes]]:

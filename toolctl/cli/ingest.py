@@ -113,7 +113,9 @@ def rejects(
         def short(text: str, n: int = 60) -> str:
             return text if len(text) <= n else text[: n - 1] + "…"
 
-        body = [(short(r["source"], 40), str(r["line_no"]), r["reason"], short(r["raw"])) for r in rows]
+        # A span refused in an HTTP request or a whole-document file has no line number.
+        body = [(short(r["source"], 40), "–" if r["line_no"] is None else str(r["line_no"]), r["reason"],
+                 short(r["raw"])) for r in rows]
         shown = f"{len(rows):,} of {result['total']:,} rejected lines"
         stdout().print(table("Rejected lines", [("source", "left"), ("line", "right"),
                                                 ("reason", "left"), ("raw", "left")], body,
