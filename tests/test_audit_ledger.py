@@ -163,6 +163,29 @@ def test_altering_a_ledger_entry_or_deleting_one_breaks_the_chain(tmp_path):
     assert r.returncode == 5 and json.loads(r.stdout)["problems"][0]["seq"] == 3
 
 
+def _edit_and_rewrite_chain(db, *, clear_hmacs: bool) -> int:
+    """What someone holding only the file can do: edit every event's latency, then recompute
+    each batch digest and the whole hash chain (and clear the HMACs, or leave them stale).
+    Returns the newest entry's seq."""
+    con = duckdb.connect(str(db))
+    con.execute("UPDATE events SET latency_ms = 0")
+    entries = con.execute("SELECT seq, kind, created_at, batch_id, source, source_sha256, row_count,"
+                          " rows_digest, payload FROM ledger ORDER BY seq").fetchall()
+    store = Store(con, None, read_only=False)
+    prev = ""
+    for seq, kind, created, bid, src, sha, cnt, dig, payload in entries:
+        if bid is not None:
+            cnt, dig = ledger.batch_digest(store, bid)
+        e = dict(seq=seq, kind=kind, created_at=created, batch_id=bid, source=src, source_sha256=sha,
+                 row_count=cnt, rows_digest=dig, payload=json.loads(payload), prev_hash=prev)
+        h = ledger.entry_hash(e)
+        con.execute("UPDATE ledger SET row_count = ?, rows_digest = ?, prev_hash = ?, entry_hash = ?"
+                    + (", hmac = NULL" if clear_hmacs else "") + " WHERE seq = ?", [cnt, dig, prev, h, seq])
+        prev = h
+    con.close()
+    return entries[-1][0]
+
+
 def test_with_a_key_a_chain_recomputed_without_it_is_caught(tmp_path):
     key = {"TOOLCTL_LEDGER_KEY": "k3y-for-tests"}
     db = tmp_path / "t.duckdb"
@@ -170,22 +193,7 @@ def test_with_a_key_a_chain_recomputed_without_it_is_caught(tmp_path):
     assert r.returncode == 0, r.stderr
     assert _verify(db, env=key).returncode == 0
     # Someone with only the file edits a row and rewrites digest + hashes consistently.
-    con = duckdb.connect(str(db))
-    con.execute("UPDATE events SET latency_ms = 0")
-    entries = con.execute("SELECT seq, kind, created_at, batch_id, source, source_sha256, row_count,"
-                          " rows_digest, payload, prev_hash FROM ledger ORDER BY seq").fetchall()
-    store = Store(con, None, read_only=False)
-    prev = ""
-    for seq, kind, created, bid, src, sha, cnt, dig, payload, _ in entries:
-        if bid is not None:
-            cnt, dig = ledger.batch_digest(store, bid)
-        e = dict(seq=seq, kind=kind, created_at=created, batch_id=bid, source=src, source_sha256=sha,
-                 row_count=cnt, rows_digest=dig, payload=json.loads(payload), prev_hash=prev)
-        h = ledger.entry_hash(e)
-        con.execute("UPDATE ledger SET row_count = ?, rows_digest = ?, prev_hash = ?, entry_hash = ? WHERE seq = ?",
-                    [cnt, dig, prev, h, seq])
-        prev = h
-    con.close()
+    _edit_and_rewrite_chain(db, clear_hmacs=False)
     assert _verify(db).returncode == 0  # without the key the rewrite is undetectable…
     r = _verify(db, env=key)  # …with it, the HMAC no longer matches
     assert r.returncode == 5 and "HMAC" in r.stdout
@@ -293,26 +301,11 @@ def test_with_a_key_a_chain_rewritten_unsigned_is_caught(tmp_path):
     db = tmp_path / "t.duckdb"
     r = run_toolctl("--db", db, "ingest", write_jsonl(tmp_path / "a.jsonl", [event(1), event(2)]), env=key)
     assert r.returncode == 0, r.stderr
-    con = duckdb.connect(str(db))
-    con.execute("UPDATE events SET latency_ms = 0")
-    entries = con.execute("SELECT seq, kind, created_at, batch_id, source, source_sha256, row_count,"
-                          " rows_digest, payload FROM ledger ORDER BY seq").fetchall()
-    store = Store(con, None, read_only=False)
-    prev = ""
-    for seq, kind, created, bid, src, sha, cnt, dig, payload in entries:
-        if bid is not None:
-            cnt, dig = ledger.batch_digest(store, bid)
-        e = dict(seq=seq, kind=kind, created_at=created, batch_id=bid, source=src, source_sha256=sha,
-                 row_count=cnt, rows_digest=dig, payload=json.loads(payload), prev_hash=prev)
-        h = ledger.entry_hash(e)
-        con.execute("UPDATE ledger SET row_count = ?, rows_digest = ?, prev_hash = ?, entry_hash = ?,"
-                    " hmac = NULL WHERE seq = ?", [cnt, dig, prev, h, seq])
-        prev = h
-    con.close()
+    last_seq = _edit_and_rewrite_chain(db, clear_hmacs=True)
     assert _verify(db).returncode == 0  # without the key the rewrite is undetectable…
     r = _verify(db, env=key)  # …with it, a ledger with no signed entry is not intact
     assert r.returncode == 5, r.stdout
-    assert f"ledger broken at entry {entries[-1][0]}" in r.stderr and "no entry is signed" in r.stderr
+    assert f"ledger broken at entry {last_seq}" in r.stderr and "no entry is signed" in r.stderr
 
 
 @pytest.mark.parametrize("tamper, missing", [
