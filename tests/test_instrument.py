@@ -504,3 +504,30 @@ def test_events_stay_lines_toolctl_ingest_accepts_whatever_the_tool_raises_or_ta
     path.write_text(buf.getvalue(), encoding="utf-8")
     proc = run_toolctl("--db", tmp_path / "s.duckdb", "ingest", path, "--format", "json")
     assert proc.returncode == 0 and json.loads(proc.stdout)["accepted"] == 2, proc.stdout + proc.stderr
+
+
+def test_spans_stay_encodable_for_otlp_whatever_strings_the_tool_raises_or_takes(otel):
+    """An unpaired surrogate (an undecodable file name) in a tool's name, arguments, result or
+    error must not make the OTLP exporter drop the batch: every other call's span is in it."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    inst, exporter, buf = make(otel, capture_arguments=True, capture_results=True)
+    name = b"report-\xff.csv".decode("utf-8", "surrogateescape")
+
+    def read_file(path):
+        raise ToolError("NOT_FOUND", f"no such file: {path}")
+
+    def explode(path):
+        raise FileNotFoundError(f"no such file: {path}")
+
+    assert inst.run(lambda: 1, {}, tool="good").ok
+    assert not inst.run(read_file, {"path": name}, call_id=f"c-{name}").ok
+    assert not inst.run(explode, {"path": name}, tenant=name).ok
+    assert inst.run(lambda: {"file": name}, {}, tool=name).ok
+    spans = exporter.get_finished_spans()
+    assert len(spans) == 4
+    encode_spans(spans).SerializeToString()  # what OTLPSpanExporter does; raised UnicodeEncodeError
+    assert spans[3].attributes["gen_ai.tool.name"] == "report-\ufffd.csv"
+    assert spans[1].attributes["gen_ai.tool.call.id"] == "c-report-\ufffd.csv"
+    assert spans[1].status.description == "no such file: report-\ufffd.csv"
+    assert [e["tool"] for e in events(buf)] == [s.attributes["gen_ai.tool.name"] for s in spans]

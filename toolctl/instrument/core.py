@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+import re
 import threading
 import time
 import uuid
@@ -54,6 +55,16 @@ A_TIMEOUT_MS = "toolctl.timeout_ms"
 A_STAGE = "toolctl.stage"
 
 STAGES = ("validate", "authorize", "execute")
+
+#: A UTF-16 surrogate on its own (os.listdir's undecodable bytes, half an emoji): a Python
+#: string can hold one, but the OTLP exporter cannot encode it and then drops the whole batch
+#: of spans it was in, other calls' spans included.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _utf8(text: str | None) -> str | None:
+    """``text`` as UTF-8 can carry it: each unpaired surrogate becomes U+FFFD."""
+    return _LONE_SURROGATE.sub("\ufffd", text) if isinstance(text, str) else text
 
 _scope: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("toolctl_instrument_scope",
                                                                         default={})
@@ -138,7 +149,8 @@ def _recorded(capture: Callable[[], Any], tool: str, what: str) -> tuple[Any, st
     the call goes on unrecorded in that respect, never fails for it."""
     try:
         value = capture()
-        return (value, json.dumps(value, ensure_ascii=False, separators=(",", ":"))) if value is not None else None
+        return ((value, _utf8(json.dumps(value, ensure_ascii=False, separators=(",", ":"))))
+                if value is not None else None)
     except Exception as exc:  # noqa: BLE001 - recording must never break the tool call
         log.warning("toolctl.instrument: tool %r: %s not recorded (%s)", tool, what, type(exc).__name__)
         return None
@@ -180,14 +192,14 @@ class ToolCall:
             raise ValueError(f"stage must be one of {', '.join(STAGES)}, got {stage!r}")
         scope = _scope.get()
         self.inst = inst
-        self.tool = tool
+        self.tool = _utf8(tool)
         self.args = args
-        self.call_id = call_id or f"call_{uuid.uuid4().hex[:24]}"
+        self.call_id = _utf8(call_id) or f"call_{uuid.uuid4().hex[:24]}"
         self.attempt = attempt
-        self.idempotency_key = idempotency_key
-        self.tenant = tenant or scope.get("tenant") or inst.tenant
-        self.session_id = session_id or scope.get("session_id")
-        self.user = user or scope.get("user")
+        self.idempotency_key = _utf8(idempotency_key)
+        self.tenant = _utf8(tenant or scope.get("tenant") or inst.tenant)
+        self.session_id = _utf8(session_id or scope.get("session_id"))
+        self.user = _utf8(user or scope.get("user"))
         self.timeout_ms = timeout_ms
         self.stage = stage
         self.retryable_codes = retryable_codes
@@ -224,7 +236,7 @@ class ToolCall:
     def _record_error(self, code: str, message: str, retryable: bool | None,
                       http_status: int | None) -> None:
         self.status, self.data, self.confidence = "error", None, None
-        self.error_code, self.message = code, message
+        self.error_code, self.message = _utf8(code), message
         self.retryable = retryable if retryable is not None else code in self.retryable_codes
         if http_status is not None:
             self.http_status = http_status
@@ -274,13 +286,13 @@ class ToolCall:
                 span.set_attribute(A_CONFIDENCE, self.confidence)
             span.set_status(Status(StatusCode.OK))
         else:
-            self.message = red.loose_text(self.message or "")
+            self.message = _utf8(red.loose_text(self.message or ""))
             span.set_attribute(A_ERROR_TYPE, self.error_code)
             span.set_attribute(A_RETRYABLE, bool(self.retryable))
             if exc is not None and not isinstance(exc, ToolError):
                 span.record_exception(exc, attributes={
                     "exception.message": self.message,
-                    "exception.stacktrace": red.loose_text(_stacktrace(exc))}, timestamp=end_ns)
+                    "exception.stacktrace": _utf8(red.loose_text(_stacktrace(exc)))}, timestamp=end_ns)
             span.set_status(Status(StatusCode.ERROR, self.message))
         if self.http_status is not None:
             span.set_attribute(A_HTTP_STATUS, self.http_status)
