@@ -531,3 +531,17 @@ def test_spans_stay_encodable_for_otlp_whatever_strings_the_tool_raises_or_takes
     assert spans[1].attributes["gen_ai.tool.call.id"] == "c-report-\ufffd.csv"
     assert spans[1].status.description == "no such file: report-\ufffd.csv"
     assert [e["tool"] for e in events(buf)] == [s.attributes["gen_ai.tool.name"] for s in spans]
+
+
+def test_a_payload_over_1_mib_is_left_off_the_span_so_the_batch_stays_under_serves_body_limit(otel):
+    """toolctl serve refuses an OTLP request over 16 MiB with 413 and the exporter drops the
+    whole batch: a 20 MiB argument must not take the call (and its batch) with it."""
+    inst, exporter, buf = make(otel, capture_arguments=True, capture_results=True)
+    doc = "word " * (4 * 1024 * 1024)  # 20 MiB
+    small = "é" * 200_000  # 400 kB of UTF-8 (over a quarter MiB in characters): kept
+    assert inst.run(lambda doc: doc, {"doc": doc}, tool="summarise").value == doc
+    assert inst.run(lambda doc: doc, {"doc": small}, tool="summarise").ok
+    big, kept = exporter.get_finished_spans()
+    assert "gen_ai.tool.call.arguments" not in big.attributes and "gen_ai.tool.call.result" not in big.attributes
+    assert json.loads(kept.attributes["gen_ai.tool.call.arguments"]) == {"doc": small}
+    assert [("args" in e, "data" in e) for e in events(buf)] == [(False, False), (True, True)]

@@ -143,14 +143,27 @@ def _jsonable(v: Any, _path: tuple[int, ...] = ()) -> Any:
     return str(v)
 
 
+#: The largest argument or result text put on a span, in UTF-8 bytes (`toolctl ingest`'s
+#: line limit). An OTLP request over `toolctl serve --max-body-bytes` (16 MiB) is refused
+#: with 413, and every span of the batch with it: other calls' spans are lost too.
+MAX_PAYLOAD_BYTES = 1024 * 1024
+
+
 def _recorded(capture: Callable[[], Any], tool: str, what: str) -> tuple[Any, str] | None:
     """(value, its JSON text) of a captured argument or result, or None when it cannot be
-    recorded (a 5,000-digit int, a __str__ that raises, nesting deeper than Python's stack):
-    the call goes on unrecorded in that respect, never fails for it."""
+    recorded (a 5,000-digit int, a __str__ that raises, nesting deeper than Python's stack,
+    JSON text over MAX_PAYLOAD_BYTES): the call goes on unrecorded in that respect, never
+    fails for it."""
     try:
         value = capture()
-        return ((value, _utf8(json.dumps(value, ensure_ascii=False, separators=(",", ":"))))
-                if value is not None else None)
+        if value is None:
+            return None
+        text = _utf8(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+        if len(text) > MAX_PAYLOAD_BYTES // 4 and len(text.encode("utf-8")) > MAX_PAYLOAD_BYTES:
+            log.warning("toolctl.instrument: tool %r: %s not recorded (longer than %d bytes)",
+                        tool, what, MAX_PAYLOAD_BYTES)
+            return None
+        return value, text
     except Exception as exc:  # noqa: BLE001 - recording must never break the tool call
         log.warning("toolctl.instrument: tool %r: %s not recorded (%s)", tool, what, type(exc).__name__)
         return None
