@@ -545,3 +545,25 @@ def test_a_payload_over_1_mib_is_left_off_the_span_so_the_batch_stays_under_serv
     assert "gen_ai.tool.call.arguments" not in big.attributes and "gen_ai.tool.call.result" not in big.attributes
     assert json.loads(kept.attributes["gen_ai.tool.call.arguments"]) == {"doc": small}
     assert [("args" in e, "data" in e) for e in events(buf)] == [(False, False), (True, True)]
+
+
+def test_a_generator_tool_is_refused_rather_than_recorded_as_an_instant_success(otel):
+    """Its body runs only when consumed, after the attempt was recorded: an error while
+    streaming would be lost and the call counted ok in 0 ms."""
+    inst, exporter, _ = make(otel)
+
+    def stream():
+        yield 1
+        raise ToolError("UNAVAILABLE", "upstream closed the stream")
+
+    async def astream():
+        yield 1
+
+    for fn in (stream, astream):
+        with pytest.raises(TypeError, match="generator function"):
+            inst.tool("stream")(fn)
+        with pytest.raises(TypeError, match="generator function"):
+            inst.run(fn, {})
+    with pytest.raises(TypeError, match="generator function"):
+        asyncio.run(inst.arun(astream, {}))
+    assert exporter.get_finished_spans() == ()

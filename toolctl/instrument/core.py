@@ -518,6 +518,7 @@ class Instrument:
             return self.tool()(name)
 
         def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+            _refuse_generator(fn)
             tool_name = name or fn.__name__
             sig = inspect.signature(fn)
 
@@ -548,10 +549,20 @@ class Instrument:
         return decorate
 
 
+def _refuse_generator(fn: Callable[..., Any]) -> None:
+    """A generator tool returns before it runs: its attempt would be recorded as a success
+    taking no time, and an error raised while it is consumed would not be recorded at all."""
+    if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+        raise TypeError(f"{getattr(fn, '__qualname__', fn)!s} is a generator function: toolctl.instrument "
+                        "records functions that return their result; collect the items in the tool "
+                        "(return list(...)) or record the stream with `with inst.call(...)`")
+
+
 def _undecorated(fn: Callable[..., Any], tool: str | None, policy: RetryPolicy | None,
                  call_kw: dict[str, Any]) -> tuple[Callable[..., Any], str, RetryPolicy | None, dict]:
     """``run(fn)`` of an ``@inst.tool`` function: the function it wraps, with the decorator's
     name, policy and stage where the dispatch gives none."""
+    _refuse_generator(fn)
     decorated = getattr(fn, "toolctl_tool", None)
     if decorated is None:
         return fn, tool or fn.__name__, policy, call_kw
