@@ -162,3 +162,20 @@ def test_commands_reach_the_configured_collector_by_url_and_token_file(dirs, ser
     refused = run_toolctl("--db", tmp_path / "elsewhere.duckdb", "db", "info", cwd=work)
     assert refused.returncode == 1 and "HTTP 401" in refused.stderr
     assert s.stop() == 0
+
+
+@pytest.mark.slow
+def test_serve_requires_the_token_of_the_configured_token_file(dirs, serve, tmp_path):
+    """`config show` reports collector.token_file from toolctl.toml, and docs/config.md names
+    `toolctl serve --token-file` as its flag: serve must require that token, not accept
+    anyone's writes."""
+    work, _ = dirs
+    _write(work / "token", "s3cret\n")
+    cfg = _write(work / "toolctl.toml", '[collector]\ntoken_file = "token"\n')
+    s = serve(env={"TOOLCTL_CONFIG": str(cfg)})
+    line = (b'{"event_id":"e1","ts":"2026-11-24T06:00:00Z","tool":"t","status":"ok",'
+            b'"latency_ms":1.0}\n')
+    assert s.post("/v1/tool-calls", line, {"Content-Type": "application/x-ndjson"}).status_code == 401
+    assert s.post("/v1/tool-calls", line, {"Content-Type": "application/x-ndjson"},
+                  token="s3cret").status_code == 200
+    assert s.stop() == 0
