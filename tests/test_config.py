@@ -179,3 +179,12 @@ def test_serve_requires_the_token_of_the_configured_token_file(dirs, serve, tmp_
     assert s.post("/v1/tool-calls", line, {"Content-Type": "application/x-ndjson"},
                   token="s3cret").status_code == 200
     assert s.stop() == 0
+
+
+def test_an_empty_config_flag_is_a_usage_error_not_a_quiet_fallback(dirs, tmp_path):
+    """`--config "$UNSET"` must not silently read ./toolctl.toml (as `--db ""` does not
+    silently mean the per-user store)."""
+    work, _ = dirs
+    _write(work / "toolctl.toml", f'[store]\npath = "{tmp_path / "other.duckdb"}"\n')
+    r = run_toolctl("--config", "", "config", "show", cwd=work)
+    assert r.returncode == 2 and "--config is empty" in r.stderr, (r.returncode, r.stdout, r.stderr)

@@ -188,6 +188,10 @@ def find_config_file(option: str | os.PathLike | None = None) -> tuple[Path | No
     """The configuration file in use and why: (path, "--config" | "$TOOLCTL_CONFIG" |
     "working directory" | "user config dir"), or (None, "none"). A file named by the flag
     or the variable must exist (UsageError otherwise)."""
+    if option is not None and not str(option).strip():
+        # `--config "$UNSET"` must not quietly mean ./toolctl.toml or the per-user file.
+        raise UsageError("--config is empty", hint=f"give --config a file, or leave the option out to "
+                         f"use ${CONFIG_ENV}, ./{CONFIG_FILENAME} or the per-user file")
     for value, origin in ((option, "--config"), (os.environ.get(CONFIG_ENV), f"${CONFIG_ENV}")):
         if value:
             path = Path(value).expanduser()
