@@ -188,3 +188,19 @@ def test_an_empty_config_flag_is_a_usage_error_not_a_quiet_fallback(dirs, tmp_pa
     _write(work / "toolctl.toml", f'[store]\npath = "{tmp_path / "other.duckdb"}"\n')
     r = run_toolctl("--config", "", "config", "show", cwd=work)
     assert r.returncode == 2 and "--config is empty" in r.stderr, (r.returncode, r.stdout, r.stderr)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[collector]\nurl = 5\n", "toolctl.toml:2: collector.url: must be a string, not an integer"),
+    ('[collector]\nurl = "collector:4318"\n', "toolctl.toml:2: collector.url: not an http(s):// URL"),
+    ('store = "x.duckdb"\n', "toolctl.toml:1: store: must be a [section] table of settings"),
+    ('[store]\npath = ""\n', "toolctl.toml:2: store.path: must not be empty"),
+])
+def test_a_wrong_value_is_named_in_the_words_of_the_file_not_of_the_validator(dirs, text, message):
+    """The operator wrote TOML: the error says what the value must be, not a pydantic class
+    name or a regular expression."""
+    work, _ = dirs
+    _write(work / "toolctl.toml", text)
+    r = run_toolctl("config", "show", cwd=work)
+    assert r.returncode == 2 and message in r.stderr, r.stderr
+    assert "Section" not in r.stderr and "pattern" not in r.stderr and len(r.stderr.splitlines()) == 2
