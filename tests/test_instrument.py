@@ -567,3 +567,28 @@ def test_a_generator_tool_is_refused_rather_than_recorded_as_an_instant_success(
     with pytest.raises(TypeError, match="generator function"):
         asyncio.run(inst.arun(astream, {}))
     assert exporter.get_finished_spans() == ()
+
+
+def test_an_exception_whose_str_raises_is_still_recorded_as_the_attempts_error(otel):
+    """Recording the failure called str(exc): when that raised, the attempt's span was never
+    ended (nothing exported) and run() reported the failed call as ok."""
+    inst, exporter, buf = make(otel)
+
+    class BrokenMessage(Exception):
+        def __str__(self):
+            raise RuntimeError("lazy message formatting failed")
+
+    def tool():
+        raise BrokenMessage()
+
+    out = inst.run(tool, {}, tool="lookup")
+    assert (out.status, out.error_code, out.message) == ("error", "BrokenMessage", "BrokenMessage")
+    assert isinstance(out.exception, BrokenMessage)
+    (span,) = exporter.get_finished_spans()
+    assert span.status.status_code == StatusCode.ERROR and span.attributes["error.type"] == "BrokenMessage"
+    assert [e.name for e in span.events] == ["exception"]
+    assert [e["status"] for e in events(buf)] == ["error"]
+
+    decorated = inst.tool("lookup")(tool)
+    with pytest.raises(BrokenMessage):  # the tool's own exception, not the recorder's
+        decorated()

@@ -303,9 +303,9 @@ class ToolCall:
             span.set_attribute(A_ERROR_TYPE, self.error_code)
             span.set_attribute(A_RETRYABLE, bool(self.retryable))
             if exc is not None and not isinstance(exc, ToolError):
-                span.record_exception(exc, attributes={
+                _record_exception(span, exc, {
                     "exception.message": self.message,
-                    "exception.stacktrace": _utf8(red.loose_text(_stacktrace(exc)))}, timestamp=end_ns)
+                    "exception.stacktrace": _utf8(red.loose_text(_stacktrace(exc)))}, end_ns)
             span.set_status(Status(StatusCode.ERROR, self.message))
         if self.http_status is not None:
             span.set_attribute(A_HTTP_STATUS, self.http_status)
@@ -351,6 +351,19 @@ class ToolCall:
     async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
         self._finish(exc)
         return False
+
+
+def _record_exception(span: Any, exc: BaseException, attributes: dict[str, str], end_ns: int) -> None:
+    """The span's ``exception`` event. The SDK's ``record_exception`` calls ``str(exc)``
+    itself, which raises for an exception whose ``__str__`` raises: then add the event
+    directly (the message is already in ``attributes``)."""
+    try:
+        span.record_exception(exc, attributes=attributes, timestamp=end_ns)
+    except Exception:  # noqa: BLE001 - recording must never break the tool call
+        cls = type(exc)
+        kind = cls.__qualname__ if cls.__module__ in (None, "builtins") else f"{cls.__module__}.{cls.__qualname__}"
+        span.add_event("exception", attributes={"exception.type": kind, "exception.escaped": "False",
+                                                **attributes}, timestamp=end_ns)
 
 
 def _stacktrace(exc: BaseException) -> str:
