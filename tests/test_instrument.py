@@ -592,3 +592,18 @@ def test_an_exception_whose_str_raises_is_still_recorded_as_the_attempts_error(o
     decorated = inst.tool("lookup")(tool)
     with pytest.raises(BrokenMessage):  # the tool's own exception, not the recorder's
         decorated()
+
+
+def test_an_integer_call_id_or_tenant_is_recorded_as_text_on_the_span_and_the_json_line(otel, tmp_path):
+    """JSON-RPC (MCP) request ids are integers. The span carried the int (the collector reads
+    it as "12345") but the JSON line failed schema v1 and was dropped: the archive lost the call."""
+    inst, exporter, buf = make(otel)
+    with inst.context(tenant=42):
+        assert inst.run(lambda: 1, {}, tool="t", call_id=12345, idempotency_key=7).ok
+    (span,) = exporter.get_finished_spans()
+    (ev,) = events(buf)
+    assert span.attributes["gen_ai.tool.call.id"] == ev["call_id"] == "12345"
+    assert span.attributes["tenant.id"] == ev["tenant"] == "42"
+    assert span.attributes["toolctl.idempotency_key"] == ev["idempotency_key"] == "7"
+    with pytest.raises(ValueError, match="call_id must be a string or an integer"):
+        inst.run(lambda: 1, {}, tool="t", call_id=1.5)

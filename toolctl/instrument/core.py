@@ -62,6 +62,17 @@ STAGES = ("validate", "authorize", "execute")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+def _id_text(name: str, value: Any) -> str | None:
+    """An id or label as the string schema v1 wants: an integer (a JSON-RPC request id, a
+    numeric tenant) becomes its decimal text, as toolctl's collector reads it from a span;
+    anything else that is not a string fails fast (the JSON line would be dropped)."""
+    if value is None or isinstance(value, str):
+        return _utf8(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise ValueError(f"{name} must be a string or an integer, got {type(value).__name__} {value!r}")
+
+
 def _utf8(text: str | None) -> str | None:
     """``text`` as UTF-8 can carry it: each unpaired surrogate becomes U+FFFD."""
     return _LONE_SURROGATE.sub("\ufffd", text) if isinstance(text, str) else text
@@ -207,12 +218,12 @@ class ToolCall:
         self.inst = inst
         self.tool = _utf8(tool)
         self.args = args
-        self.call_id = _utf8(call_id) or f"call_{uuid.uuid4().hex[:24]}"
+        self.call_id = _id_text("call_id", call_id) or f"call_{uuid.uuid4().hex[:24]}"
         self.attempt = attempt
-        self.idempotency_key = _utf8(idempotency_key)
-        self.tenant = _utf8(tenant or scope.get("tenant") or inst.tenant)
-        self.session_id = _utf8(session_id or scope.get("session_id"))
-        self.user = _utf8(user or scope.get("user"))
+        self.idempotency_key = _id_text("idempotency_key", idempotency_key)
+        self.tenant = _id_text("tenant", tenant or scope.get("tenant") or inst.tenant)
+        self.session_id = _id_text("session_id", session_id or scope.get("session_id"))
+        self.user = _id_text("user", user or scope.get("user"))
         self.timeout_ms = timeout_ms
         self.stage = stage
         self.retryable_codes = retryable_codes
