@@ -607,3 +607,28 @@ def test_an_integer_call_id_or_tenant_is_recorded_as_text_on_the_span_and_the_js
     assert span.attributes["toolctl.idempotency_key"] == ev["idempotency_key"] == "7"
     with pytest.raises(ValueError, match="call_id must be a string or an integer"):
         inst.run(lambda: 1, {}, tool="t", call_id=1.5)
+
+
+def test_run_and_arun_refuse_the_wrong_kind_of_function_before_it_runs(otel):
+    """run(coroutine function) recorded the unawaited coroutine as an instant success (the
+    tool never ran); arun(plain function) ran it and recorded its success as a TypeError."""
+    inst, exporter, _ = make(otel)
+    ran = []
+
+    async def fetch():
+        ran.append("fetch")
+
+    def lookup():
+        ran.append("lookup")
+        return {"ok": True}
+
+    class AsyncCallable:
+        async def __call__(self):
+            return "called"
+
+    with pytest.raises(TypeError, match="coroutine function.*arun"):
+        inst.run(fetch, {})
+    with pytest.raises(TypeError, match="not a coroutine function.*inst.run"):
+        asyncio.run(inst.arun(lookup, {}))
+    assert ran == [] and exporter.get_finished_spans() == ()
+    assert asyncio.run(inst.arun(AsyncCallable(), {}, tool="obj")).value == "called"

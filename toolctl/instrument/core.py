@@ -472,6 +472,9 @@ class Instrument:
         retry policy and stage it was decorated with unless given here, so a dispatch is
         one call rather than a call nested in another's attempt."""
         fn, tool, policy, call_kw = _undecorated(fn, tool, policy, call_kw)
+        if _is_async(fn):
+            raise TypeError(f"{_name_of(fn)} is a coroutine function: run() would record the coroutine "
+                            "object as an instant success without running it; use `await inst.arun(...)`")
         return self._run_sync(fn, (), dict(args or {}), tool, policy, call_id,
                               idempotency_key, args if record_args is None else record_args, call_kw)
 
@@ -481,6 +484,9 @@ class Instrument:
                    record_args: Any = None, **call_kw: Any) -> Outcome:
         """``run`` for a coroutine function (timeouts cancel the attempt's task)."""
         fn, tool, policy, call_kw = _undecorated(fn, tool, policy, call_kw)
+        if not _is_async(fn):
+            raise TypeError(f"{_name_of(fn)} is not a coroutine function: arun() awaits what it returns; "
+                            "use inst.run(...) (from async code: `await asyncio.to_thread(inst.run, ...)`)")
         return await self._run_async(fn, (), dict(args or {}), tool, policy, call_id,
                                      idempotency_key, args if record_args is None else record_args,
                                      call_kw)
@@ -573,11 +579,20 @@ class Instrument:
         return decorate
 
 
+def _is_async(fn: Callable[..., Any]) -> bool:
+    """A coroutine function, or an object whose ``__call__`` is one."""
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))
+
+
+def _name_of(fn: Callable[..., Any]) -> str:
+    return str(getattr(fn, "__qualname__", None) or type(fn).__qualname__)
+
+
 def _refuse_generator(fn: Callable[..., Any]) -> None:
     """A generator tool returns before it runs: its attempt would be recorded as a success
     taking no time, and an error raised while it is consumed would not be recorded at all."""
     if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
-        raise TypeError(f"{getattr(fn, '__qualname__', fn)!s} is a generator function: toolctl.instrument "
+        raise TypeError(f"{_name_of(fn)} is a generator function: toolctl.instrument "
                         "records functions that return their result; collect the items in the tool "
                         "(return list(...)) or record the stream with `with inst.call(...)`")
 
