@@ -632,3 +632,11 @@ def test_run_and_arun_refuse_the_wrong_kind_of_function_before_it_runs(otel):
         asyncio.run(inst.arun(lookup, {}))
     assert ran == [] and exporter.get_finished_spans() == ()
     assert asyncio.run(inst.arun(AsyncCallable(), {}, tool="obj")).value == "called"
+
+
+@pytest.mark.parametrize("field", ["backoff_ms", "max_backoff_ms", "multiplier"])
+def test_a_nan_backoff_is_refused_when_the_policy_is_made_not_raised_by_a_retry(field):
+    """NaN passed the `< 0` checks; the first retry then raised ValueError out of time.sleep,
+    out of run(), which never raises for a tool's failures."""
+    with pytest.raises(ValueError, match="must be ≥ 0"):
+        RetryPolicy(max_attempts=2, **{field: float("nan")})
