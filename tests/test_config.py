@@ -162,3 +162,45 @@ def test_commands_reach_the_configured_collector_by_url_and_token_file(dirs, ser
     refused = run_toolctl("--db", tmp_path / "elsewhere.duckdb", "db", "info", cwd=work)
     assert refused.returncode == 1 and "HTTP 401" in refused.stderr
     assert s.stop() == 0
+
+
+@pytest.mark.slow
+def test_serve_requires_the_token_of_the_configured_token_file(dirs, serve, tmp_path):
+    """`config show` reports collector.token_file from toolctl.toml, and docs/config.md names
+    `toolctl serve --token-file` as its flag: serve must require that token, not accept
+    anyone's writes."""
+    work, _ = dirs
+    _write(work / "token", "s3cret\n")
+    cfg = _write(work / "toolctl.toml", '[collector]\ntoken_file = "token"\n')
+    s = serve(env={"TOOLCTL_CONFIG": str(cfg)})
+    line = (b'{"event_id":"e1","ts":"2026-11-24T06:00:00Z","tool":"t","status":"ok",'
+            b'"latency_ms":1.0}\n')
+    assert s.post("/v1/tool-calls", line, {"Content-Type": "application/x-ndjson"}).status_code == 401
+    assert s.post("/v1/tool-calls", line, {"Content-Type": "application/x-ndjson"},
+                  token="s3cret").status_code == 200
+    assert s.stop() == 0
+
+
+def test_an_empty_config_flag_is_a_usage_error_not_a_quiet_fallback(dirs, tmp_path):
+    """`--config "$UNSET"` must not silently read ./toolctl.toml (as `--db ""` does not
+    silently mean the per-user store)."""
+    work, _ = dirs
+    _write(work / "toolctl.toml", f'[store]\npath = "{tmp_path / "other.duckdb"}"\n')
+    r = run_toolctl("--config", "", "config", "show", cwd=work)
+    assert r.returncode == 2 and "--config is empty" in r.stderr, (r.returncode, r.stdout, r.stderr)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[collector]\nurl = 5\n", "toolctl.toml:2: collector.url: must be a string, not an integer"),
+    ('[collector]\nurl = "collector:4318"\n', "toolctl.toml:2: collector.url: not an http(s):// URL"),
+    ('store = "x.duckdb"\n', "toolctl.toml:1: store: must be a [section] table of settings"),
+    ('[store]\npath = ""\n', "toolctl.toml:2: store.path: must not be empty"),
+])
+def test_a_wrong_value_is_named_in_the_words_of_the_file_not_of_the_validator(dirs, text, message):
+    """The operator wrote TOML: the error says what the value must be, not a pydantic class
+    name or a regular expression."""
+    work, _ = dirs
+    _write(work / "toolctl.toml", text)
+    r = run_toolctl("config", "show", cwd=work)
+    assert r.returncode == 2 and message in r.stderr, r.stderr
+    assert "Section" not in r.stderr and "pattern" not in r.stderr and len(r.stderr.splitlines()) == 2

@@ -504,3 +504,139 @@ def test_events_stay_lines_toolctl_ingest_accepts_whatever_the_tool_raises_or_ta
     path.write_text(buf.getvalue(), encoding="utf-8")
     proc = run_toolctl("--db", tmp_path / "s.duckdb", "ingest", path, "--format", "json")
     assert proc.returncode == 0 and json.loads(proc.stdout)["accepted"] == 2, proc.stdout + proc.stderr
+
+
+def test_spans_stay_encodable_for_otlp_whatever_strings_the_tool_raises_or_takes(otel):
+    """An unpaired surrogate (an undecodable file name) in a tool's name, arguments, result or
+    error must not make the OTLP exporter drop the batch: every other call's span is in it."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    inst, exporter, buf = make(otel, capture_arguments=True, capture_results=True)
+    name = b"report-\xff.csv".decode("utf-8", "surrogateescape")
+
+    def read_file(path):
+        raise ToolError("NOT_FOUND", f"no such file: {path}")
+
+    def explode(path):
+        raise FileNotFoundError(f"no such file: {path}")
+
+    assert inst.run(lambda: 1, {}, tool="good").ok
+    assert not inst.run(read_file, {"path": name}, call_id=f"c-{name}").ok
+    assert not inst.run(explode, {"path": name}, tenant=name).ok
+    assert inst.run(lambda: {"file": name}, {}, tool=name).ok
+    spans = exporter.get_finished_spans()
+    assert len(spans) == 4
+    encode_spans(spans).SerializeToString()  # what OTLPSpanExporter does; raised UnicodeEncodeError
+    assert spans[3].attributes["gen_ai.tool.name"] == "report-\ufffd.csv"
+    assert spans[1].attributes["gen_ai.tool.call.id"] == "c-report-\ufffd.csv"
+    assert spans[1].status.description == "no such file: report-\ufffd.csv"
+    assert [e["tool"] for e in events(buf)] == [s.attributes["gen_ai.tool.name"] for s in spans]
+
+
+def test_a_payload_over_1_mib_is_left_off_the_span_so_the_batch_stays_under_serves_body_limit(otel):
+    """toolctl serve refuses an OTLP request over 16 MiB with 413 and the exporter drops the
+    whole batch: a 20 MiB argument must not take the call (and its batch) with it."""
+    inst, exporter, buf = make(otel, capture_arguments=True, capture_results=True)
+    doc = "word " * (4 * 1024 * 1024)  # 20 MiB
+    small = "é" * 200_000  # 400 kB of UTF-8 (over a quarter MiB in characters): kept
+    assert inst.run(lambda doc: doc, {"doc": doc}, tool="summarise").value == doc
+    assert inst.run(lambda doc: doc, {"doc": small}, tool="summarise").ok
+    big, kept = exporter.get_finished_spans()
+    assert "gen_ai.tool.call.arguments" not in big.attributes and "gen_ai.tool.call.result" not in big.attributes
+    assert json.loads(kept.attributes["gen_ai.tool.call.arguments"]) == {"doc": small}
+    assert [("args" in e, "data" in e) for e in events(buf)] == [(False, False), (True, True)]
+
+
+def test_a_generator_tool_is_refused_rather_than_recorded_as_an_instant_success(otel):
+    """Its body runs only when consumed, after the attempt was recorded: an error while
+    streaming would be lost and the call counted ok in 0 ms."""
+    inst, exporter, _ = make(otel)
+
+    def stream():
+        yield 1
+        raise ToolError("UNAVAILABLE", "upstream closed the stream")
+
+    async def astream():
+        yield 1
+
+    for fn in (stream, astream):
+        with pytest.raises(TypeError, match="generator function"):
+            inst.tool("stream")(fn)
+        with pytest.raises(TypeError, match="generator function"):
+            inst.run(fn, {})
+    with pytest.raises(TypeError, match="generator function"):
+        asyncio.run(inst.arun(astream, {}))
+    assert exporter.get_finished_spans() == ()
+
+
+def test_an_exception_whose_str_raises_is_still_recorded_as_the_attempts_error(otel):
+    """Recording the failure called str(exc): when that raised, the attempt's span was never
+    ended (nothing exported) and run() reported the failed call as ok."""
+    inst, exporter, buf = make(otel)
+
+    class BrokenMessage(Exception):
+        def __str__(self):
+            raise RuntimeError("lazy message formatting failed")
+
+    def tool():
+        raise BrokenMessage()
+
+    out = inst.run(tool, {}, tool="lookup")
+    assert (out.status, out.error_code, out.message) == ("error", "BrokenMessage", "BrokenMessage")
+    assert isinstance(out.exception, BrokenMessage)
+    (span,) = exporter.get_finished_spans()
+    assert span.status.status_code == StatusCode.ERROR and span.attributes["error.type"] == "BrokenMessage"
+    assert [e.name for e in span.events] == ["exception"]
+    assert [e["status"] for e in events(buf)] == ["error"]
+
+    decorated = inst.tool("lookup")(tool)
+    with pytest.raises(BrokenMessage):  # the tool's own exception, not the recorder's
+        decorated()
+
+
+def test_an_integer_call_id_or_tenant_is_recorded_as_text_on_the_span_and_the_json_line(otel, tmp_path):
+    """JSON-RPC (MCP) request ids are integers. The span carried the int (the collector reads
+    it as "12345") but the JSON line failed schema v1 and was dropped: the archive lost the call."""
+    inst, exporter, buf = make(otel)
+    with inst.context(tenant=42):
+        assert inst.run(lambda: 1, {}, tool="t", call_id=12345, idempotency_key=7).ok
+    (span,) = exporter.get_finished_spans()
+    (ev,) = events(buf)
+    assert span.attributes["gen_ai.tool.call.id"] == ev["call_id"] == "12345"
+    assert span.attributes["tenant.id"] == ev["tenant"] == "42"
+    assert span.attributes["toolctl.idempotency_key"] == ev["idempotency_key"] == "7"
+    with pytest.raises(ValueError, match="call_id must be a string or an integer"):
+        inst.run(lambda: 1, {}, tool="t", call_id=1.5)
+
+
+def test_run_and_arun_refuse_the_wrong_kind_of_function_before_it_runs(otel):
+    """run(coroutine function) recorded the unawaited coroutine as an instant success (the
+    tool never ran); arun(plain function) ran it and recorded its success as a TypeError."""
+    inst, exporter, _ = make(otel)
+    ran = []
+
+    async def fetch():
+        ran.append("fetch")
+
+    def lookup():
+        ran.append("lookup")
+        return {"ok": True}
+
+    class AsyncCallable:
+        async def __call__(self):
+            return "called"
+
+    with pytest.raises(TypeError, match="coroutine function.*arun"):
+        inst.run(fetch, {})
+    with pytest.raises(TypeError, match="not a coroutine function.*inst.run"):
+        asyncio.run(inst.arun(lookup, {}))
+    assert ran == [] and exporter.get_finished_spans() == ()
+    assert asyncio.run(inst.arun(AsyncCallable(), {}, tool="obj")).value == "called"
+
+
+@pytest.mark.parametrize("field", ["backoff_ms", "max_backoff_ms", "multiplier"])
+def test_a_nan_backoff_is_refused_when_the_policy_is_made_not_raised_by_a_retry(field):
+    """NaN passed the `< 0` checks; the first retry then raised ValueError out of time.sleep,
+    out of run(), which never raises for a tool's failures."""
+    with pytest.raises(ValueError, match="must be ≥ 0"):
+        RetryPolicy(max_attempts=2, **{field: float("nan")})

@@ -371,3 +371,36 @@ def test_baselines_and_regress_while_serving_equal_their_local_output_and_are_le
     kinds = [e["kind"] for e in json.loads(run_toolctl("--db", s.db, "audit", "log", "--format", "json").stdout)]
     assert kinds.count("baseline_save") == 2 and kinds.count("baseline_delete") == 1
     assert run_toolctl("--db", s.db, "audit", "verify").returncode == 0
+
+
+def test_ingest_with_redaction_rules_is_refused_while_a_collector_that_would_skip_them_holds_the_store(
+        serve, tmp_path):
+    """The lines are forwarded to `toolctl serve`, which redacts with its own rules: a
+    --redaction-rules file (or toolctl.toml's redaction.rules) was silently not applied and
+    the secrets it names were stored in clear, exit 0."""
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[redaction]\nextra_keys = ["ssn"]\n', encoding="utf-8")
+    src = write_jsonl(tmp_path / "in.jsonl", [ev(1, args={"ssn": "123-45-6789"})])
+    s = serve()
+    res = run_toolctl("--db", s.db, "ingest", src, "--redaction-rules", rules)
+    assert res.returncode == 2 and "TOOLCTL_REDACTION_RULES" in res.stderr, res.stderr
+    (tmp_path / "toolctl.toml").write_text(f'[redaction]\nrules = "{rules}"\n', encoding="utf-8")
+    res = run_toolctl("--db", s.db, "ingest", src, cwd=tmp_path)
+    assert res.returncode == 2, res.stderr
+    assert s.stop() == 0
+    assert _query(s.db, "SELECT count(*) FROM events") == [(0,)]
+    # the way the hint says: the collector started with the rules redacts them
+    s = serve(db=tmp_path / "b.duckdb", env={"TOOLCTL_REDACTION_RULES": str(rules)})
+    res = run_toolctl("--db", s.db, "ingest", src)
+    assert res.returncode == 0, res.stderr
+    assert s.stop() == 0
+    ((ssn,),) = _query(s.db, "SELECT args->>'ssn' FROM events")
+    assert ssn.startswith("[REDACTED:ssn:")
+
+
+def _query(db, sql: str) -> list[tuple]:
+    conn = duckdb.connect(str(db), read_only=True)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()

@@ -177,3 +177,22 @@ def test_live_top_survives_a_busy_store_and_recovers(tmp_path, view_db):
         assert p.finish() == 0
     finally:
         p.close()
+
+
+def test_top_ends_on_sigterm_restoring_the_terminal(view_db):
+    """`kill PID`, `timeout 60 toolctl top`: the default action of SIGTERM left the terminal on
+    the alternate screen with the cursor hidden and echo off."""
+    import signal
+
+    p = PtyProc("--db", str(view_db), "top", "--interval", "0.2", "--window", "15m",
+                "--until", "2026-11-24T06:30:00Z")
+    try:
+        p.read_until(rb"frame 2\b")
+        p.proc.send_signal(signal.SIGTERM)
+        assert p.finish() == 0
+        tail = p.out[p.out.rindex(ALT_SCREEN_ON):]
+        assert ALT_SCREEN_OFF in tail and b"\x1b[?25h" in tail  # normal screen, cursor shown
+        assert b"Traceback" not in p.out
+        assert termios.tcgetattr(p.slave) == p.before  # echo and line mode restored
+    finally:
+        p.close()

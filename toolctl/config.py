@@ -161,9 +161,13 @@ def read_config_file(path: Path) -> dict[str, dict[str, Any]]:
         line = _line_of(text, loc)
         where = f"{path}:{line}" if line else str(path)
         name = ".".join(str(p) for p in loc)
-        what = {"extra_forbidden": "unknown setting"}.get(err["type"], err["msg"])
-        if err["type"] == "string_pattern_mismatch" and name != "collector.url":
-            what = "a path cannot contain a NUL character"
+        what = {"extra_forbidden": "unknown setting",
+                "model_type": "must be a [section] table of settings",
+                "string_type": f"must be a string, not {_toml_type(err.get('input'))}",
+                "string_too_short": "must not be empty"}.get(err["type"], err["msg"])
+        if err["type"] == "string_pattern_mismatch":
+            what = ("not an http(s):// URL (e.g. http://collector.internal:4318)" if name == "collector.url"
+                    else "a path cannot contain a NUL character")
         raise UsageError(f"{where}: {name}: {what}",
                          hint="settings: store.path, gate.runbook, redaction.rules, "
                               "collector.url, collector.token_file (see docs/config.md)") from None
@@ -179,6 +183,17 @@ def read_config_file(path: Path) -> dict[str, dict[str, Any]]:
     return found
 
 
+def _toml_type(value: Any) -> str:
+    """How a TOML value's type is called, for an error message."""
+    import datetime as dt
+
+    for kind, name in ((bool, "a boolean"), (int, "an integer"), (float, "a float"), (dict, "a table"),
+                       (list, "an array"), ((dt.datetime, dt.date, dt.time), "a date/time")):
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
+
+
 def _relative_to(value: str, base: Path) -> Path:
     p = Path(value).expanduser()
     return p if p.is_absolute() else (base / p)
@@ -188,6 +203,10 @@ def find_config_file(option: str | os.PathLike | None = None) -> tuple[Path | No
     """The configuration file in use and why: (path, "--config" | "$TOOLCTL_CONFIG" |
     "working directory" | "user config dir"), or (None, "none"). A file named by the flag
     or the variable must exist (UsageError otherwise)."""
+    if option is not None and not str(option).strip():
+        # `--config "$UNSET"` must not quietly mean ./toolctl.toml or the per-user file.
+        raise UsageError("--config is empty", hint=f"give --config a file, or leave the option out to "
+                         f"use ${CONFIG_ENV}, ./{CONFIG_FILENAME} or the per-user file")
     for value, origin in ((option, "--config"), (os.environ.get(CONFIG_ENV), f"${CONFIG_ENV}")):
         if value:
             path = Path(value).expanduser()

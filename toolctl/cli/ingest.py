@@ -43,6 +43,14 @@ def ingest(
     server = ctx.obj.server()
     if server is not None:  # `toolctl serve` holds the file: send the lines to it instead
         from collector.forward import forward_paths
+        from toolctl.errors import UsageError
+
+        extra = redaction_rules or _configured_rules(ctx)
+        if extra:  # the collector redacts with its own rules: these would be silently skipped
+            raise UsageError(f"redaction rules {extra} cannot apply: the collector at {server.url} "
+                             "stores these lines with its own rules",
+                             hint="start that `toolctl serve` with TOOLCTL_REDACTION_RULES=FILE, or stop "
+                                  "it and ingest into the file")
         from toolctl.remote import FORWARD_CHUNK_BYTES
 
         with ByteProgress(f"sending to {server.url}") as bar:

@@ -51,10 +51,11 @@ def serve(
     from toolctl.errors import StoreBusyError, ToolctlError, UsageError
     from toolctl.remote import find_server, load_token
 
-    token = load_token(token_file)
+    # --token-file > $TOOLCTL_TOKEN > $TOOLCTL_TOKEN_FILE > toolctl.toml's collector.token_file
+    token = load_token(token_file or ctx.obj.setting("collector.token_file"))
     if not _is_loopback(host) and not token:
         raise UsageError(f"refusing to bind {host} without a token: anyone who can reach it could write to the store",
-                         hint="set TOOLCTL_TOKEN or pass --token-file, or bind 127.0.0.1")
+                         hint="set TOOLCTL_TOKEN, pass --token-file or set collector.token_file, or bind 127.0.0.1")
     db_path = ctx.obj.db_path
     running = find_server(db_path)
     if running:

@@ -117,7 +117,7 @@ class _Interrupted:
 
 @contextmanager
 def _ctrl_c_as_a_key() -> Iterator[_Interrupted]:
-    """Ctrl-C ends the live view at the next loop check instead of raising KeyboardInterrupt
+    """Ctrl-C (or SIGTERM) ends the live view at the next loop check instead of raising KeyboardInterrupt
     wherever the main thread happens to be (inside DuckDB opening or closing the store, or
     Rich drawing a frame). The signal wakes the select() at once through a wakeup pipe."""
     import signal
@@ -130,13 +130,16 @@ def _ctrl_c_as_a_key() -> Iterator[_Interrupted]:
     def on_sigint(signum, frame) -> None:
         state.flag = True
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    # SIGTERM (`kill`, `timeout`, a closing tmux pane) too: its default action would end the
+    # process on the alternate screen, with the cursor hidden and the terminal in cbreak mode.
+    previous = {sig: signal.signal(sig, on_sigint) for sig in (signal.SIGINT, signal.SIGTERM)}
     previous_fd = signal.set_wakeup_fd(write_fd)
     try:
         yield state
     finally:
         signal.set_wakeup_fd(previous_fd)
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         os.close(read_fd)
         os.close(write_fd)
 

@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+import re
 import threading
 import time
 import uuid
@@ -54,6 +55,27 @@ A_TIMEOUT_MS = "toolctl.timeout_ms"
 A_STAGE = "toolctl.stage"
 
 STAGES = ("validate", "authorize", "execute")
+
+#: A UTF-16 surrogate on its own (os.listdir's undecodable bytes, half an emoji): a Python
+#: string can hold one, but the OTLP exporter cannot encode it and then drops the whole batch
+#: of spans it was in, other calls' spans included.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _id_text(name: str, value: Any) -> str | None:
+    """An id or label as the string schema v1 wants: an integer (a JSON-RPC request id, a
+    numeric tenant) becomes its decimal text, as toolctl's collector reads it from a span;
+    anything else that is not a string fails fast (the JSON line would be dropped)."""
+    if value is None or isinstance(value, str):
+        return _utf8(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise ValueError(f"{name} must be a string or an integer, got {type(value).__name__} {value!r}")
+
+
+def _utf8(text: str | None) -> str | None:
+    """``text`` as UTF-8 can carry it: each unpaired surrogate becomes U+FFFD."""
+    return _LONE_SURROGATE.sub("\ufffd", text) if isinstance(text, str) else text
 
 _scope: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("toolctl_instrument_scope",
                                                                         default={})
@@ -132,13 +154,27 @@ def _jsonable(v: Any, _path: tuple[int, ...] = ()) -> Any:
     return str(v)
 
 
+#: The largest argument or result text put on a span, in UTF-8 bytes (`toolctl ingest`'s
+#: line limit). An OTLP request over `toolctl serve --max-body-bytes` (16 MiB) is refused
+#: with 413, and every span of the batch with it: other calls' spans are lost too.
+MAX_PAYLOAD_BYTES = 1024 * 1024
+
+
 def _recorded(capture: Callable[[], Any], tool: str, what: str) -> tuple[Any, str] | None:
     """(value, its JSON text) of a captured argument or result, or None when it cannot be
-    recorded (a 5,000-digit int, a __str__ that raises, nesting deeper than Python's stack):
-    the call goes on unrecorded in that respect, never fails for it."""
+    recorded (a 5,000-digit int, a __str__ that raises, nesting deeper than Python's stack,
+    JSON text over MAX_PAYLOAD_BYTES): the call goes on unrecorded in that respect, never
+    fails for it."""
     try:
         value = capture()
-        return (value, json.dumps(value, ensure_ascii=False, separators=(",", ":"))) if value is not None else None
+        if value is None:
+            return None
+        text = _utf8(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+        if len(text) > MAX_PAYLOAD_BYTES // 4 and len(text.encode("utf-8")) > MAX_PAYLOAD_BYTES:
+            log.warning("toolctl.instrument: tool %r: %s not recorded (longer than %d bytes)",
+                        tool, what, MAX_PAYLOAD_BYTES)
+            return None
+        return value, text
     except Exception as exc:  # noqa: BLE001 - recording must never break the tool call
         log.warning("toolctl.instrument: tool %r: %s not recorded (%s)", tool, what, type(exc).__name__)
         return None
@@ -180,14 +216,14 @@ class ToolCall:
             raise ValueError(f"stage must be one of {', '.join(STAGES)}, got {stage!r}")
         scope = _scope.get()
         self.inst = inst
-        self.tool = tool
+        self.tool = _utf8(tool)
         self.args = args
-        self.call_id = call_id or f"call_{uuid.uuid4().hex[:24]}"
+        self.call_id = _id_text("call_id", call_id) or f"call_{uuid.uuid4().hex[:24]}"
         self.attempt = attempt
-        self.idempotency_key = idempotency_key
-        self.tenant = tenant or scope.get("tenant") or inst.tenant
-        self.session_id = session_id or scope.get("session_id")
-        self.user = user or scope.get("user")
+        self.idempotency_key = _id_text("idempotency_key", idempotency_key)
+        self.tenant = _id_text("tenant", tenant or scope.get("tenant") or inst.tenant)
+        self.session_id = _id_text("session_id", session_id or scope.get("session_id"))
+        self.user = _id_text("user", user or scope.get("user"))
         self.timeout_ms = timeout_ms
         self.stage = stage
         self.retryable_codes = retryable_codes
@@ -224,7 +260,7 @@ class ToolCall:
     def _record_error(self, code: str, message: str, retryable: bool | None,
                       http_status: int | None) -> None:
         self.status, self.data, self.confidence = "error", None, None
-        self.error_code, self.message = code, message
+        self.error_code, self.message = _utf8(code), message
         self.retryable = retryable if retryable is not None else code in self.retryable_codes
         if http_status is not None:
             self.http_status = http_status
@@ -274,13 +310,13 @@ class ToolCall:
                 span.set_attribute(A_CONFIDENCE, self.confidence)
             span.set_status(Status(StatusCode.OK))
         else:
-            self.message = red.loose_text(self.message or "")
+            self.message = _utf8(red.loose_text(self.message or ""))
             span.set_attribute(A_ERROR_TYPE, self.error_code)
             span.set_attribute(A_RETRYABLE, bool(self.retryable))
             if exc is not None and not isinstance(exc, ToolError):
-                span.record_exception(exc, attributes={
+                _record_exception(span, exc, {
                     "exception.message": self.message,
-                    "exception.stacktrace": red.loose_text(_stacktrace(exc))}, timestamp=end_ns)
+                    "exception.stacktrace": _utf8(red.loose_text(_stacktrace(exc)))}, end_ns)
             span.set_status(Status(StatusCode.ERROR, self.message))
         if self.http_status is not None:
             span.set_attribute(A_HTTP_STATUS, self.http_status)
@@ -326,6 +362,19 @@ class ToolCall:
     async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
         self._finish(exc)
         return False
+
+
+def _record_exception(span: Any, exc: BaseException, attributes: dict[str, str], end_ns: int) -> None:
+    """The span's ``exception`` event. The SDK's ``record_exception`` calls ``str(exc)``
+    itself, which raises for an exception whose ``__str__`` raises: then add the event
+    directly (the message is already in ``attributes``)."""
+    try:
+        span.record_exception(exc, attributes=attributes, timestamp=end_ns)
+    except Exception:  # noqa: BLE001 - recording must never break the tool call
+        cls = type(exc)
+        kind = cls.__qualname__ if cls.__module__ in (None, "builtins") else f"{cls.__module__}.{cls.__qualname__}"
+        span.add_event("exception", attributes={"exception.type": kind, "exception.escaped": "False",
+                                                **attributes}, timestamp=end_ns)
 
 
 def _stacktrace(exc: BaseException) -> str:
@@ -423,6 +472,9 @@ class Instrument:
         retry policy and stage it was decorated with unless given here, so a dispatch is
         one call rather than a call nested in another's attempt."""
         fn, tool, policy, call_kw = _undecorated(fn, tool, policy, call_kw)
+        if _is_async(fn):
+            raise TypeError(f"{_name_of(fn)} is a coroutine function: run() would record the coroutine "
+                            "object as an instant success without running it; use `await inst.arun(...)`")
         return self._run_sync(fn, (), dict(args or {}), tool, policy, call_id,
                               idempotency_key, args if record_args is None else record_args, call_kw)
 
@@ -432,6 +484,9 @@ class Instrument:
                    record_args: Any = None, **call_kw: Any) -> Outcome:
         """``run`` for a coroutine function (timeouts cancel the attempt's task)."""
         fn, tool, policy, call_kw = _undecorated(fn, tool, policy, call_kw)
+        if not _is_async(fn):
+            raise TypeError(f"{_name_of(fn)} is not a coroutine function: arun() awaits what it returns; "
+                            "use inst.run(...) (from async code: `await asyncio.to_thread(inst.run, ...)`)")
         return await self._run_async(fn, (), dict(args or {}), tool, policy, call_id,
                                      idempotency_key, args if record_args is None else record_args,
                                      call_kw)
@@ -493,6 +548,7 @@ class Instrument:
             return self.tool()(name)
 
         def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+            _refuse_generator(fn)
             tool_name = name or fn.__name__
             sig = inspect.signature(fn)
 
@@ -523,10 +579,29 @@ class Instrument:
         return decorate
 
 
+def _is_async(fn: Callable[..., Any]) -> bool:
+    """A coroutine function, or an object whose ``__call__`` is one."""
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))
+
+
+def _name_of(fn: Callable[..., Any]) -> str:
+    return str(getattr(fn, "__qualname__", None) or type(fn).__qualname__)
+
+
+def _refuse_generator(fn: Callable[..., Any]) -> None:
+    """A generator tool returns before it runs: its attempt would be recorded as a success
+    taking no time, and an error raised while it is consumed would not be recorded at all."""
+    if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+        raise TypeError(f"{_name_of(fn)} is a generator function: toolctl.instrument "
+                        "records functions that return their result; collect the items in the tool "
+                        "(return list(...)) or record the stream with `with inst.call(...)`")
+
+
 def _undecorated(fn: Callable[..., Any], tool: str | None, policy: RetryPolicy | None,
                  call_kw: dict[str, Any]) -> tuple[Callable[..., Any], str, RetryPolicy | None, dict]:
     """``run(fn)`` of an ``@inst.tool`` function: the function it wraps, with the decorator's
     name, policy and stage where the dispatch gives none."""
+    _refuse_generator(fn)
     decorated = getattr(fn, "toolctl_tool", None)
     if decorated is None:
         return fn, tool or fn.__name__, policy, call_kw

@@ -49,5 +49,14 @@ def error_fields(exc: BaseException) -> tuple[str, str, bool | None, int | None]
     if isinstance(exc, ToolError):
         return exc.code, exc.message, exc.retryable, exc.http_status
     if isinstance(exc, TimeoutError):
-        return TIMEOUT, str(exc) or "timed out", None, None
-    return type(exc).__name__, str(exc) or type(exc).__name__, None, None
+        return TIMEOUT, _text_of(exc) or "timed out", None, None
+    return type(exc).__name__, _text_of(exc) or type(exc).__name__, None, None
+
+
+def _text_of(exc: BaseException) -> str:
+    """``str(exc)``, or "" when its ``__str__`` raises: recording the failure must not fail
+    (the attempt would go unrecorded, and the call be reported ok)."""
+    try:
+        return str(exc)
+    except Exception:  # noqa: BLE001 - any __str__ may raise anything
+        return ""

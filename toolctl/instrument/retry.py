@@ -34,8 +34,11 @@ class RetryPolicy:
             raise ValueError(f"max_attempts must be an integer ≥ 1, got {self.max_attempts!r}")
         if self.timeout_ms is not None and not self.timeout_ms > 0:
             raise ValueError(f"timeout_ms must be > 0 or None, got {self.timeout_ms!r}")
-        if self.backoff_ms < 0 or self.max_backoff_ms < 0 or self.multiplier < 1:
-            raise ValueError("backoff_ms and max_backoff_ms must be ≥ 0 and multiplier ≥ 1")
+        # `not x >= 0` rather than `x < 0`: NaN compares false both ways, and a NaN wait
+        # would make time.sleep raise out of run() after the first failed attempt.
+        if not (self.backoff_ms >= 0 and self.max_backoff_ms >= 0 and self.multiplier >= 1):
+            raise ValueError("backoff_ms and max_backoff_ms must be ≥ 0 and multiplier ≥ 1, "
+                             f"got {self.backoff_ms!r}, {self.max_backoff_ms!r}, {self.multiplier!r}")
         if not 0 <= self.jitter <= 1:
             raise ValueError(f"jitter must be within [0, 1], got {self.jitter!r}")
         object.__setattr__(self, "retryable_codes", frozenset(self.retryable_codes))
