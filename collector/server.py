@@ -614,10 +614,15 @@ def create_app(store: Any, config: ServerConfig) -> Any:
     async def write_op(request: Request) -> Any:
         return await operation(request, "write")
 
+    # What a forwarding `toolctl ingest` compares its own redaction rules with.
+    from toolctl.audit.redact import rules_for
+
+    redaction = rules_for(store).fingerprint
+
     async def healthz(request: Request) -> Any:
         items, nbytes = writes.depth()
         return JSONResponse({"status": "ok", "pid": os.getpid(), "queue_items": items,
-                             "queue_bytes": nbytes})
+                             "queue_bytes": nbytes, "redaction": redaction})
 
     async def metrics(request: Request) -> Any:
         return Response(telemetry.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -398,6 +398,34 @@ def test_ingest_with_redaction_rules_is_refused_while_a_collector_that_would_ski
     assert ssn.startswith("[REDACTED:ssn:")
 
 
+def test_a_collector_redacts_with_its_toolctl_toml_rules_and_takes_ingests_that_name_the_same(serve, tmp_path):
+    """`toolctl serve` read redaction.rules from toolctl.toml nowhere: OTLP spans and lines
+    posted to it kept what those rules name in clear. It applies them now, and a forwarded
+    ingest whose own rules (flag, environment or the same toolctl.toml) redact exactly as
+    the collector's is taken instead of refused."""
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[redaction]\nextra_keys = ["ssn"]\n', encoding="utf-8")
+    same = tmp_path / "same-rules.toml"  # another path, the same rules
+    same.write_text(rules.read_text("utf-8"), encoding="utf-8")
+    config = tmp_path / "toolctl.toml"
+    config.write_text(f'[redaction]\nrules = "{rules}"\n', encoding="utf-8")
+    s = serve(env={"TOOLCTL_CONFIG": str(config)})
+    assert s.post("/v1/tool-calls", ndjson([ev(1, args={"ssn": "123-45-6789"})]), NDJSON).status_code == 200
+    src = write_jsonl(tmp_path / "in.jsonl", [ev(2, args={"ssn": "987-65-4321"})])
+    for before, after, env in (([], ["--redaction-rules", same], None),
+                               ([], [], {"TOOLCTL_REDACTION_RULES": str(same)}),
+                               (["--config", config], [], None)):
+        res = run_toolctl("--db", s.db, *before, "ingest", src, *after, env=env)
+        assert res.returncode == 0, (before, after, env, res.stderr)
+    other = tmp_path / "other.toml"
+    other.write_text('[redaction]\nextra_keys = ["passport"]\n', encoding="utf-8")
+    res = run_toolctl("--db", s.db, "ingest", src, "--redaction-rules", other)
+    assert res.returncode == 2 and "other rules" in res.stderr, res.stderr
+    assert s.stop() == 0
+    ssns = [r[0] for r in _query(s.db, "SELECT args->>'ssn' FROM events ORDER BY event_id")]
+    assert len(ssns) == 2 and all(v.startswith("[REDACTED:ssn:") for v in ssns), ssns
+
+
 def _query(db, sql: str) -> list[tuple]:
     conn = duckdb.connect(str(db), read_only=True)
     try:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -97,6 +97,8 @@ class ServerInfo:
     url: str
     pid: int
     token: str | None = None  # from the configuration (else RemoteStore reads the environment)
+    #: the collector's redaction rules (``Rules.fingerprint``; None from a toolctl that did not say)
+    redaction: str | None = None
 
 
 def find_server(db_path: Path, *, timeout: float = 2.0) -> ServerInfo | None:
@@ -118,10 +120,15 @@ def find_server(db_path: Path, *, timeout: float = 2.0) -> ServerInfo | None:
     if resp.status_code != 200:
         return None
     try:
-        same = resp.json().get("pid") == info.pid  # not another process reusing the port
-    except ValueError:
+        health = resp.json()
+        same = health.get("pid") == info.pid  # not another process reusing the port
+    except (ValueError, AttributeError):
         return None
-    return info if same else None
+    return replace(info, redaction=_text_or_none(health.get("redaction"))) if same else None
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def find_server_at(url: str, *, origin: str = "collector.url", timeout: float = 5.0) -> ServerInfo:
@@ -132,13 +139,14 @@ def find_server_at(url: str, *, origin: str = "collector.url", timeout: float = 
     url = url.rstrip("/")
     try:
         resp = httpx.get(url + "/healthz", timeout=timeout)
-        pid = int(resp.json()["pid"]) if resp.status_code == 200 else None
+        health = resp.json() if resp.status_code == 200 else {}
+        pid = int(health["pid"])
     except (httpx.HTTPError, ValueError, KeyError, TypeError):
         pid = None
     if pid is None:
         raise RemoteError(f"collector at {url} (from {origin}) does not answer /healthz",
                           hint="start `toolctl serve` there, or unset the collector URL to use the store file")
-    return ServerInfo(url=url, pid=pid)
+    return ServerInfo(url=url, pid=pid, redaction=_text_or_none(health.get("redaction")))
 
 
 def dumps(doc: Any) -> bytes:

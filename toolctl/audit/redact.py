@@ -84,6 +84,14 @@ class Rules:
         extra = (("card", CARD_PATTERN),) + ((("email", EMAIL_PATTERN),) if self.emails else ())
         return self.patterns + extra
 
+    @property
+    def fingerprint(self) -> str:
+        """What these rules redact, as a short digest (not where they were read from): a
+        forwarding `toolctl ingest` compares its rules with the collector's by it."""
+        doc = [list(self.keys), sorted(self.allow_keys), sorted(self.allow_values),
+               [list(p) for p in self.patterns], self.emails]
+        return hashlib.sha256(json.dumps(doc).encode("utf-8")).hexdigest()[:16]
+
     def candidate_pattern(self) -> str:
         """One RE2 pattern over JSON text: a row that can need redaction matches it."""
         return _candidate_pattern(self)
@@ -199,6 +207,13 @@ def _check_regex(path: Path, regex: str) -> None:
     except Exception as exc:  # re.error or duckdb's InvalidInputException
         raise UsageError(f"redaction rules {path}: pattern {regex!r} is not valid in both RE2 and Python: "
                          f"{str(exc).splitlines()[0]}", hint="avoid look-arounds and back-references") from exc
+
+
+def rules_path(configured: str | os.PathLike | None, flag: str | os.PathLike | None = None) -> str | None:
+    """The rules file in effect: ``flag`` (--redaction-rules), else $TOOLCTL_REDACTION_RULES,
+    else ``configured`` (toolctl.toml's redaction.rules); None: the built-in rules only."""
+    chosen = flag or os.environ.get(RULES_ENV) or configured
+    return str(chosen) if chosen else None
 
 
 def rules_for(store: Any) -> Rules:

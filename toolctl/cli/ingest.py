@@ -40,31 +40,30 @@ def ingest(
     """
     from collector.pipeline import ingest_paths
 
+    from toolctl.audit.redact import load_rules, rules_path
+
+    # --redaction-rules > $TOOLCTL_REDACTION_RULES > toolctl.toml; read before anything is
+    # stored or sent: a bad rules file stores nothing.
+    chosen = rules_path(ctx.obj.setting("redaction.rules"), redaction_rules)
+    rules = load_rules(chosen) if chosen else None
     server = ctx.obj.server()
     if server is not None:  # `toolctl serve` holds the file: send the lines to it instead
         from collector.forward import forward_paths
         from toolctl.errors import UsageError
-
-        extra = redaction_rules or _configured_rules(ctx)
-        if extra:  # the collector redacts with its own rules: these would be silently skipped
-            raise UsageError(f"redaction rules {extra} cannot apply: the collector at {server.url} "
-                             "stores these lines with its own rules",
-                             hint="start that `toolctl serve` with TOOLCTL_REDACTION_RULES=FILE, or stop "
-                                  "it and ingest into the file")
         from toolctl.remote import FORWARD_CHUNK_BYTES
 
+        if rules is not None and rules.fingerprint != server.redaction:
+            # The collector redacts with its own rules: these would be silently skipped.
+            raise UsageError(f"redaction rules {chosen} cannot apply: the collector at {server.url} "
+                             "redacts what it stores with other rules",
+                             hint="start that `toolctl serve` with the same rules (TOOLCTL_REDACTION_RULES "
+                                  "or toolctl.toml's redaction.rules), or stop it and ingest into the file")
         with ByteProgress(f"sending to {server.url}") as bar:
             # --batch-bytes bounds each request too (at most the usual 4 MiB), so files go to a
             # collector whose --max-body-bytes is smaller than that.
             summary = forward_paths(server, ctx.obj.db_path, paths, max_line_bytes=max_line_bytes,
                                     chunk_bytes=min(batch_bytes, FORWARD_CHUNK_BYTES), progress=bar.update)
     else:
-        rules = None
-        redaction_rules = redaction_rules or _configured_rules(ctx)
-        if redaction_rules:  # read before the store opens: a bad rules file stores nothing
-            from toolctl.audit.redact import load_rules
-
-            rules = load_rules(redaction_rules)
         with ByteProgress("ingesting") as bar, ctx.obj.open_write() as store:
             if rules is not None:
                 store.redaction_rules = rules
@@ -138,15 +137,3 @@ def schema() -> None:
     from toolctl.models import event_json_schema
 
     print_json(event_json_schema())
-
-
-def _configured_rules(ctx: typer.Context) -> str | None:
-    """toolctl.toml's redaction.rules when neither the flag nor the environment names a file
-    ($TOOLCTL_REDACTION_RULES is read by the redaction module itself)."""
-    import os
-
-    from toolctl.config import RULES_ENV
-
-    if os.environ.get(RULES_ENV):
-        return None
-    return ctx.obj.setting("redaction.rules")

@@ -86,7 +86,9 @@ def serve(
 
     from collector.server import ServerConfig, create_app
 
+    rules = _redaction_rules(ctx)  # a bad rules file fails before the store is opened
     store = ctx.obj.open_write()
+    store.redaction_rules = rules
     url = f"http://{shown_host}:{bound_port}"
     config = ServerConfig(db_path=db_path, token=token, max_body_bytes=max_body_bytes,
                           max_line_bytes=max_line_bytes, queue_max_items=queue_max_items,
@@ -106,3 +108,11 @@ def serve(
     if not server.started:
         raise ToolctlError(f"the collector on {url} failed to start", hint="see the messages above")
     sys.stderr.write("toolctl serve: stopped; every acknowledged request is stored\n")
+
+
+def _redaction_rules(ctx: typer.Context):
+    """The rules everything the collector stores is redacted with: $TOOLCTL_REDACTION_RULES,
+    else toolctl.toml's redaction.rules, else the built-in ones (as `toolctl ingest`)."""
+    from toolctl.audit.redact import load_rules, rules_path
+
+    return load_rules(rules_path(ctx.obj.setting("redaction.rules")))
