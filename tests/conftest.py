@@ -89,3 +89,13 @@ def submit_burst(queue, jobs: list) -> list:
     gate.set()
     blocker.result(10)
     return futures
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that start Spark run on one xdist worker (``--dist loadgroup``): one JVM and one
+    Spark session for all of them instead of one per worker, two JVMs on two cores slowing
+    each other (and the parity stores built once)."""
+    for item in items:
+        uses_spark = {"spark", "parity"} & set(getattr(item, "fixturenames", ()))
+        if uses_spark or "spark" in item.name:
+            item.add_marker(pytest.mark.xdist_group("spark"))
