@@ -127,6 +127,14 @@ def test_an_invalid_file_is_exit_2_naming_file_line_and_setting(dirs, text, wher
     assert r.stderr.splitlines()[1].startswith("Hint: ")
 
 
+def test_a_file_saved_with_a_byte_order_mark_is_read(dirs):
+    # Windows editors (Notepad, PowerShell's Out-File) save UTF-8 with a BOM; it was "not valid TOML".
+    work, _ = dirs
+    _write(work / "toolctl.toml", b'\xef\xbb\xbf[store]\npath = "bom.duckdb"\n')
+    _, s = _show(cwd=work)
+    assert s["store.path"] == (str(work / "bom.duckdb"), f"config file {work / 'toolctl.toml'}")
+
+
 def test_a_missing_file_named_by_flag_or_env_is_exit_2(dirs, tmp_path):
     work, _ = dirs
     r = run_toolctl("--config", tmp_path / "nope.toml", "db", "path", cwd=work)

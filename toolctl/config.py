@@ -138,7 +138,7 @@ def read_config_file(path: Path) -> dict[str, dict[str, Any]]:
     from pydantic import ValidationError
 
     try:
-        text = path.read_text("utf-8")
+        text = path.read_text("utf-8-sig")  # Windows editors save UTF-8 with a byte-order mark
     except OSError as exc:
         raise UsageError(f"cannot read configuration file {path}: {exc.strerror}",
                          hint=f"fix the path given in --config or ${CONFIG_ENV}") from None
