@@ -135,6 +135,16 @@ def test_a_file_saved_with_a_byte_order_mark_is_read(dirs):
     assert s["store.path"] == (str(work / "bom.duckdb"), f"config file {work / 'toolctl.toml'}")
 
 
+@pytest.mark.parametrize("url", ["ftp://x", "collector.internal:4318", "http://", "http://exa mple"])
+def test_a_malformed_collector_url_in_the_environment_is_exit_2_as_in_the_file(dirs, url):
+    # The file's collector.url was checked (exit 2); $TOOLCTL_URL went to the network and
+    # came back as "does not answer /healthz", exit 1: a typo looked like an outage.
+    work, _ = dirs
+    r = run_toolctl("stats", cwd=work, env={"TOOLCTL_URL": url})
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith("Error: $TOOLCTL_URL") and "not an http(s):// URL" in r.stderr
+
+
 def test_a_missing_file_named_by_flag_or_env_is_exit_2(dirs, tmp_path):
     work, _ = dirs
     r = run_toolctl("--config", tmp_path / "nope.toml", "db", "path", cwd=work)

@@ -31,6 +31,7 @@ An example::
 from __future__ import annotations
 
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,8 @@ DB_FILENAME = "toolctl.duckdb"
 CONFIG_ENV = "TOOLCTL_CONFIG"
 CONFIG_FILENAME = "toolctl.toml"
 URL_ENV = "TOOLCTL_URL"
+#: What collector.url accepts, from the file or from $TOOLCTL_URL: an http(s) URL with a host.
+URL_PATTERN = r"^https?://[^\s/]+(/\S*)?$"
 RUNBOOK_ENV = "TOOLCTL_RUNBOOK"
 RULES_ENV = "TOOLCTL_REDACTION_RULES"  # read by toolctl.audit.redact too
 TOKEN_ENV = "TOOLCTL_TOKEN"
@@ -92,7 +95,7 @@ def _models() -> Any:
         rules: str | None = Field(None, **path_field)
 
     class CollectorSection(Section):
-        url: str | None = Field(None, pattern=r"^https?://[^\s/]+(/\S*)?$")
+        url: str | None = Field(None, pattern=URL_PATTERN)
         token_file: str | None = Field(None, **path_field)
 
     class ConfigFile(Section):
@@ -277,6 +280,10 @@ def load_settings(config_option: str | os.PathLike | None = None,
         if flags.get(name):
             settings.values[name] = Setting(flags[name], flag or "flag")
         elif os.environ.get(env):
+            if name == "collector.url" and not re.match(URL_PATTERN, os.environ[env]):
+                raise UsageError(f"${env}: not an http(s):// URL (e.g. http://collector.internal:4318): "
+                                 f"{os.environ[env]!r}",
+                                 hint=f"fix ${env}, or unset it to use the store file")
             settings.values[name] = Setting(os.environ[env], f"${env}")
         elif key in found.get(section, {}):
             settings.values[name] = Setting(found[section][key], f"config file {path}")
