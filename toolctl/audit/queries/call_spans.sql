@@ -1,10 +1,14 @@
 -- call_spans: the tool spans (OTLP) of one tool call (0006 index on call_id), oldest first.
 -- Parameters: $call_id. Output: the span as a tool-call row (span_call_columns.sql), plus
--- the span's name, duration_ms and status_code.
+-- the span's name, duration_ms and status_code. A span with an event of the call that names
+-- it (same trace_id and span_id) is that event's attempt: left out (migration 0007).
 WITH hit AS MATERIALIZED (
     SELECT * FROM spans WHERE call_id = $call_id
+), call_events AS MATERIALIZED (
+    SELECT trace_id, span_id FROM events WHERE call_id = $call_id
 )
 SELECT {span_call_columns}, name, (end_ns - start_ns) / 1e6 AS duration_ms, status_code
-FROM hit
-WHERE tool_rule IS NOT NULL
+FROM (SELECT s.* FROM hit s
+      ANTI JOIN call_events e ON e.trace_id = s.trace_id AND e.span_id = s.span_id
+      WHERE s.tool_rule IS NOT NULL)
 ORDER BY start_ns, span_id

@@ -1,7 +1,8 @@
 -- duplicates: idempotency keys executed successfully more than once (duplicate side
 -- effects), over every tool call stats counts: events and tool spans (a span as
 -- span_call_columns.sql maps it: no stage). A success is a call row with status 'ok' at the
--- execute stage (or no stage); distinct calls / attempts are counted separately.
+-- execute stage (or no stage); distinct calls / attempts are counted separately. A span with
+-- an event of the same (trace_id, span_id) is that event's attempt (migration 0007): left out.
 -- Parameters: $tool, $since, $until (NULL = no filter), $limit.
 -- Output: idempotency_key, tool, successes, calls (distinct call ids), call_ids, event_ids
 --         (a span's is trace_id:span_id), first_ts, last_ts.
@@ -9,7 +10,10 @@ WITH calls AS (
     SELECT event_id, ts, tool, status, stage, call_id, idempotency_key FROM events
     UNION ALL
     SELECT event_id, ts, tool, status, stage, call_id, idempotency_key
-    FROM (SELECT {span_call_columns} FROM spans WHERE tool_rule IS NOT NULL)
+    FROM (SELECT {span_call_columns}
+          FROM (SELECT s.* FROM spans s
+                ANTI JOIN events e ON e.trace_id = s.trace_id AND e.span_id = s.span_id
+                WHERE s.tool_rule IS NOT NULL))
 )
 SELECT idempotency_key,
        string_agg(DISTINCT tool, ',' ORDER BY tool) AS tool,

@@ -1,7 +1,10 @@
 -- search_events: stored tool calls matching every given filter, newest first: JSON-line
 -- events and tool spans (OTLP spans a rule counts as a tool call, tool_rule set), the rows
 -- the tool_calls view counts; a span as span_call_columns.sql maps it. origin says which:
--- 'event' or 'span'.
+-- 'event' or 'span'. A tool span with an event of the same (trace_id, span_id) is that
+-- event's attempt and is left out, as in tool_calls (migration 0007); the events it is checked
+-- against are the id lookup's own (an event shares its span's trace id, and its call id and
+-- idempotency key when both records carry them), so the lookup stays on the indexes.
 -- {id_filter} is either `$id IS NULL` (no id given) or `<column> = $id` with <column> from the allowlist
 -- ID_COLUMNS in lookups.py (event_id, call_id, trace_id, idempotency_key); {span_id_filter}
 -- likewise `$span_key IS NULL` or `<column> = $span_key` from SPAN_ID_COLUMNS (an event id
@@ -23,8 +26,9 @@ WITH hit AS MATERIALIZED (
     FROM hit
     UNION ALL
     SELECT {span_call_columns}
-    FROM span_hit
-    WHERE tool_rule IS NOT NULL
+    FROM (SELECT s.* FROM span_hit s
+          ANTI JOIN hit e ON e.trace_id = s.trace_id AND e.span_id = s.span_id
+          WHERE s.tool_rule IS NOT NULL)
 )
 SELECT *
 FROM calls
