@@ -78,3 +78,14 @@ def test_span_inserts_smoke_times_both_forms_on_a_store_that_verifies():
     doc = _last_json(proc.stdout)
     assert doc["ledger_intact"] and len(doc["results"]) == 2
     assert all(r["median_ms"] > 0 for r in doc["results"].values())
+
+
+def test_overlap_benchmark_smoke_counts_each_shadowed_span_once():
+    proc = subprocess.run([sys.executable, str(BENCH / "overlap.py"), "--events", "4000", "--spans", "1001",
+                           "--repeat", "1"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout
+    doc = json.loads(out[out.index("\n{") + 1:])
+    mixed, events_only = doc["results"]
+    assert mixed["attempts_union"] == 5001 and mixed["attempts_latest"] == 5001 - 500
+    assert events_only["tool_spans"] == 0 and events_only["attempts_union"] == events_only["attempts_latest"] == 4000
