@@ -269,3 +269,30 @@ def test_two_arms_of_zero_latency_have_a_mean_ratio_of_1_not_infinity(tmp_path):
     shift = next(c for c in json.loads(proc.stdout)["checks"] if c["name"] == "latency-shift")
     assert shift["outcome"] == "pass" and shift["evidence"]["effect_size"] == 1.0
     assert shift["reason"].endswith("mean ratio 1"), shift["reason"]
+
+
+def test_runbook_reject_rate_for_a_tool_counts_only_the_rejected_lines_naming_it(tmp_path):
+    # With --tool, reject_rate divided every rejected line of the store by that tool's attempts:
+    # another tool's schema breakage (or unreadable lines) failed this tool's check.
+    from datetime import datetime, timedelta, timezone
+
+    now = datetime.now(timezone.utc)
+    ts = (now - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    good = [{"event_id": f"{t}{i}", "ts": ts, "tool": t, "status": "ok", "latency_ms": 5.0}
+            for t in ("search", "fetch") for i in range(500)]
+    bad = [{"event_id": f"b{i}", "ts": ts, "tool": "fetch", "status": "ok", "latency_ms": "slow"} for i in range(10)]
+    db = make_store(tmp_path, good + bad + ['{"event_id": "trunc', "\x00\x01 binary"])
+    since = ("--since", (now - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+    def rejects(*tool):
+        proc = run_toolctl("--db", db, "runbook", "run", "schema-breakage", *since, *tool, "--format", "json")
+        check = next(c for c in json.loads(proc.stdout)["checks"] if c["name"] == "reject-rate")
+        return check["evidence"], check["outcome"]
+
+    everything, outcome = rejects()
+    assert (everything["count"], everything["total"], outcome) == (12, 1012, "fail")
+    fetch, outcome = rejects("--tool", "fetch")
+    assert (fetch["count"], fetch["total"], outcome) == (10, 510, "fail")
+    search, outcome = rejects("--tool", "search")
+    # 0 of 500: no failure (the interval's upper bound is still above 0.1 %: too few to pass)
+    assert (search["count"], search["total"], outcome) == (0, 500, "inconclusive")

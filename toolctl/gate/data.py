@@ -114,8 +114,10 @@ def fetch_latencies(store: Store, *, since: datetime, until: datetime, version: 
     return out
 
 
-def window_rejects(store: Store, since: datetime, until: datetime) -> int:
-    return int(store.scalar(load_query("window_rejects"), {"since": since, "until": until}) or 0)
+def window_rejects(store: Store, since: datetime, until: datetime, tools: list[str] | None = None) -> int:
+    """Rejected lines in the window; with ``tools``, only those naming one (window_rejects.sql)."""
+    return int(store.scalar(load_query("window_rejects"),
+                            {"since": since, "until": until, "tools": tools or None}) or 0)
 
 
 def first_seen(store: Store, version: str) -> datetime | None:
@@ -209,7 +211,7 @@ def build_context(store: Store, *, since: datetime, until: datetime, baseline: s
     def arm(key: str | None, version: str | None) -> ArmData:
         c = dict(counts.get(key, EMPTY_COUNTS))
         if single:
-            c["rejects"] = window_rejects(store, since, until)
+            c["rejects"] = window_rejects(store, since, until, tools)
         if ahead is not None:
             return ArmData(c, lambda: ahead(version))
         return ArmData(c, lambda: fetch_latencies(store, since=since, until=until, version=version, tools=tools))
