@@ -383,6 +383,10 @@ def test_spark_rewrites_compute_what_duckdb_computes(spark):
          f"FROM {values} GROUP BY g ORDER BY g", {}),
         (f"SELECT g, count(*) FILTER (WHERE x > 2) AS n, arg_max({{'s': s, 'x': x}}, ts).s AS last_s "
          f"FROM {values} GROUP BY g ORDER BY g", {}),
+        # a rejected line's tool (window_rejects.sql): only a line that is valid JSON names one
+        ("SELECT raw, CASE WHEN json_valid(raw) THEN raw ->> '$.tool' END AS tool FROM (VALUES "
+         "('{\"tool\": \"a\", \"latency_ms\": \"x\"}'), ('{\"tool\": \"tru'), ('[1, 2]'), ('{}')) AS r(raw) "
+         "ORDER BY raw", {}),
     ]
     import duckdb
 

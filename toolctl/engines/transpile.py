@@ -12,6 +12,7 @@ toolctl/audit/queries, the tool_calls view of the migrations). Spark runs the sa
 * ``list(x ORDER BY x)`` → ``sort_array(collect_list(x))``;
 * ``strftime(ts, '%Y-..')`` → ``date_format(ts, 'yyyy-..')`` with literal text quoted;
 * ``epoch_us(ts)`` → ``unix_micros(ts)`` (session time zone UTC);
+* ``json_valid(x)`` → ``get_json_object(x, '$') IS NOT NULL`` (NULL exactly for non-JSON);
 * a recursive CTE → a bounded-depth union of joins (``unroll_recursive``): Spark 3.5 has no
   recursive CTE. The DuckDB-over-lake engine uses the same bounded form so the engines agree.
 
@@ -166,6 +167,10 @@ def rewrite_for_spark(tree, params: Mapping[str, Any]):
                                  expressions=[node.this, exp.Literal.string(_strftime_java(fmt.name))])
         if isinstance(node, exp.CTE):
             node.set("materialized", None)  # a planner hint Spark does not parse
+        if isinstance(node, exp.Anonymous) and node.name.lower() == "json_valid":
+            # Spark has no json_valid; get_json_object is NULL exactly for text that is not JSON
+            return exp.Not(this=exp.Is(this=exp.Anonymous(this="get_json_object", expressions=[
+                node.expressions[0], exp.Literal.string("$")]), expression=exp.Null()))
         if isinstance(node, exp.Anonymous) and node.name.lower() == "epoch_us":
             return exp.Anonymous(this="unix_micros", expressions=[
                 exp.cast(node.expressions[0], exp.DataType.build("TIMESTAMP_LTZ", dialect="spark"))])
