@@ -205,3 +205,25 @@ def test_mann_whitney_u_of_identical_arms_is_not_significant():
     x = np.full(20, 7.0)
     assert st.mann_whitney_u(x, x) == (200.0, 1.0) == tuple(map(float, mannwhitneyu(x, x)))
 
+
+
+@pytest.mark.parametrize("m, n", [(4, 6), (5, 7), (10, 10), (9, 13), (40, 25)])
+def test_hodges_lehmann_shift_and_moses_interval_follow_the_textbook_order_statistics(m, n):
+    # Hollander & Wolfe, large-sample form: D(1) <= ... <= D(mn) the pairwise differences,
+    # C = floor(mn/2 - z sqrt(mn(m+n+1)/12)), interval [D(C), D(mn+1-C)] (1-based), shift =
+    # their median (the mean of the two middle ones when mn is even). The interval was one
+    # order statistic narrower on each side, and an even mn took the upper middle difference.
+    from statistics import NormalDist
+
+    rng = np.random.default_rng(m * 100 + n)
+    c = np.sort(rng.normal(110, 10, m).round(1))
+    b = np.sort(rng.normal(100, 10, n).round(1))
+    d = np.sort(np.subtract.outer(c, b).ravel())
+    z = NormalDist().inv_cdf(1 - (1 - 0.98) / 2)
+    big_c = int(np.floor(m * n / 2 - z * np.sqrt(m * n * (m + n + 1) / 12)))
+    got = st.mann_whitney_shift(c, b, 0.98)
+    assert got["hl_shift"] == pytest.approx(float(np.median(d)))
+    if big_c >= 1:
+        assert (got["hl_lower"], got["hl_upper"]) == (d[big_c - 1], d[m * n - big_c])
+    else:  # too few values for a 98 % interval: it is unbounded, so it holds any shift
+        assert (got["hl_lower"], got["hl_upper"]) == (d[0], d[-1])

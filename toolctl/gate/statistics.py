@@ -217,17 +217,22 @@ def mann_whitney_shift(cand_sorted: Any, base_sorted: Any, confidence: float = 0
     u, p_value = mann_whitney_u(c, b)
     hc, hb = thin_sorted(c, HL_MAX_PER_ARM), thin_sorted(b, HL_MAX_PER_ARM)
     diffs = np.subtract.outer(hc, hb).ravel()
-    m, n = len(hc), len(hb)
+    m, n, mn = len(hc), len(hb), len(diffs)
     z = _z(confidence)
-    k = int(math.floor(m * n / 2 - z * math.sqrt(m * n * (m + n + 1) / 12)))
-    k = min(max(k, 0), len(diffs) - 1)
-    # Only three order statistics of the m·n differences are needed: partition, not sort.
-    diffs = np.partition(diffs, sorted({k, len(diffs) // 2, len(diffs) - 1 - k}))
+    # Moses' interval, Hollander & Wolfe's large-sample form: [D(C), D(mn+1-C)] over the sorted
+    # differences D(1..mn), C = floor(mn/2 - z sqrt(mn(m+n+1)/12)); with C < 1 (too few values
+    # for this confidence) the widest, [D(1), D(mn)]. 0-based: lo = C-1, hi = mn-C.
+    c_alpha = int(math.floor(mn / 2 - z * math.sqrt(m * n * (m + n + 1) / 12)))
+    lo = min(max(c_alpha - 1, 0), mn - 1)
+    hi = mn - 1 - lo
+    mid = [(mn - 1) // 2, mn // 2]  # the median: the middle difference, or the mean of two
+    # Only these order statistics of the m·n differences are needed: partition, not sort.
+    diffs = np.partition(diffs, sorted({lo, hi, *mid}))
     mean_b = float(np.mean(b))
     return {
         "p_value": p_value, "u": u,
-        "hl_shift": float(diffs[len(diffs) // 2]),
-        "hl_lower": float(diffs[k]), "hl_upper": float(diffs[len(diffs) - 1 - k]),
+        "hl_shift": float((diffs[mid[0]] + diffs[mid[1]]) / 2),
+        "hl_lower": float(diffs[lo]), "hl_upper": float(diffs[hi]),
         "effect_size": _ratio(float(np.mean(c)), mean_b),  # 0/0 = 1, as the quantile ratio
         "rank_biserial": 1 - 2 * u / (len(c) * len(b)),
         "n_used_candidate": len(c), "n_used_baseline": len(b),
