@@ -270,6 +270,24 @@ def test_a_damaged_lake_file_is_one_error_naming_it_with_a_hint_not_a_traceback(
             assert doc["verdict"] == "error" and str(bad) in doc["reason"]
 
 
+@pytest.mark.parametrize("how", ["appended", "replaced"])
+def test_a_damaged_lake_file_read_by_spark_is_the_same_error_naming_it(small_lake, spark, how):
+    # Spark's job failure (a Py4JJavaError many screens long) reached the user as a traceback.
+    from toolctl.engines import open_source
+    from toolctl.errors import LakeFileError
+    from toolctl.metrics.stats import StatsQuery, stats
+
+    _, lake = small_lake
+    bad = sorted(lake.glob("events/dt=2026-11-24/hour=07/*.parquet"))[0]
+    _damage(bad, how)
+    with open_source("spark", lake, "local[2]") as src:
+        with pytest.raises(LakeFileError) as err:
+            stats(src, StatsQuery(by=("tool",)))
+    message = str(err.value)
+    assert message.startswith(f"cannot read lake file {bad.absolute()}: ") and "\n" not in message, message
+    assert err.value.hint.startswith(f"check the lake with `toolctl audit verify --lake {lake}`")
+
+
 # -- the one tool_calls definition, bounded for the lake -----------------------------------
 
 def _chain_db(depth: int):

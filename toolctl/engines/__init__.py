@@ -223,8 +223,6 @@ class DuckDBLake(LakeSource):
         the message, else found by opening the candidates one by one."""
         import duckdb
 
-        from toolctl.errors import LakeFileError
-
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         m = re.search(r"""(['"])([^'"]+?\.parquet)\1""", detail)
         bad = m[2] if m else None
@@ -238,15 +236,22 @@ class DuckDBLake(LakeSource):
                     bad = f
                     break
         detail = re.sub(r"^[A-Za-z ]*Error: ", "", detail)  # "Invalid Input Error: …"
-        # Bytes of the damaged file can end up in the message ("don't know what type: \x0f").
-        detail = "".join(c for c in detail if c.isprintable()).rstrip(" :") or type(exc).__name__
-        what = f"lake file {bad}" if bad else f"a file of the lake {self.root}"
-        return LakeFileError(f"cannot read {what}: {detail}",
-                             hint=f"check the lake with `toolctl audit verify --lake {self.root}`; restore "
-                                  "the file from a copy, or move it out of the lake to read the rest")
+        return _lake_file_error(self.root, bad, detail or type(exc).__name__)
 
     def close(self) -> None:
         self.conn.close()
+
+
+def _lake_file_error(root: Path, bad: str | None, detail: str) -> Exception:
+    """The one error for a lake file an engine cannot read: LakeFileError naming it (exit 4)."""
+    from toolctl.errors import LakeFileError
+
+    # Bytes of the damaged file can end up in the message ("don't know what type: \x0f").
+    detail = "".join(c for c in detail if c.isprintable()).strip().rstrip(" :") or "unreadable"
+    what = f"lake file {bad}" if bad else f"a file of the lake {root}"
+    return LakeFileError(f"cannot read {what}: {detail}",
+                         hint=f"check the lake with `toolctl audit verify --lake {root}`; restore "
+                              "the file from a copy, or move it out of the lake to read the rest")
 
 
 _SPARK: dict[str, Any] = {}
@@ -327,6 +332,7 @@ class SparkLake(LakeSource):
     def __init__(self, root: Path, master: str | None = None):
         super().__init__(root)
         self.spark = spark_session(master)  # PrerequisiteError: no pyspark or no Java
+        self._known_files: set[str] = set()  # every data file behind a view: to name a damaged one
 
     def _define(self, view: str, table: str, files: list[str]) -> None:
         from toolctl.engines.lake import projection
@@ -334,7 +340,11 @@ class SparkLake(LakeSource):
         if files:
             raw = f"_{view}_files"
             uris = [_file_uri(f) for f in files]
-            self.spark.read.parquet(*uris).createOrReplaceTempView(raw)  # v1: one schema
+            self._known_files.update(files)
+            try:  # reads a footer for the schema
+                self.spark.read.parquet(*uris).createOrReplaceTempView(raw)  # v1: one schema
+            except Exception as exc:
+                raise self._damaged(exc) from None
             sql = projection(table, raw, "spark")
         else:
             sql = projection(table, "", "spark", empty=True)
@@ -350,7 +360,23 @@ class SparkLake(LakeSource):
     def _run(self, sql: str, params: dict) -> Result:
         from toolctl.engines.transpile import to_spark
 
-        return Result.from_arrow(_collect_arrow(self.spark.sql(to_spark(sql, params))))
+        df = self.spark.sql(to_spark(sql, params))
+        try:
+            return Result.from_arrow(_collect_arrow(df))
+        except Exception as exc:  # a task failed: py4j's Py4JJavaError, pyspark's SparkException
+            raise self._damaged(exc) from None
+
+    def _damaged(self, exc: Exception) -> Exception:
+        """A Spark failure that names one of the lake's files as LakeFileError (its message:
+        the Java exception's line about the file); any other failure as it was."""
+        text = str(exc)
+        for f in sorted(self._known_files):
+            at = text.find(Path(f).absolute().as_posix())
+            if at < 0:
+                continue
+            line = text[at:].splitlines()[0][len(Path(f).absolute().as_posix()):]
+            return _lake_file_error(self.root, f, line.strip().lstrip(":").strip())
+        return exc
 
 
 def _file_uri(path: str) -> str:
