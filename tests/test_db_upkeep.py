@@ -200,6 +200,36 @@ def test_a_prune_entry_whose_digest_differs_from_the_ledger_does_not_excuse_the_
     assert f"prune entry's digest of batch {old_batch} differs from what entry" in r.stderr
 
 
+def test_prune_keeps_batches_a_lake_of_this_store_has_not_received_unless_told(store, tmp_path):
+    # A nightly prune after a week of failed `lake export` runs deleted rows the lake never got:
+    # they were then in neither place.
+    db, known = store
+    lake = tmp_path / "lake"
+    recent = _iso(datetime.now(timezone.utc) - timedelta(hours=3))
+    assert run_toolctl("--db", db, "lake", "export", lake, "--since", recent).returncode == 0
+    before = _counts(db)
+    for dry in ((), ("--dry-run",)):
+        r = run_toolctl("--db", db, "db", "prune", "--older-than", "30d", *dry)
+        assert r.returncode == 2 and r.stdout == "", r.stderr
+        error, hint = r.stderr.splitlines()
+        assert error == (f"Error: {known['old'][0]:,} event(s) and 0 span(s) of the batches to prune are not "
+                         f"in lake {lake.resolve()} yet; nothing was removed"), error
+        assert hint == (f"Hint: run `toolctl lake export {lake.resolve()}` first, or pass --allow-unexported "
+                        "to remove them anyway"), hint
+    assert _counts(db) == before
+    assert run_toolctl("--db", db, "lake", "export", lake).returncode == 0
+    doc = _json("--db", db, "db", "prune", "--older-than", "30d")
+    assert (doc["events"], doc["rejects"]) == known["old"]
+
+
+def test_prune_allow_unexported_removes_what_no_lake_has(store, tmp_path):
+    db, known = store
+    recent = _iso(datetime.now(timezone.utc) - timedelta(hours=3))
+    assert run_toolctl("--db", db, "lake", "export", tmp_path / "lake", "--since", recent).returncode == 0
+    doc = _json("--db", db, "db", "prune", "--older-than", "30d", "--allow-unexported")
+    assert (doc["events"], doc["rejects"]) == known["old"]
+
+
 def test_prune_refuses_a_batch_altered_before_the_prune_and_removes_nothing(store):
     db, _ = store
     _sql(db, "UPDATE events SET tool = 'edited' WHERE event_id = 'e7'")

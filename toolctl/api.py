@@ -187,6 +187,7 @@ class DbPrune(Request):
 
     cutoff: datetime
     older_than: str | None = None
+    allow_unexported: bool = False  # remove rows a lake of the store has not received yet
 
 
 class DbBackup(Request):
@@ -203,7 +204,8 @@ def _db_info(store: Any, q: NoArgs) -> Any:
 def _db_prune(store: Any, q: DbPrune, dry_run: bool = False) -> Any:
     from toolctl.store.upkeep import prune_store
 
-    return jsonable(prune_store(store, cutoff=q.cutoff, dry_run=dry_run, older_than=q.older_than))
+    return jsonable(prune_store(store, cutoff=q.cutoff, dry_run=dry_run, older_than=q.older_than,
+                                allow_unexported=q.allow_unexported))
 
 
 def _db_backup(store: Any, q: DbBackup) -> Any:

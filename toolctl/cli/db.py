@@ -108,9 +108,14 @@ def prune(
     ctx: typer.Context,
     older_than: Annotated[str, typer.Option("--older-than", help="Age of the data to remove: 30d, 12h, 2w …")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be removed; change nothing.")] = False,
+    allow_unexported: Annotated[bool, typer.Option(
+        "--allow-unexported", help="Also remove rows a lake of this store has not received yet.")] = False,
     fmt: FormatOpt = DocFormat.table,
 ) -> None:
     """Remove whole ingest batches whose data is all older than the cutoff; record a ledger entry.
+
+    Batches with rows not yet exported to a lake this store writes (`toolctl lake export`)
+    stop the prune unless --allow-unexported.
 
     `toolctl audit verify` keeps passing and reports the batches as pruned by that entry.
     Example: toolctl db prune --older-than 30d --dry-run
@@ -121,7 +126,7 @@ def prune(
 
     age = parse_age(older_than)
     req = api.DbPrune(cutoff=before(utcnow(), age, option="--older-than", text=older_than),
-                      older_than=older_than.strip())
+                      older_than=older_than.strip(), allow_unexported=allow_unexported)
     if dry_run:
         with ctx.obj.open_read() as store:
             doc = api.read(store, "db_prune_plan", req)

@@ -64,6 +64,20 @@ def _sql(name: str, dataset: str) -> str:
 DATASETS_TABLES = tuple(t for t, _, _ in DATASETS.values())
 
 
+def unexported_rows(store: Any, batch_ids: list[int]) -> list[dict]:
+    """Per lake this store exports to, the rows of ``batch_ids`` it has not exported there
+    yet ({lake_path, events, spans}); lakes that hold all of them are left out."""
+    out = []
+    lakes = store.fetch_dicts("SELECT lake_id, lake_path, complete_through FROM lake_state ORDER BY lake_path")
+    for lake in lakes:
+        counts = {ds: int(store.scalar(_sql("lake_unexported", ds), {
+            "ids": batch_ids, "lake_id": lake["lake_id"], "dataset": ds,
+            "after": lake["complete_through"], "since": None, "until": None}) or 0) for ds in DATASETS}
+        if any(counts.values()):
+            out.append({"lake_path": lake["lake_path"], **counts})
+    return out
+
+
 def lake_state(store: Any, root: Path, lake_id: str) -> dict:
     """This store's writer state for the lake (created on first use, in the caller's transaction)."""
     row = store.row("SELECT writer_id, next_seq, complete_through FROM lake_state WHERE lake_id = ?",

@@ -106,8 +106,12 @@ def parse_age(text: str) -> timedelta:
     return parse_duration(text or "", option="--older-than")
 
 
-def prune_store(store: Any, *, cutoff: datetime, dry_run: bool = False, older_than: str | None = None) -> dict:
+def prune_store(store: Any, *, cutoff: datetime, dry_run: bool = False, older_than: str | None = None,
+                allow_unexported: bool = False) -> dict:
     """Remove the ingest batches whose every row is older than ``cutoff`` (naive UTC).
+
+    Unless ``allow_unexported``, a batch with rows that a lake this store exports to
+    (lake_state) does not hold yet stops the prune: UsageError, nothing removed (dry run too).
 
     Batches with rows on both sides of the cutoff are kept whole and listed as ``kept``.
     Each removed batch must still match its ledger digest, else LedgerTamperedError (exit 5)
@@ -146,6 +150,8 @@ def prune_store(store: Any, *, cutoff: datetime, dry_run: bool = False, older_th
                             "events": int(c["events"]), "spans": int(c["spans"]),
                             "rejects": int(c["rejects"]), "newest": c["newest"]}
         totals = {k: sum(r[k] for r in removed.values()) for k in ("events", "spans", "rejects")}
+        if removed and not allow_unexported:
+            _refuse_unexported(store, sorted(removed))
         entry = None
         if removed and not dry_run:
             ids = sorted(removed)
@@ -162,6 +168,20 @@ def prune_store(store: Any, *, cutoff: datetime, dry_run: bool = False, older_th
         **totals,
         "ledger_seq": entry["seq"] if entry else None,
     }
+
+
+def _refuse_unexported(store: Any, batch_ids: list[int]) -> None:
+    """UsageError when a lake of this store lacks rows of ``batch_ids`` (the first such lake)."""
+    from toolctl.errors import UsageError
+    from toolctl.lake.export import unexported_rows
+
+    missing = unexported_rows(store, batch_ids)
+    if missing:
+        lake = missing[0]
+        raise UsageError(f"{lake['events']:,} event(s) and {lake['spans']:,} span(s) of the batches to prune "
+                         f"are not in lake {lake['lake_path']} yet; nothing was removed",
+                         hint=f"run `toolctl lake export {lake['lake_path']}` first, or pass "
+                              "--allow-unexported to remove them anyway")
 
 
 def _copy_into(store: Any, tmp: Path) -> dict[str, int]:
