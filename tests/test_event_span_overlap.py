@@ -103,3 +103,60 @@ def test_the_lake_engines_count_the_attempt_once_as_the_store_does(store, tmp_pa
     with open_source(engine, lake, "local[2]") as src:
         rows = stats(src, StatsQuery(by=("tenant",)))
     assert {r["tenant"]: r["attempts"] for r in rows} == {"acme": 1, None: 1}
+
+
+RETRY = "00000000000000a3"
+
+
+def _other_ids_store(tmp_path):
+    """Call c1 (key k1) traced as two attempts; the gateway logged attempt 1 under its own call
+    id, idempotency key and event id, naming the span by trace and span id."""
+    db = tmp_path / "s.duckdb"
+    common = {**TOOL, "gen_ai.tool.name": "search", "gen_ai.tool.call.id": "c1",
+              "toolctl.idempotency_key": "k1"}
+    ingest_spans(db, tmp_path / "spans.json", [
+        otlp_span(TRACE, SHADOWED, "execute_tool search", start=0, attrs={**common, "toolctl.attempt": 1}),
+        otlp_span(TRACE, RETRY, "execute_tool search", start=5_000_000, attrs={**common, "toolctl.attempt": 2})])
+    line = {**_line(), "call_id": "gw-c1", "idempotency_key": "gw-k1"}
+    assert run_toolctl("--db", db, "ingest", write_jsonl(tmp_path / "gw.jsonl", [line])).returncode == 0
+    return db
+
+
+def test_audit_search_by_id_leaves_out_a_span_whose_line_carries_other_ids(tmp_path):
+    # The line names the span by (trace_id, span_id) only: whatever ids the lookup goes by,
+    # the span is that line's attempt, as in stats, and is not listed on its own.
+    db = _other_ids_store(tmp_path)
+    assert [r["attempts"] for r in _json(db, "stats")] == [2]
+    retry = f"{TRACE}:{RETRY}"
+    assert [r["event_id"] for r in _json(db, "audit", "search", "--call-id", "c1")] == [retry]
+    assert [r["event_id"] for r in _json(db, "audit", "search", "--idempotency-key", "k1")] == [retry]
+    assert _json(db, "audit", "search", "--event-id", f"{TRACE}:{SHADOWED}") == []
+    assert [r["event_id"] for r in _json(db, "audit", "search", "--call-id", "gw-c1")] == ["gw-1"]
+
+
+def test_audit_call_leaves_out_a_span_whose_line_carries_another_call_id(tmp_path):
+    db = _other_ids_store(tmp_path)
+    doc = _json(db, "audit", "call", "c1")
+    assert [a["attempt"] for a in doc["attempts"]] == [2]
+    assert [s["span_id"] for s in doc["spans"]] == [RETRY]
+    assert doc["latency_used_ms"] == pytest.approx(2.0)
+
+
+def test_the_lake_leaves_out_a_span_whose_line_lies_outside_the_window(tmp_path):
+    # The attempt's time is its line's (two hours after the span started, another hour
+    # partition): a window holding only the span holds no attempt, on the lake as in the store,
+    # for stats and for audit search.
+    db = tmp_path / "s.duckdb"
+    ingest_spans(db, tmp_path / "spans.json", _spans()[:1])
+    line = {**_line(), "ts": "2025-11-24T18:30:00Z"}
+    assert run_toolctl("--db", db, "ingest", write_jsonl(tmp_path / "gw.jsonl", [line])).returncode == 0
+    lake = tmp_path / "lake"
+    assert run_toolctl("--db", db, "lake", "export", lake).returncode == 0
+    for since, until, attempts in (("2025-11-24T16:00:00Z", "2025-11-24T17:00:00Z", []),
+                                   ("2025-11-24T18:00:00Z", "2025-11-24T19:00:00Z", [1])):
+        window = ("--since", since, "--until", until)
+        assert [r["attempts"] for r in _json(db, "stats", *window)] == attempts
+        assert [r["attempts"] for r in _json(db, "stats", *window, "--lake", lake)] == attempts
+        for lookup in ((), ("--trace-id", TRACE)):
+            want = ["gw-1"] * len(attempts)
+            assert [r["event_id"] for r in _json(db, "audit", "search", *lookup, *window, "--lake", lake)] == want

@@ -69,7 +69,7 @@ class EventFilter:
         return p
 
 
-def _search_sql(flt: EventFilter) -> tuple[str, dict[str, Any]]:
+def _search_sql(flt: EventFilter, store: Any = None) -> tuple[str, dict[str, Any]]:
     params = flt.params()
     column = next((c for c in ID_COLUMNS if params[c] is not None), None)
     if column is None:
@@ -80,14 +80,17 @@ def _search_sql(flt: EventFilter) -> tuple[str, dict[str, Any]]:
         id_filter, params["id"] = f'"{column}" = $id', params[column]
         span_filter = f'"{SPAN_ID_COLUMNS[column]}" = $span_key'
         params["span_key"] = params[column].split(":", 1)[0] if column == "event_id" else params[column]
-    sql = load_query("search_events").replace("{id_filter}", id_filter)
+    # Every stored event (a lake source names its view of every event file: the window's
+    # `events` may miss the JSON line that names a span of the window); an identifier, no input.
+    all_events = getattr(store, "all_events", "events")
+    sql = load_query("search_events").replace("{id_filter}", id_filter).replace("{all_events}", all_events)
     return sql.replace("{span_id_filter}", span_filter), params
 
 
 def search_events(store: Any, flt: EventFilter, *, limit: int = 100) -> list[dict]:
     """Stored tool calls (events and tool spans) matching every filter, newest first, with
     args/data/extra decoded; ``origin`` is ``event`` or ``span``."""
-    sql, params = _search_sql(flt)
+    sql, params = _search_sql(flt, store)
     rows = store.fetch_dicts(sql, {**params, "limit": limit})
     for r in rows:
         for c in JSON_COLUMNS:
@@ -105,7 +108,7 @@ def export_events(store: Any, flt: EventFilter, *, fmt: str, path: str | Path,
     """
     if fmt not in EXPORT_FORMATS:
         raise UsageError(f"unknown export format {fmt!r}", hint="use jsonl, csv or parquet")
-    sql, params = _search_sql(flt)
+    sql, params = _search_sql(flt, store)
     params["limit"] = limit  # LIMIT NULL = no limit
     if str(path) == "-":
         raise UsageError("audit export writes a file, not standard output",

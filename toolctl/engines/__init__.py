@@ -12,7 +12,9 @@ gate.baselines) run unchanged on it: the same SQL text, with the same parameters
 Both register views ``events``, ``spans``, ``rejects`` (empty: rejected lines stay in the
 store) and ``tool_calls`` (the migrations' definition, its auth walk unrolled to
 lake.AUTH_WALK_DEPTH levels). Before each statement the views are pointed at the files of the
-statement's window (its ``since``/``until`` parameters): partitions outside it are not read.
+statement's window (its ``since``/``until`` parameters): partitions outside it are not read,
+but for the auth walk's ``spans_all`` and, when the window holds spans, ``events_all`` (the
+JSON lines that may name them).
 Which files are data is toolctl.lake.layout's definition, the one `lake ls/compact/verify` use.
 """
 
@@ -85,7 +87,7 @@ def _py_values(column: Any) -> list:
 
 
 #: The views a lake source defines (identifiers in SQL text come from this list only).
-LAKE_VIEWS = ("events", "spans", "spans_all", "rejects")
+LAKE_VIEWS = ("events", "events_all", "spans", "spans_all", "rejects")
 
 
 def _view(name: str) -> str:
@@ -100,6 +102,9 @@ class LakeSource(ABC):
 
     read_only = True
     engine = ""
+    #: The view of every event file, whatever the window: the audit queries read the JSON
+    #: lines that may name a tool span from it (toolctl.audit.lookups; the store's `events`).
+    all_events = "events_all"
 
     def __init__(self, root: Path):
         from toolctl.lake.layout import open_lake
@@ -153,6 +158,13 @@ class LakeSource(ABC):
         files = {d: self._files(d, since, until) for d in ("events", "spans")}
         for d, fs in files.items():
             self._define(d, d, fs)
+        # A JSON line naming a tool span of the window leaves it out wherever the line lies
+        # (migration 0007): every event file, read only when the window holds spans.
+        if since is None and until is None:
+            naming = files["events"]
+        else:
+            naming = self._files("events") if files["spans"] else []
+        self._define(self.all_events, "events", naming)
         if self._window is None:
             self._define_tool_calls()
         self.files_read = {d: len(fs) for d, fs in files.items()}

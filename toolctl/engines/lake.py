@@ -66,9 +66,11 @@ def projection(table: str, source: str, dialect: str, empty: bool = False) -> st
 def tool_calls_tree(depth: int = AUTH_WALK_DEPTH):
     """The latest `tool_calls` view of the migrations, as a DuckDB syntax tree, for the lake.
 
-    Two changes, both mechanical: recursive CTEs are unrolled to ``depth`` levels, and the
+    Three changes, all mechanical: recursive CTEs are unrolled to ``depth`` levels; the
     CTEs (the auth walk) read `spans_all` (every span file) while the outer query reads
-    `spans` (the files of the query window): a signalling child span may lie outside it.
+    `spans` (the files of the query window): a signalling child span may lie outside it; and
+    the anti join that leaves out a tool span named by a JSON line (migration 0007) reads
+    `events_all`: the line may lie outside the window (its time is the attempt's).
     """
     import sqlglot
     from sqlglot import exp
@@ -89,4 +91,7 @@ def tool_calls_tree(depth: int = AUTH_WALK_DEPTH):
         for t in cte.find_all(exp.Table):
             if t.name == "spans":
                 t.set("this", exp.to_identifier("spans_all"))
+    for join in tree.find_all(exp.Join):
+        if join.args.get("kind") == "ANTI" and isinstance(join.this, exp.Table) and join.this.name == "events":
+            join.this.set("this", exp.to_identifier("events_all"))
     return tree

@@ -2,9 +2,14 @@
 -- events and tool spans (OTLP spans a rule counts as a tool call, tool_rule set), the rows
 -- the tool_calls view counts; a span as span_call_columns.sql maps it. origin says which:
 -- 'event' or 'span'. A tool span with an event of the same (trace_id, span_id) is that
--- event's attempt and is left out, as in tool_calls (migration 0007); the events it is checked
--- against are the id lookup's own (an event shares its span's trace id, and its call id and
--- idempotency key when both records carry them), so the lookup stays on the indexes.
+-- event's attempt and is left out, as in tool_calls (migration 0007), whatever other ids the
+-- event carries (its own event id, call id or idempotency key may differ from the span's): the
+-- events it is checked against (`named`) are those of the found spans' traces, looked up by
+-- trace id, so the lookup stays on the indexes. `named` may hold more events than that (the
+-- anti join matches both ids); $span_key is in its list so that it is never empty: DuckDB
+-- plans a sequential scan of events for an IN list that turns out empty (no span found).
+-- {all_events} is `events`, or over a lake the view of every event file (the line naming a
+-- span may lie outside the window whose files the lake's `events` reads; toolctl.engines).
 -- {id_filter} is either `$id IS NULL` (no id given) or `<column> = $id` with <column> from the allowlist
 -- ID_COLUMNS in lookups.py (event_id, call_id, trace_id, idempotency_key); {span_id_filter}
 -- likewise `$span_key IS NULL` or `<column> = $span_key` from SPAN_ID_COLUMNS (an event id
@@ -18,6 +23,9 @@ WITH hit AS MATERIALIZED (
     SELECT * FROM events WHERE {id_filter}
 ), span_hit AS MATERIALIZED (
     SELECT * FROM spans WHERE {span_id_filter}
+), named AS MATERIALIZED (
+    SELECT trace_id, span_id FROM {all_events}
+    WHERE trace_id IN (SELECT trace_id FROM span_hit UNION ALL SELECT $span_key)
 ), calls AS (
     SELECT event_id, ts, tool, status, latency_ms, schema_version, trace_id, span_id, call_id,
            session_id, tenant, user_id AS "user", service, version, stage, attempt,
@@ -27,7 +35,7 @@ WITH hit AS MATERIALIZED (
     UNION ALL
     SELECT {span_call_columns}
     FROM (SELECT s.* FROM span_hit s
-          ANTI JOIN hit e ON e.trace_id = s.trace_id AND e.span_id = s.span_id
+          ANTI JOIN named e ON e.trace_id = s.trace_id AND e.span_id = s.span_id
           WHERE s.tool_rule IS NOT NULL)
 )
 SELECT *
