@@ -143,17 +143,17 @@ def test_audit_call_leaves_out_a_span_whose_line_carries_another_call_id(tmp_pat
 
 
 def test_the_lake_leaves_out_a_span_whose_line_lies_outside_the_window(tmp_path):
-    # The attempt's time is its line's (two hours after the span started, another hour
-    # partition): a window holding only the span holds no attempt, on the lake as in the store,
-    # for stats and for audit search.
+    # The attempt's time is its line's (the gateway's clock a millisecond behind its tracer's:
+    # another hour partition): a window holding only the span holds no attempt, on the lake as
+    # in the store, for stats and for audit search.
     db = tmp_path / "s.duckdb"
     ingest_spans(db, tmp_path / "spans.json", _spans()[:1])
-    line = {**_line(), "ts": "2025-11-24T18:30:00Z"}
+    line = {**_line(), "ts": "2025-11-24T15:59:59.999Z"}
     assert run_toolctl("--db", db, "ingest", write_jsonl(tmp_path / "gw.jsonl", [line])).returncode == 0
     lake = tmp_path / "lake"
     assert run_toolctl("--db", db, "lake", "export", lake).returncode == 0
     for since, until, attempts in (("2025-11-24T16:00:00Z", "2025-11-24T17:00:00Z", []),
-                                   ("2025-11-24T18:00:00Z", "2025-11-24T19:00:00Z", [1])):
+                                   ("2025-11-24T15:00:00Z", "2025-11-24T16:00:00Z", [1])):
         window = ("--since", since, "--until", until)
         assert [r["attempts"] for r in _json(db, "stats", *window)] == attempts
         assert [r["attempts"] for r in _json(db, "stats", *window, "--lake", lake)] == attempts

@@ -14,7 +14,7 @@ store) and ``tool_calls`` (the migrations' definition, its auth walk unrolled to
 lake.AUTH_WALK_DEPTH levels). Before each statement the views are pointed at the files of the
 statement's window (its ``since``/``until`` parameters): partitions outside it are not read,
 but for the auth walk's ``spans_all`` and, when the window holds spans, ``events_all`` (the
-JSON lines that may name them).
+JSON lines that may name them, within NAMING_MARGIN of the window).
 Which files are data is toolctl.lake.layout's definition, the one `lake ls/compact/verify` use.
 """
 
@@ -24,7 +24,7 @@ import os
 import re
 import shutil
 from abc import ABC, abstractmethod
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -84,6 +84,23 @@ def _py_values(column: Any) -> list:
     if pa.types.is_timestamp(column.type) and column.type.tz is not None:
         column = column.cast(pa.timestamp(column.type.unit))
     return column.to_pylist()
+
+
+#: How far outside a query window a lake looks for the JSON line that names one of the
+#: window's tool spans (migration 0007). The line and the span record the same attempt, moments
+#: apart (clock skew between a gateway's log and its tracer); reading every event file instead
+#: would make each windowed query over a lake with spans scan the lake's whole history.
+NAMING_MARGIN = timedelta(hours=1)
+
+
+def _widen(bound: datetime | None, by: timedelta) -> datetime | None:
+    """A window bound moved by ``by``; None (open) past the years a datetime holds."""
+    if bound is None:
+        return None
+    try:
+        return bound + by
+    except OverflowError:
+        return None
 
 
 #: The views a lake source defines (identifiers in SQL text come from this list only).
@@ -158,12 +175,14 @@ class LakeSource(ABC):
         files = {d: self._files(d, since, until) for d in ("events", "spans")}
         for d, fs in files.items():
             self._define(d, d, fs)
-        # A JSON line naming a tool span of the window leaves it out wherever the line lies
-        # (migration 0007): every event file, read only when the window holds spans.
+        # A JSON line naming a tool span of the window leaves it out (migration 0007): the event
+        # files of the window widened by NAMING_MARGIN, read only when the window holds spans.
         if since is None and until is None:
             naming = files["events"]
+        elif files["spans"]:
+            naming = self._files("events", _widen(since, -NAMING_MARGIN), _widen(until, NAMING_MARGIN))
         else:
-            naming = self._files("events") if files["spans"] else []
+            naming = []
         self._define(self.all_events, "events", naming)
         if self._window is None:
             self._define_tool_calls()
