@@ -116,6 +116,8 @@ def test_ingest_applies_the_redaction_rules_the_file_names(dirs):
     ('[store]\npath = "a\\u0000b"\n', ":2:", "cannot contain a NUL"),
     ("x = " + "[" * 3000 + "]" * 3000 + "\n", "", "nested too deeply"),
     (b"[store]\npath = \"\xff\"\n", ":2:", "not UTF-8"),
+    # after a byte-order mark the line was counted 3 bytes short (line 1 here, or up to 3 lines early)
+    (b"\xef\xbb\xbf[store]\n\n\n\xff\n", ":4:", "not UTF-8"),
 ])
 def test_an_invalid_file_is_exit_2_naming_file_line_and_setting(dirs, text, where, what):
     work, _ = dirs

@@ -164,7 +164,7 @@ def read_config_file(path: Path) -> dict[str, dict[str, Any]]:
         raise UsageError(f"cannot read configuration file {path}: {exc.strerror}",
                          hint=f"fix the path given in --config or ${CONFIG_ENV}") from None
     except UnicodeDecodeError as exc:
-        line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        line = exc.object[:exc.start].count(b"\n") + 1  # exc.object: the bytes after a BOM
         raise UsageError(f"{path}:{line}: not UTF-8 (byte 0x{exc.object[exc.start]:02x})",
                          hint="TOML files are UTF-8 text: save it as UTF-8") from None
     try:
