@@ -116,6 +116,8 @@ def test_ingest_applies_the_redaction_rules_the_file_names(dirs):
     ('[store]\npath = "a\\u0000b"\n', ":2:", "cannot contain a NUL"),
     ("x = " + "[" * 3000 + "]" * 3000 + "\n", "", "nested too deeply"),
     (b"[store]\npath = \"\xff\"\n", ":2:", "not UTF-8"),
+    # after a byte-order mark the line was counted 3 bytes short (line 1 here, or up to 3 lines early)
+    (b"\xef\xbb\xbf[store]\n\n\n\xff\n", ":4:", "not UTF-8"),
 ])
 def test_an_invalid_file_is_exit_2_naming_file_line_and_setting(dirs, text, where, what):
     work, _ = dirs
@@ -143,6 +145,51 @@ def test_a_malformed_collector_url_in_the_environment_is_exit_2_as_in_the_file(d
     r = run_toolctl("stats", cwd=work, env={"TOOLCTL_URL": url})
     assert r.returncode == 2, r.stderr
     assert r.stderr.startswith("Error: $TOOLCTL_URL") and "not an http(s):// URL" in r.stderr
+
+
+# Each passed the URL pattern and reached httpx, which raised InvalidURL: a traceback, exit 1.
+# (re.match's `$` also matches before a final newline, which a CI variable may well carry.)
+_PASSED_THE_PATTERN = ["http://x:abc", "http://[::1", "http://::1:4318", "http://x\n", "http://x:65536",
+                       "http://:4318"]
+#: Valid http(s) URLs: RFC 3986 schemes are case-insensitive; IPv6 literals; a path prefix.
+_VALID = ["HTTP://127.0.0.1:4318", "Https://collector.internal", "http://[::1]:4318", "http://[::1]",
+          "https://collector.internal:8443/toolctl/", "http://u:p@10.0.0.1:4318"]
+
+
+@pytest.mark.parametrize("url", _PASSED_THE_PATTERN)
+def test_a_collector_url_httpx_cannot_parse_is_exit_2_from_the_environment_or_the_file(dirs, monkeypatch, url):
+    from toolctl.config import load_settings
+    from toolctl.errors import UsageError
+
+    work, _ = dirs
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("TOOLCTL_URL", url)
+    with pytest.raises(UsageError, match=r"^\$TOOLCTL_URL: not an http\(s\):// URL"):
+        load_settings()
+    monkeypatch.delenv("TOOLCTL_URL")
+    cfg = _write(work / "toolctl.toml", "[collector]\nurl = " + json.dumps(url) + "\n")
+    with pytest.raises(UsageError, match=rf"^{cfg}:2: collector.url: not an http\(s\):// URL"):
+        load_settings()
+
+
+def test_an_unparseable_collector_url_is_a_usage_error_not_a_traceback(dirs):
+    work, _ = dirs
+    r = run_toolctl("stats", cwd=work, env={"TOOLCTL_URL": "http://collector.internal:43l8"})
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.startswith("Error: $TOOLCTL_URL: not an http(s):// URL") and len(r.stderr.splitlines()) == 2
+
+
+@pytest.mark.parametrize("url", _VALID)
+def test_a_valid_collector_url_is_taken_from_the_environment_and_the_file(dirs, monkeypatch, url):
+    from toolctl.config import load_settings
+
+    work, _ = dirs
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("TOOLCTL_URL", url)
+    assert load_settings().values["collector.url"].value == url
+    monkeypatch.delenv("TOOLCTL_URL")
+    _write(work / "toolctl.toml", f'[collector]\nurl = "{url}"\n')
+    assert load_settings().values["collector.url"].value == url
 
 
 def test_a_missing_file_named_by_flag_or_env_is_exit_2(dirs, tmp_path):

@@ -348,3 +348,27 @@ def test_rows_of_a_store_older_than_the_ledger_verify_intact_right_after_migrate
     conn.execute("UPDATE events SET latency_ms = 9 WHERE event_id = 'e1'")
     conn.close()
     assert run_toolctl("--db", db, "audit", "verify").returncode == 5
+
+
+def test_prune_asks_the_lake_now_at_a_path_not_one_deleted_and_recreated_there(store, tmp_path):
+    # The lake was deleted and exported again, as the refusal's hint says: a new lake (new
+    # lake_id) at the same path, holding every row. The old lake's lake_state row still lacked
+    # them, so prune kept refusing with the same message and hint for ever.
+    import shutil
+
+    from toolctl.errors import UsageError
+    from toolctl.lake.export import export_pending
+    from toolctl.store import Store
+    from toolctl.store.upkeep import prune_store
+
+    db, known = store
+    lake = tmp_path / "lake"
+    cutoff = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(days=30)
+    with Store.open(db, write=True) as st:
+        export_pending(st, lake, since=datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(hours=3))
+    shutil.rmtree(lake)
+    with Store.open(db, write=True) as st:
+        with pytest.raises(UsageError, match=f"not in lake {lake.resolve()} yet"):
+            prune_store(st, cutoff=cutoff, dry_run=True)
+        export_pending(st, lake)
+        assert prune_store(st, cutoff=cutoff, dry_run=True)["events"] == known["old"][0]

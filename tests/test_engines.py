@@ -270,7 +270,7 @@ def test_a_damaged_lake_file_is_one_error_naming_it_with_a_hint_not_a_traceback(
             assert doc["verdict"] == "error" and str(bad) in doc["reason"]
 
 
-@pytest.mark.parametrize("how", ["appended", "replaced"])
+@pytest.mark.parametrize("how", ["appended", "metadata", "replaced"])
 def test_a_damaged_lake_file_read_by_spark_is_the_same_error_naming_it(small_lake, spark, how):
     # Spark's job failure (a Py4JJavaError many screens long) reached the user as a traceback.
     from toolctl.engines import open_source
@@ -286,6 +286,29 @@ def test_a_damaged_lake_file_read_by_spark_is_the_same_error_naming_it(small_lak
     message = str(err.value)
     assert message.startswith(f"cannot read lake file {bad.absolute()}: ") and "\n" not in message, message
     assert err.value.hint.startswith(f"check the lake with `toolctl audit verify --lake {lake}`")
+
+
+def test_a_spark_failure_naming_no_file_finds_the_damaged_one_by_its_footer(small_lake):
+    # Scrambled footer metadata: Spark's failure says only "can not read class
+    # org.apache.parquet.format.FileMetaData: don't know what type: 15", naming no file, and
+    # reached the user as a Py4JJavaError traceback (exit 1). (No JVM here: the failure's text.)
+    from toolctl.engines import SparkLake
+    from toolctl.errors import LakeFileError
+
+    _, lake = small_lake
+    files = sorted(lake.glob("events/dt=*/hour=*/*.parquet"))
+    bad = files[1]
+    _damage(bad, "metadata")
+    src = object.__new__(SparkLake)  # no session: only the failure's diagnosis is exercised
+    src.root, src._known_files = lake, {str(f) for f in files}
+    failure = Exception("An error occurred while calling o72.getResult.\n: org.apache.spark.SparkException: "
+                        "Job aborted due to stage failure: java.io.IOException: can not read class "
+                        "org.apache.parquet.format.FileMetaData: don't know what type: 15\n\tat org.apache...")
+    err = src._damaged(failure)
+    assert isinstance(err, LakeFileError), err
+    assert str(err).startswith(f"cannot read lake file {bad}: ") and "\n" not in str(err), str(err)
+    other = Exception("[UNRESOLVED_COLUMN] A column with name `x` cannot be resolved")
+    assert src._damaged(other) is other  # a failure that is not about a file stays as it was
 
 
 # -- the one tool_calls definition, bounded for the lake -----------------------------------

@@ -99,6 +99,14 @@ def test_a_shift_between_latencies_near_the_double_limit_is_reported_without_war
     assert len(res.reason) < 400 and not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
 
 
+def test_a_latency_shift_on_one_value_per_arm_is_inconclusive_not_a_fail():
+    # min_samples: 1 let the Moses interval of 1 + 1 values, a single point, fail the check.
+    check = _check("distribution_shift", max_shift_rel=0.15, min_samples=1)
+    res = evaluate(check, EvalContext(base=_arm([100.0]), cand=_arm([130.0]), until=UNTIL), 0.95)
+    assert res.outcome == "inconclusive" and (res.lower, res.upper) == (None, None), res.reason
+    assert res.estimate == pytest.approx(0.3) and "-∞, +∞" in res.reason, res.reason
+
+
 def test_a_stored_gate_report_is_standard_json_even_with_an_infinite_ratio(tmp_path):
     # A candidate slower than a zero baseline has an infinite ratio; the stored report held
     # the non-standard token Infinity (json.dumps), which JSON readers other than Python's refuse.

@@ -226,4 +226,25 @@ def test_hodges_lehmann_shift_and_moses_interval_follow_the_textbook_order_stati
     if big_c >= 1:
         assert (got["hl_lower"], got["hl_upper"]) == (d[big_c - 1], d[m * n - big_c])
     else:  # too few values for a 98 % interval: it is unbounded, so it holds any shift
-        assert (got["hl_lower"], got["hl_upper"]) == (d[0], d[-1])
+        assert (got["hl_lower"], got["hl_upper"]) == (None, None)
+
+
+@pytest.mark.parametrize("m, n", [(1, 1), (1, 5), (2, 2), (3, 3), (4, 4), (2, 30), (1, 1000)])
+def test_a_moses_interval_with_too_few_values_for_its_confidence_is_unbounded(m, n):
+    # C < 1: no order statistic of the differences bounds the shift at this confidence. The
+    # interval was [D(1), D(mn)], a point for one value per arm (covering the shift with
+    # probability 0; 4 + 4 values: 1 - 2/70 = 97.1 % < 98 %), so latency-shift failed (rolled
+    # back, when critical) on 1 + 1 latencies with "Mann-Whitney p=1".
+    rng = np.random.default_rng(m * 1000 + n)
+    c, b = np.sort(rng.normal(130, 1, m)), np.sort(rng.normal(100, 1, n))
+    got = st.mann_whitney_shift(c, b, 0.98)
+    assert (got["hl_lower"], got["hl_upper"]) == (None, None)
+    assert got["hl_shift"] == pytest.approx(float(np.median(np.subtract.outer(c, b))))
+
+
+def test_the_hodges_lehmann_shift_of_differences_near_the_double_limit_is_finite():
+    # The mean of the two middle differences was their sum halved: 1.7e308 + 1.7e308 = inf,
+    # a shift outside its own interval [1.7e308, 1.7e308].
+    with np.errstate(over="ignore", invalid="ignore"):
+        got = st.mann_whitney_shift(np.full(30, 1.7e308), np.zeros(30), 0.98)
+    assert got["hl_shift"] == got["hl_lower"] == got["hl_upper"] == 1.7e308

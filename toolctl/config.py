@@ -44,8 +44,10 @@ DB_FILENAME = "toolctl.duckdb"
 CONFIG_ENV = "TOOLCTL_CONFIG"
 CONFIG_FILENAME = "toolctl.toml"
 URL_ENV = "TOOLCTL_URL"
-#: What collector.url accepts, from the file or from $TOOLCTL_URL: an http(s) URL with a host.
-URL_PATTERN = r"^https?://[^\s/]+(/\S*)?$"
+#: What collector.url accepts, from the file or from $TOOLCTL_URL: an http(s) URL with a host
+#: (the scheme in any case, RFC 3986), checked whole (``re.fullmatch``) and by is_collector_url.
+URL_PATTERN = r"(?i:https?)://[^\s/]+(/\S*)?"
+URL_PROBLEM = "not an http(s):// URL (e.g. http://collector.internal:4318)"
 RUNBOOK_ENV = "TOOLCTL_RUNBOOK"
 RULES_ENV = "TOOLCTL_REDACTION_RULES"  # read by toolctl.audit.redact too
 TOKEN_ENV = "TOOLCTL_TOKEN"
@@ -74,6 +76,22 @@ def user_config_dir() -> Path:
     return Path(base) / "toolctl"
 
 
+def is_collector_url(value: str) -> bool:
+    """Whether ``value`` is a collector URL the client can use: URL_PATTERN, a host, and a port
+    (if any) that is a number of 0-65535 (``http://x:abc`` or ``http://[::1`` match the
+    pattern and would fail inside httpx with a traceback)."""
+    from urllib.parse import urlsplit
+
+    if not re.fullmatch(URL_PATTERN, value):
+        return False
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not 0-65535)
+    except ValueError:
+        return False
+    return bool(parts.hostname)
+
+
 # -- the file ---------------------------------------------------------------------------------
 def _models() -> Any:
     """The pydantic models of the file (built lazily: `toolctl --help` must stay light)."""
@@ -95,7 +113,7 @@ def _models() -> Any:
         rules: str | None = Field(None, **path_field)
 
     class CollectorSection(Section):
-        url: str | None = Field(None, pattern=URL_PATTERN)
+        url: str | None = None  # checked by is_collector_url in read_config_file
         token_file: str | None = Field(None, **path_field)
 
     class ConfigFile(Section):
@@ -146,7 +164,7 @@ def read_config_file(path: Path) -> dict[str, dict[str, Any]]:
         raise UsageError(f"cannot read configuration file {path}: {exc.strerror}",
                          hint=f"fix the path given in --config or ${CONFIG_ENV}") from None
     except UnicodeDecodeError as exc:
-        line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        line = exc.object[:exc.start].count(b"\n") + 1  # exc.object: the bytes after a BOM
         raise UsageError(f"{path}:{line}: not UTF-8 (byte 0x{exc.object[exc.start]:02x})",
                          hint="TOML files are UTF-8 text: save it as UTF-8") from None
     try:
@@ -169,12 +187,14 @@ def read_config_file(path: Path) -> dict[str, dict[str, Any]]:
                 "string_type": f"must be a string, not {_toml_type(err.get('input'))}",
                 "string_too_short": "must not be empty"}.get(err["type"], err["msg"])
         if err["type"] == "string_pattern_mismatch":
-            what = ("not an http(s):// URL (e.g. http://collector.internal:4318)" if name == "collector.url"
-                    else "a path cannot contain a NUL character")
-        raise UsageError(f"{where}: {name}: {what}",
-                         hint="settings: store.path, gate.runbook, redaction.rules, "
-                              "collector.url, collector.token_file (see docs/config.md)") from None
+            what = "a path cannot contain a NUL character"
+        raise UsageError(f"{where}: {name}: {what}", hint=_FILE_HINT) from None
     found = parsed.model_dump(exclude_unset=True, exclude_none=True)
+    url = found.get("collector", {}).get("url")
+    if url is not None and not is_collector_url(url):
+        line = _line_of(text, ("collector", "url"))
+        raise UsageError(f"{path}:{line}: collector.url: {URL_PROBLEM}" if line
+                         else f"{path}: collector.url: {URL_PROBLEM}", hint=_FILE_HINT)
     base = path.parent
     for section, key in (("store", "path"), ("redaction", "rules"), ("collector", "token_file")):
         value = found.get(section, {}).get(key)
@@ -184,6 +204,10 @@ def read_config_file(path: Path) -> dict[str, dict[str, Any]]:
     if runbook is not None and ("/" in runbook or runbook.endswith((".yaml", ".yml"))):
         found["gate"]["runbook"] = str(_relative_to(runbook, base))  # a file, not a built-in name
     return found
+
+
+_FILE_HINT = ("settings: store.path, gate.runbook, redaction.rules, collector.url, "
+              "collector.token_file (see docs/config.md)")
 
 
 def _toml_type(value: Any) -> str:
@@ -280,9 +304,8 @@ def load_settings(config_option: str | os.PathLike | None = None,
         if flags.get(name):
             settings.values[name] = Setting(flags[name], flag or "flag")
         elif os.environ.get(env):
-            if name == "collector.url" and not re.match(URL_PATTERN, os.environ[env]):
-                raise UsageError(f"${env}: not an http(s):// URL (e.g. http://collector.internal:4318): "
-                                 f"{os.environ[env]!r}",
+            if name == "collector.url" and not is_collector_url(os.environ[env]):
+                raise UsageError(f"${env}: {URL_PROBLEM}: {os.environ[env]!r}",
                                  hint=f"fix ${env}, or unset it to use the store file")
             settings.values[name] = Setting(os.environ[env], f"${env}")
         elif key in found.get(section, {}):

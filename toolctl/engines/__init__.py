@@ -399,7 +399,8 @@ class SparkLake(LakeSource):
 
     def _damaged(self, exc: Exception) -> Exception:
         """A Spark failure that names one of the lake's files as LakeFileError (its message:
-        the Java exception's line about the file); any other failure as it was."""
+        the Java exception's line about the file), or a Parquet failure naming none whose file
+        is found by reading the footers; any other failure as it was."""
         text = str(exc)
         for f in sorted(self._known_files):
             at = text.find(Path(f).absolute().as_posix())
@@ -407,6 +408,18 @@ class SparkLake(LakeSource):
                 continue
             line = text[at:].splitlines()[0][len(Path(f).absolute().as_posix()):]
             return _lake_file_error(self.root, f, line.strip().lstrip(":").strip())
+        if "org.apache.parquet" not in text:
+            return exc
+        # A Parquet reader failure naming no file (scrambled footer metadata: "can not read
+        # class org.apache.parquet.format.FileMetaData: …"): the file whose footer does not read.
+        import pyarrow.parquet as pq
+
+        for f in sorted(self._known_files):
+            try:
+                pq.read_metadata(f)
+            except Exception as bad:  # noqa: BLE001 (pyarrow raises OSError, ArrowInvalid, …)
+                return _lake_file_error(self.root, f, str(bad).strip().splitlines()[0] if str(bad).strip()
+                                        else type(bad).__name__)
         return exc
 
 

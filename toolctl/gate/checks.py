@@ -155,12 +155,14 @@ def distribution_shift(check, ctx, confidence, res):
         mw = st.mann_whitney_shift(c, b, check.confidence)
         median_b = float(np.median(b))
         scale = median_b if median_b > 0 else 1.0
-        res.estimate, res.lower, res.upper = mw["hl_shift"] / scale, mw["hl_lower"] / scale, mw["hl_upper"] / scale
+        res.estimate = mw["hl_shift"] / scale
+        res.lower, res.upper = (None if mw[k] is None else mw[k] / scale for k in ("hl_lower", "hl_upper"))
     res.margin = check.max_shift_rel
     res.outcome = st.classify(res.lower, res.upper, check.max_shift_rel)
     res.evidence = dict(mw, baseline_median_ms=median_b, confidence=check.confidence)
     res.reason = (f"shift {mw['hl_shift']:+.4g} ms = {_signed_pct(res.estimate)} of baseline median "
-                  f"[{_signed_pct(res.lower)}, {_signed_pct(res.upper)}] vs limit +{check.max_shift_rel:.0%}; "
+                  f"[{'-∞' if res.lower is None else _signed_pct(res.lower)}, "
+                  f"{'+∞' if res.upper is None else _signed_pct(res.upper)}] vs limit +{check.max_shift_rel:.0%}; "
                   f"Mann-Whitney p={mw['p_value']:.3g}, mean ratio {_f(mw['effect_size'], 3)}")
     return res
 

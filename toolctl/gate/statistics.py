@@ -207,7 +207,8 @@ def mann_whitney_u(x_sorted: Any, y_sorted: Any) -> tuple[float, float]:
 def mann_whitney_shift(cand_sorted: Any, base_sorted: Any, confidence: float = 0.98) -> dict:
     """Mann-Whitney U test with the Hodges-Lehmann shift and its (Moses) interval.
 
-    Returns p_value, u, hl_shift, hl_lower, hl_upper (candidate − baseline, ms),
+    Returns p_value, u, hl_shift, hl_lower, hl_upper (candidate − baseline, ms; the bounds None
+    when too few values bound the shift at ``confidence``),
     effect_size (mean ratio, as Kayenta reports) and rank_biserial.
     """
     import numpy as np
@@ -220,10 +221,13 @@ def mann_whitney_shift(cand_sorted: Any, base_sorted: Any, confidence: float = 0
     m, n, mn = len(hc), len(hb), len(diffs)
     z = _z(confidence)
     # Moses' interval, Hollander & Wolfe's large-sample form: [D(C), D(mn+1-C)] over the sorted
-    # differences D(1..mn), C = floor(mn/2 - z sqrt(mn(m+n+1)/12)); with C < 1 (too few values
-    # for this confidence) the widest, [D(1), D(mn)]. 0-based: lo = C-1, hi = mn-C.
+    # differences D(1..mn), C = floor(mn/2 - z sqrt(mn(m+n+1)/12)). With C < 1 no order
+    # statistic bounds the shift at this confidence (too few values): the interval is
+    # unbounded (None, as quantile_interval's), never [D(1), D(mn)], which for one value per
+    # arm is a single point. 0-based: lo = C-1, hi = mn-C.
     c_alpha = int(math.floor(mn / 2 - z * math.sqrt(m * n * (m + n + 1) / 12)))
-    lo = min(max(c_alpha - 1, 0), mn - 1)
+    bounded = c_alpha >= 1
+    lo = min(c_alpha - 1, mn - 1) if bounded else 0
     hi = mn - 1 - lo
     mid = [(mn - 1) // 2, mn // 2]  # the median: the middle difference, or the mean of two
     # Only these order statistics of the m·n differences are needed: partition, not sort.
@@ -231,8 +235,10 @@ def mann_whitney_shift(cand_sorted: Any, base_sorted: Any, confidence: float = 0
     mean_b = float(np.mean(b))
     return {
         "p_value": p_value, "u": u,
-        "hl_shift": float((diffs[mid[0]] + diffs[mid[1]]) / 2),
-        "hl_lower": float(diffs[lo]), "hl_upper": float(diffs[hi]),
+        # each halved first: the sum of two differences near the double's limit overflows
+        "hl_shift": float(diffs[mid[0]] / 2 + diffs[mid[1]] / 2),
+        "hl_lower": float(diffs[lo]) if bounded else None,
+        "hl_upper": float(diffs[hi]) if bounded else None,
         "effect_size": _ratio(float(np.mean(c)), mean_b),  # 0/0 = 1, as the quantile ratio
         "rank_biserial": 1 - 2 * u / (len(c) * len(b)),
         "n_used_candidate": len(c), "n_used_baseline": len(b),

@@ -16,8 +16,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from toolctl.errors import UsageError
 from toolctl.lake import load_query
-from toolctl.lake.layout import (COLUMNS, COMPRESSION, DATASETS, LAKE_VERSION, ROW_GROUP_ROWS,
+from toolctl.lake.layout import (COLUMNS, COMPRESSION, DATASETS, LAKE_VERSION, ROW_GROUP_ROWS, LakeError,
                                  ceil_hour, file_name, floor_hour, list_files, new_writer_id,
                                  open_lake, partition_dir, publish, sha256_file, tmp_path_for)
 from toolctl.store import quote_ident
@@ -66,16 +67,30 @@ DATASETS_TABLES = tuple(t for t, _, _ in DATASETS.values())
 
 def unexported_rows(store: Any, batch_ids: list[int]) -> list[dict]:
     """Per lake this store exports to, the rows of ``batch_ids`` it has not exported there
-    yet ({lake_path, events, spans}); lakes that hold all of them are left out."""
+    yet ({lake_path, events, spans}); lakes that hold all of them are left out.
+
+    A lake whose directory now holds another lake (deleted and exported again: a new
+    lake_id at the same path) is no longer written: that new lake has its own lake_state row.
+    A directory that is gone still counts (its rows may be in no other place)."""
     out = []
     lakes = store.fetch_dicts("SELECT lake_id, lake_path, complete_through FROM lake_state ORDER BY lake_path")
     for lake in lakes:
+        if _lake_id_at(Path(lake["lake_path"])) not in (None, lake["lake_id"]):
+            continue
         counts = {ds: int(store.scalar(_sql("lake_unexported", ds), {
             "ids": batch_ids, "lake_id": lake["lake_id"], "dataset": ds,
             "after": lake["complete_through"], "since": None, "until": None}) or 0) for ds in DATASETS}
         if any(counts.values()):
             out.append({"lake_path": lake["lake_path"], **counts})
     return out
+
+
+def _lake_id_at(root: Path) -> str | None:
+    """The lake_id of the lake at ``root``, or None (no readable toolctl lake there)."""
+    try:
+        return str(open_lake(root, create=False)["lake_id"])
+    except (LakeError, UsageError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def lake_state(store: Any, root: Path, lake_id: str) -> dict:
