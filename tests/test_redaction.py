@@ -118,6 +118,22 @@ def test_rules_file_adds_keys_and_patterns_allows_values_and_can_keep_emails(tmp
     assert args["demo"] == "sk-test-0000000000000000"
 
 
+def test_a_rules_file_with_a_byte_order_mark_applies_and_one_not_utf8_is_a_usage_error(tmp_path):
+    # As toolctl.toml: Windows editors save UTF-8 with a BOM ("not valid TOML, line 1, column 1");
+    # a file in another encoding was a UnicodeDecodeError traceback.
+    rules = tmp_path / "rules.toml"
+    rules.write_bytes(b'\xef\xbb\xbf[redaction]\nextra_keys = ["ssn"]\n')
+    db = tmp_path / "t.duckdb"
+    src = write_jsonl(tmp_path / "a.jsonl", [event(1, args={"ssn": "078-05-1120"})])
+    r = run_toolctl("--db", db, "ingest", src, env={"TOOLCTL_REDACTION_RULES": str(rules)})
+    assert r.returncode == 0, r.stderr
+    args = json.loads(duckdb.connect(str(db), read_only=True).execute("SELECT args FROM events").fetchone()[0])
+    assert args["ssn"].startswith("[REDACTED:ssn:")
+    rules.write_bytes(b'[redaction]\nextra_keys = ["n\xe9"]\n')  # Latin-1
+    r = run_toolctl("--db", tmp_path / "u.duckdb", "ingest", src, env={"TOOLCTL_REDACTION_RULES": str(rules)})
+    assert r.returncode == 2 and r.stderr.startswith(f"Error: redaction rules {rules}:2: not UTF-8"), r.stderr
+
+
 def test_a_bad_rules_file_is_a_usage_error_and_stores_nothing(tmp_path):
     rules = tmp_path / "rules.toml"
     rules.write_text('[[redaction.patterns]]\nregex = "(?<=x)y"\n')  # look-behind: not RE2

@@ -139,10 +139,14 @@ def load_rules(path: str | Path | None) -> Rules:
 
     p = Path(path)
     try:
-        doc = tomllib.loads(p.read_text("utf-8"))
+        doc = tomllib.loads(p.read_text("utf-8-sig"))  # Windows editors save UTF-8 with a byte-order mark
     except OSError as exc:
         raise UsageError(f"cannot read redaction rules {p}: {exc.strerror}",
                          hint=f"check the path given in --redaction-rules, ${RULES_ENV} or toolctl.toml's redaction.rules") from exc
+    except UnicodeDecodeError as exc:
+        line = exc.object[:exc.start].count(b"\n") + 1
+        raise UsageError(f"redaction rules {p}:{line}: not UTF-8 (byte 0x{exc.object[exc.start]:02x})",
+                         hint="TOML files are UTF-8 text: save it as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"redaction rules {p} are not valid TOML: {exc}",
                          hint="see docs/audit.md for the format") from exc
