@@ -222,6 +222,16 @@ def test_prune_keeps_batches_a_lake_of_this_store_has_not_received_unless_told(s
     assert (doc["events"], doc["rejects"]) == known["old"]
 
 
+def test_the_prune_hint_names_a_lake_path_with_spaces_so_it_can_be_pasted(store, tmp_path):
+    db, _ = store
+    lake = tmp_path / "my lake"
+    recent = _iso(datetime.now(timezone.utc) - timedelta(hours=3))
+    assert run_toolctl("--db", db, "lake", "export", lake, "--since", recent).returncode == 0
+    r = run_toolctl("--db", db, "db", "prune", "--older-than", "30d")
+    assert r.returncode == 2
+    assert f"run `toolctl lake export '{lake.resolve()}'` first" in r.stderr, r.stderr
+
+
 def test_prune_allow_unexported_removes_what_no_lake_has(store, tmp_path):
     db, known = store
     recent = _iso(datetime.now(timezone.utc) - timedelta(hours=3))

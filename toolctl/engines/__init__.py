@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 from abc import ABC, abstractmethod
 from datetime import datetime, timedelta
@@ -281,7 +282,7 @@ def _lake_file_error(root: Path, bad: str | None, detail: str) -> Exception:
     detail = "".join(c for c in detail if c.isprintable()).strip().rstrip(" :") or "unreadable"
     what = f"lake file {bad}" if bad else f"a file of the lake {root}"
     return LakeFileError(f"cannot read {what}: {detail}",
-                         hint=f"check the lake with `toolctl audit verify --lake {root}`; restore "
+                         hint=f"check the lake with `toolctl audit verify --lake {shlex.quote(str(root))}`; restore "
                               "the file from a copy, or move it out of the lake to read the rest")
 
 

@@ -172,6 +172,8 @@ def prune_store(store: Any, *, cutoff: datetime, dry_run: bool = False, older_th
 
 def _refuse_unexported(store: Any, batch_ids: list[int]) -> None:
     """UsageError when a lake of this store lacks rows of ``batch_ids`` (the first such lake)."""
+    import shlex
+
     from toolctl.errors import UsageError
     from toolctl.lake.export import unexported_rows
 
@@ -180,7 +182,7 @@ def _refuse_unexported(store: Any, batch_ids: list[int]) -> None:
         lake = missing[0]
         raise UsageError(f"{lake['events']:,} event(s) and {lake['spans']:,} span(s) of the batches to prune "
                          f"are not in lake {lake['lake_path']} yet; nothing was removed",
-                         hint=f"run `toolctl lake export {lake['lake_path']}` first, or pass "
+                         hint=f"run `toolctl lake export {shlex.quote(lake['lake_path'])}` first, or pass "
                               "--allow-unexported to remove them anyway")
 
 
