@@ -160,3 +160,19 @@ def test_the_lake_leaves_out_a_span_whose_line_lies_outside_the_window(tmp_path)
         for lookup in ((), ("--trace-id", TRACE)):
             want = ["gw-1"] * len(attempts)
             assert [r["event_id"] for r in _json(db, "audit", "search", *lookup, *window, "--lake", lake)] == want
+
+
+def test_audit_call_of_a_call_id_only_a_hidden_span_carries_says_where_the_attempt_is(tmp_path):
+    # The span of call c9 is recorded by a JSON line under another call id: the call has no
+    # attempt of its own, which "no stored event or span has call_id" misstated.
+    db = tmp_path / "s.duckdb"
+    ingest_spans(db, tmp_path / "spans.json", [otlp_span(
+        TRACE, SHADOWED, "execute_tool search",
+        attrs={**TOOL, "gen_ai.tool.name": "search", "gen_ai.tool.call.id": "c9"})])
+    assert run_toolctl("--db", db, "ingest", write_jsonl(tmp_path / "gw.jsonl", [_line()])).returncode == 0
+    r = run_toolctl("--db", db, "audit", "call", "c9")
+    assert r.returncode == 1 and r.stdout == ""
+    error, hint = r.stderr.splitlines()
+    assert error == (f"Error: call_id 'c9' has no attempt of its own: its tool span {TRACE}:{SHADOWED} "
+                     "is recorded by JSON line gw-1 (call_id 'c1')"), error
+    assert hint == f"Hint: see the attempt with `toolctl audit call c1` or `toolctl audit trace {TRACE}`", hint

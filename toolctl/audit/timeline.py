@@ -76,6 +76,16 @@ def call_timeline(store: Any, call_id: str) -> dict:
     events = _decode(store.fetch_dicts(load_query("call_events"), {"call_id": call_id}), "data")
     spans = _span_calls(store.fetch_dicts(load_query("call_spans"), {"call_id": call_id}))
     if not events and not spans:
+        hidden = store.fetch_dicts(load_query("call_hidden_span"), {"call_id": call_id})
+        if hidden:  # its span is another call's JSON line's attempt (docs/spans.md)
+            import shlex
+
+            h = hidden[0]
+            other = f" (call_id {h['call_id']!r})" if h["call_id"] is not None else ""
+            see = f"`toolctl audit call {shlex.quote(h['call_id'])}` or " if h["call_id"] is not None else ""
+            raise NotFoundError(f"call_id {call_id!r} has no attempt of its own: its tool span "
+                                f"{h['trace_id']}:{h['span_id']} is recorded by JSON line {h['event_id']}{other}",
+                                hint=f"see the attempt with {see}`toolctl audit trace {h['trace_id']}`")
         raise NotFoundError(f"no stored event or span has call_id {call_id!r}",
                             hint="check the id with `toolctl audit search --call-id ...`")
     doc = summarise_call(call_id, _in_call_order(events + spans))
