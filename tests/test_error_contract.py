@@ -1,0 +1,58 @@
+"""The error contract (README "Exit codes"): bad input is one `Error:` line and a `Hint:` on
+stderr, the documented exit code, no traceback, nothing on stdout, nothing stored lost or
+doubled. Cases found by a systematic sweep of every command's options and arguments."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import event, run_toolctl, write_jsonl
+
+
+def assert_error(proc, code, needle=""):
+    err = proc.stderr if isinstance(proc.stderr, str) else proc.stderr.decode("utf-8", "replace")
+    out = proc.stdout if isinstance(proc.stdout, str) else proc.stdout.decode("utf-8", "replace")
+    assert "Traceback" not in err, err
+    assert proc.returncode == code, (proc.returncode, err)
+    lines = err.splitlines()
+    assert lines[0].startswith("Error: ") and needle in lines[0], err
+    assert any(line.startswith("Hint: ") for line in lines[1:]), err
+    assert out == "", out
+
+
+def _stored(db):
+    proc = run_toolctl("--db", db, "db", "info", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)["tables"]
+
+
+def test_ingest_from_a_closed_stdin_is_an_input_error_before_anything_is_stored(tmp_path):
+    db = tmp_path / "s.duckdb"
+    good = write_jsonl(tmp_path / "a.jsonl", [event(1)])
+    proc = subprocess.run([sys.executable, "-m", "toolctl", "--db", str(db), "ingest", str(good), "-"],
+                          capture_output=True, text=True, preexec_fn=lambda: os.close(0))
+    assert_error(proc, 1, "stdin")
+    assert _stored(db)["events"] == 0
+
+
+def test_top_on_a_terminal_with_stdin_closed_prints_one_frame_not_a_traceback(tmp_path):
+    import pty
+
+    db = tmp_path / "s.duckdb"
+    run_toolctl("--db", db, "ingest", write_jsonl(tmp_path / "a.jsonl", [event(1)]))
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "toolctl", "--db", str(db), "top",
+                               "--until", "2026-11-24T06:01:00Z"],
+                              stdout=slave, stderr=subprocess.PIPE, text=True, timeout=60,
+                              preexec_fn=lambda: os.close(0))
+    finally:
+        os.close(slave)
+        os.close(master)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == 0, proc.stderr
