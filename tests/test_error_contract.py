@@ -56,3 +56,19 @@ def test_top_on_a_terminal_with_stdin_closed_prints_one_frame_not_a_traceback(tm
         os.close(master)
     assert "Traceback" not in proc.stderr, proc.stderr
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("command", [["rejects"], ["audit", "search"], ["audit", "log"],
+                                     ["audit", "duplicates"], ["gate", "history"]])
+def test_a_limit_beyond_64_bits_means_all_rows_not_a_traceback(tmp_path, command):
+    db = tmp_path / "s.duckdb"
+    write_jsonl(tmp_path / "a.jsonl", [event(1, version="v1", idempotency_key="k", call_id="c1"),
+                                       event(2, version="v2", idempotency_key="k", call_id="c2"), "oops"])
+    assert run_toolctl("--db", db, "ingest", tmp_path / "a.jsonl").returncode == 3
+    run_toolctl("--db", db, "gate", "--baseline", "v1", "--candidate", "v2")
+    everything = run_toolctl("--db", db, *command, "--format", "json")
+    assert everything.returncode == 0 and json.loads(everything.stdout), everything.stderr
+    for limit in (2 ** 63, 2 ** 64, 10 ** 30):
+        proc = run_toolctl("--db", db, *command, "--limit", limit, "--format", "json")
+        assert "Traceback" not in proc.stderr, proc.stderr
+        assert proc.returncode == 0 and proc.stdout == everything.stdout, proc.stderr
