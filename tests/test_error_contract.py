@@ -72,3 +72,19 @@ def test_a_limit_beyond_64_bits_means_all_rows_not_a_traceback(tmp_path, command
         proc = run_toolctl("--db", db, *command, "--limit", limit, "--format", "json")
         assert "Traceback" not in proc.stderr, proc.stderr
         assert proc.returncode == 0 and proc.stdout == everything.stdout, proc.stderr
+
+
+@pytest.mark.parametrize("size", ["1TiB", "99999999999999999999999", "1000000T", "2GiB"])
+def test_a_batch_size_no_read_can_allocate_is_a_usage_error_before_anything_is_stored(tmp_path, size):
+    db = tmp_path / "s.duckdb"
+    proc = run_toolctl("--db", db, "ingest", write_jsonl(tmp_path / "a.jsonl", [event(1)]),
+                       "--batch-bytes", size)
+    assert_error(proc, 2, "--batch-bytes")
+    assert "1GiB" in proc.stderr
+    assert not db.exists()
+
+
+def test_the_largest_batch_size_is_accepted(tmp_path):
+    proc = run_toolctl("--db", tmp_path / "s.duckdb", "ingest", write_jsonl(tmp_path / "a.jsonl", [event(1)]),
+                       "--batch-bytes", "1GiB")
+    assert proc.returncode == 0, proc.stderr
