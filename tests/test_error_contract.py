@@ -88,3 +88,27 @@ def test_the_largest_batch_size_is_accepted(tmp_path):
     proc = run_toolctl("--db", tmp_path / "s.duckdb", "ingest", write_jsonl(tmp_path / "a.jsonl", [event(1)]),
                        "--batch-bytes", "1GiB")
     assert proc.returncode == 0, proc.stderr
+
+
+def _unwritable_file(tmp_path):
+    """A path whose directory exists but where no file can be created, even by root."""
+    if os.geteuid() != 0:
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o555)
+        return ro / "report.xml"
+    if os.path.isdir("/sys"):
+        return "/sys/toolctl-report.xml"
+    pytest.skip("no directory root cannot write to")
+
+
+def test_a_junit_path_that_cannot_be_created_costs_no_evaluation(tmp_path):
+    db = tmp_path / "s.duckdb"
+    run_toolctl("--db", db, "ingest", write_jsonl(tmp_path / "a.jsonl", [event(1, version="v1"), event(2, version="v2")]))
+    before = _stored(db)
+    for fmt in ("table", "json"):
+        proc = run_toolctl("--db", db, "gate", "--baseline", "v1", "--candidate", "v2",
+                           "--junit", _unwritable_file(tmp_path), "--format", fmt)
+        assert_error(proc, 1, "cannot write the JUnit report")
+    assert _stored(db) == before
+    assert json.loads(run_toolctl("--db", db, "gate", "history", "--format", "json").stdout) == []
