@@ -112,3 +112,27 @@ def test_a_junit_path_that_cannot_be_created_costs_no_evaluation(tmp_path):
         assert_error(proc, 1, "cannot write the JUnit report")
     assert _stored(db) == before
     assert json.loads(run_toolctl("--db", db, "gate", "history", "--format", "json").stdout) == []
+
+
+def test_a_store_path_under_a_file_is_an_error_line_and_a_hint(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    good = write_jsonl(tmp_path / "a.jsonl", [event(1)])
+    for args in (["--db", tmp_path / "afile" / "s.duckdb", "ingest", good],
+                 ["--db", tmp_path / "afile" / "sub" / "s.duckdb", "baseline", "save", "b"]):
+        assert_error(run_toolctl(*args), 4, "cannot open store")
+    proc = run_toolctl("ingest", good, env={"TOOLCTL_DB": str(tmp_path / "afile" / "s.duckdb")})
+    assert_error(proc, 4, "cannot open store")
+
+
+def test_a_store_path_that_is_not_utf8_is_a_usage_error_not_a_traceback(tmp_path):
+    db = os.fsencode(tmp_path) + b"/s\xff.duckdb"
+    good = write_jsonl(tmp_path / "a.jsonl", [event(1)])
+    with open(db, "wb"):
+        pass  # it exists: the argument check lets an existing path through
+    env = {k: v for k, v in os.environ.items() if k != "TOOLCTL_DB"}
+    for argv, extra in (([b"--db", db, b"stats"], {}), ([b"--db", db, b"ingest", os.fsencode(good)], {}),
+                        ([b"stats"], {"TOOLCTL_DB": os.fsdecode(db)})):
+        proc = subprocess.run([sys.executable, "-m", "toolctl", *argv], capture_output=True,
+                              env={**env, **extra})
+        assert_error(proc, 2, "not valid UTF-8")
+        assert "\\xff" in proc.stderr.decode()
