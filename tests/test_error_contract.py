@@ -136,3 +136,13 @@ def test_a_store_path_that_is_not_utf8_is_a_usage_error_not_a_traceback(tmp_path
                               env={**env, **extra})
         assert_error(proc, 2, "not valid UTF-8")
         assert "\\xff" in proc.stderr.decode()
+
+
+def test_a_token_file_that_is_not_utf8_is_a_usage_error_not_a_traceback(tmp_path):
+    token = tmp_path / "token"
+    token.write_bytes(b"\x90\xff\x00secret")
+    proc = run_toolctl("--db", tmp_path / "s.duckdb", "serve", "--port", "0", "--token-file", token, timeout=60)
+    assert_error(proc, 2, "token file")
+    proc = run_toolctl("--db", tmp_path / "s.duckdb", "stats", env={"TOOLCTL_TOKEN_FILE": str(token),
+                                                                    "TOOLCTL_URL": "http://127.0.0.1:9"})
+    assert "Traceback" not in proc.stderr, proc.stderr
