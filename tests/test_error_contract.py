@@ -146,3 +146,12 @@ def test_a_token_file_that_is_not_utf8_is_a_usage_error_not_a_traceback(tmp_path
     proc = run_toolctl("--db", tmp_path / "s.duckdb", "stats", env={"TOOLCTL_TOKEN_FILE": str(token),
                                                                     "TOOLCTL_URL": "http://127.0.0.1:9"})
     assert "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_a_backup_into_a_directory_that_refuses_files_is_an_error_line_and_leaves_nothing(tmp_path):
+    db = tmp_path / "s.duckdb"
+    run_toolctl("--db", db, "ingest", write_jsonl(tmp_path / "a.jsonl", [event(1)]))
+    dest = _unwritable_file(tmp_path)
+    proc = run_toolctl("--db", db, "db", "backup", dest)
+    assert_error(proc, 1, "cannot write")
+    assert not [p for p in os.listdir(os.path.dirname(dest)) if "toolctl-report" in p or p.startswith(".report")]
