@@ -54,6 +54,10 @@ def expand_paths(paths: list[str]) -> list[Source]:
     sources: list[Source] = []
     for raw in paths:
         if raw == STDIN:
+            if sys.stdin is None:  # started with fd 0 closed (`toolctl ingest - <&-`)
+                raise InputError("cannot read stdin: it is closed",
+                                 hint="pipe the logs in (… | toolctl ingest -), or name the files "
+                                      "to ingest (nothing was ingested)")
             sources.append(Source("<stdin>", None))
             continue
         p = Path(raw).expanduser()

@@ -15,9 +15,9 @@ the collector's own.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Callable
+from typing import Annotated, Any, Callable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from toolctl.errors import UsageError
 
@@ -30,11 +30,16 @@ class Request(BaseModel):
     model_config = ConfigDict(defer_build=True)
 
 
+#: ``--limit``: at least 1; beyond SQL's BIGINT (2**63 - 1) it can only mean every row, so
+#: it is taken as that (DuckDB's LIMIT refused it with a conversion error, a traceback).
+Limit = Annotated[int, Field(ge=1), AfterValidator(lambda n: min(n, 2 ** 63 - 1))]
+
+
 class RejectsQuery(Request):
     """``toolctl rejects``: which rejected lines to list."""
 
     source: str | None = None
-    limit: int = Field(100, ge=1)
+    limit: Limit = 100
 
 
 def _stats(store: Any, query: Any) -> Any:
@@ -89,7 +94,7 @@ class AuditSearch(Request):
     """``toolctl audit search``: an EventFilter (pydantic validates the dataclass) and a limit."""
 
     filter: _event_filter_type()  # type: ignore[valid-type]
-    limit: int = Field(100, ge=1)
+    limit: Limit = 100
 
 
 class AuditExport(Request):
@@ -103,14 +108,14 @@ class GateHistory(Request):
 
     baseline: str | None = None
     candidate: str | None = None
-    limit: int = Field(50, ge=1)
+    limit: Limit = 50
 
 
 class AuditDuplicates(Request):
     tool: str | None = None
     since: datetime | None = None
     until: datetime | None = None
-    limit: int = Field(100, ge=1)
+    limit: Limit = 100
 
 
 class AuditId(Request):
@@ -119,7 +124,7 @@ class AuditId(Request):
 
 class AuditLog(Request):
     kind: str | None = None
-    limit: int = Field(100, ge=1)
+    limit: Limit = 100
 
 
 class NoArgs(Request):

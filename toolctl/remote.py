@@ -77,6 +77,9 @@ def load_token(token_file: str | os.PathLike | None = None) -> str | None:
     except OSError as exc:
         raise UsageError(f"cannot read token file {token_file}: {exc.strerror}",
                          hint="pass a readable file containing the token") from exc
+    except UnicodeDecodeError:  # a bearer token is text: this is some other file
+        raise UsageError(f"token file {token_file} is not UTF-8 text",
+                         hint="put the bearer token, as text, in the file") from None
     if not token:
         raise UsageError(f"token file {token_file} is empty", hint="put the bearer token in the file")
     return token

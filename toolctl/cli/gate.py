@@ -107,6 +107,20 @@ def _check_report_path(path: str) -> None:
         raise UsageError(f"--junit {path} is a directory", hint="name a file, e.g. --junit gate-report.xml")
     if not p.parent.is_dir():
         raise UsageError(f"--junit {path}: directory {p.parent} does not exist", hint="create it first")
+    # A directory that refuses the file (permissions, a read-only or pseudo file system) is
+    # found by creating it now (and removing it again): the report is written after the
+    # evaluation is recorded, too late to refuse the run.
+    existed = p.exists()
+    try:
+        with open(p, "ab"):
+            pass
+    except OSError as exc:
+        from toolctl.errors import InputError
+
+        raise InputError(f"cannot write the JUnit report to {path}: {exc.strerror or exc}",
+                         hint="fix the path or its permissions (the gate did not run)") from None
+    if not existed:
+        p.unlink(missing_ok=True)
 
 
 _STYLE = {"promote": "bold green", "hold": "bold yellow", "rollback": "bold red",

@@ -28,7 +28,8 @@ def ingest(
         int, size_option(1, 1024 * 1024, "Longest accepted line; longer lines are rejected.")
     ] = 1024 * 1024,
     batch_bytes: Annotated[
-        int, size_option(4096, 16 * 1024 * 1024, "Read per batch; each batch is one transaction.")
+        int, size_option(4096, 16 * 1024 * 1024, "Read per batch; each batch is one transaction; at most 1GiB.",
+                         maximum=1024 ** 3)
     ] = 16 * 1024 * 1024,
     redaction_rules: Annotated[
         Optional[str], typer.Option(help="TOML file of extra redaction rules (default: $TOOLCTL_REDACTION_RULES).")

@@ -64,7 +64,7 @@ def top(
         return
     from toolctl.cli._views import top_table
 
-    if once or not console.is_terminal or not sys.stdin.isatty():
+    if once or not console.is_terminal or sys.stdin is None or not sys.stdin.isatty():
         console.print(top_table(snapshot()))
         return
     live_mode["on"] = True

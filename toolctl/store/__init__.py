@@ -13,6 +13,7 @@ command finishing) and then fails with ``StoreBusyError`` naming the holder. A r
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from contextlib import contextmanager
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 from toolctl import profile
-from toolctl.errors import SchemaVersionError, StoreBusyError, StoreError
+from toolctl.errors import SchemaVersionError, StoreBusyError, StoreError, UsageError
 
 #: Checkpoint once the WAL passes 256 MB (``Store.bulk_load`` / ``space_checkpoints``). DuckDB's
 #: SET takes no bound parameters, so the whole statement is a constant.
@@ -132,6 +133,12 @@ class Store:
         import duckdb
 
         path = Path(path)
+        try:
+            str(path).encode("utf-8")
+        except UnicodeEncodeError:  # DuckDB takes UTF-8 names only (std::bad_cast otherwise)
+            shown = os.fsencode(path).decode("utf-8", "backslashreplace")
+            raise UsageError(f"store path {shown} is not valid UTF-8: DuckDB cannot open it",
+                             hint="rename the file, or point --db or TOOLCTL_DB at a UTF-8 path") from None
         if not write and not path.exists():
             store = cls(duckdb.connect(":memory:"), None, read_only=False)
             store._configure()
@@ -139,7 +146,14 @@ class Store:
             store.read_only = True
             return store
         if write:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:  # a file where a directory must be, a read-only place
+                why = ("a file, not a directory" if isinstance(exc, FileExistsError)
+                       else exc.strerror or str(exc))
+                raise StoreError(f"cannot open store {path}: cannot create its directory "
+                                 f"{path.parent}: {why}",
+                                 hint="check the path (--db, TOOLCTL_DB or store.path)") from None
         deadline = time.monotonic() + wait_seconds
         delay = 0.05
         while True:

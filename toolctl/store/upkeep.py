@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from toolctl.errors import StoreError, UsageError
+from toolctl.errors import StoreError, ToolctlError, UsageError
 from toolctl.store import Store, latest_schema_version, load_sql, quote_ident
 
 #: Row counts `db info` reports, in this order (tables a newer migration adds are appended).
@@ -259,9 +259,16 @@ def backup_store(store: Any, dest: Path, *, force: bool = False) -> dict:
     if not dest.parent.is_dir():
         raise UsageError(f"directory {dest.parent} does not exist", hint="create it first")
     tmp = _tmp_next_to(dest)
+    import duckdb
+
     try:
         counts = _copy_into(store, tmp)
         os.replace(tmp, dest)
+    except (OSError, duckdb.IOException) as exc:  # permissions, a read-only place, disk full
+        tmp.unlink(missing_ok=True)
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
+        raise ToolctlError(f"cannot write backup {dest}: {reason}",
+                           hint="pick a directory you can write to, with room for the store") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
