@@ -311,6 +311,23 @@ def test_a_spark_failure_naming_no_file_finds_the_damaged_one_by_its_footer(smal
     assert src._damaged(other) is other  # a failure that is not about a file stays as it was
 
 
+def test_a_lake_whose_marker_cannot_be_read_is_verdict_error_for_gate_regress_and_runbooks(small_lake):
+    # A damaged _toolctl_lake.json made these exit 1 with no report: CI scripts branch on 40
+    # (error: the data cannot be read) and parse the one JSON document.
+    db, lake = small_lake
+    assert run_toolctl("--db", db, "baseline", "save", "b").returncode == 0
+    (lake / "_toolctl_lake.json").write_bytes(b"\x00garbled")
+    window = ("--since", "2026-11-24T06:00:00Z", "--until", "2026-11-24T09:00:00Z", "--format", "json")
+    for args, key in ((("gate", "--baseline", "v1", "--candidate", "v2"), "verdict"),
+                      (("regress", "--baseline", "b"), "verdict"),
+                      (("runbook", "run", "error-budget"), "status")):
+        r = run_toolctl("--db", db, *args, *window, "--lake", lake)
+        assert r.returncode == 40, (args, r.stderr)
+        assert json.loads(r.stdout)[key] == "error", args
+        error, hint = r.stderr.splitlines()
+        assert error.startswith(f"Error: cannot read {lake / '_toolctl_lake.json'}") and hint.startswith("Hint: "), error
+
+
 # -- the one tool_calls definition, bounded for the lake -----------------------------------
 
 def _chain_db(depth: int):

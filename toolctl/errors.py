@@ -69,6 +69,12 @@ class LakeFileError(StoreError):
     code = "lake_file"
 
 
+class LakeError(ToolctlError):
+    """The lake directory is missing, not a toolctl lake, or of an unknown version."""
+
+    code = "lake"
+
+
 class RemoteError(ToolctlError):
     """The running collector could not answer a request made on the CLI's behalf."""
 

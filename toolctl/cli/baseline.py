@@ -125,7 +125,7 @@ def regress(
 
     from toolctl import api
     from toolctl.cli.gate import GATE_EXIT, print_checks
-    from toolctl.errors import StoreError
+    from toolctl.errors import LakeError, StoreError
     from toolctl.timeutil import before, parse_time, utcnow
 
     now = utcnow()
@@ -146,7 +146,7 @@ def regress(
     try:
         with ctx.obj.open_read() as store:
             report = api.read(store, "regress", req)
-    except StoreError as exc:
+    except (StoreError, LakeError) as exc:  # the store or the lake cannot be read
         from toolctl.cli._output import print_error
 
         print_error(exc)

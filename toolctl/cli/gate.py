@@ -45,7 +45,7 @@ def gate(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from toolctl.errors import StoreError, UsageError
+    from toolctl.errors import LakeError, StoreError, UsageError
 
     if not baseline or not candidate:
         raise UsageError("toolctl gate needs --baseline and --candidate",
@@ -74,7 +74,7 @@ def gate(
             # While `toolctl serve` holds the store, the collector's writer runs the gate.
             with ctx.obj.open_write_or_remote() as store:
                 report = api.write(store, "gate", req)
-    except StoreError as exc:
+    except (StoreError, LakeError) as exc:  # the store or the lake cannot be read
         # The store unreadable → verdict `error` (exit 40), still one JSON document.
         from toolctl.cli._output import print_error
 

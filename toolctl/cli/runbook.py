@@ -86,7 +86,7 @@ def run_cmd(
     Example: toolctl runbook run retry-storm --since 2026-11-24T09:00:00Z --until 2026-11-24T10:00:00Z
     """
     from toolctl.cli.gate import _STYLE, print_checks
-    from toolctl.errors import StoreError
+    from toolctl.errors import LakeError, StoreError
     from toolctl import api
     from toolctl.gate.runbook import load_runbook
     from toolctl.timeutil import parse_time, utcnow
@@ -107,7 +107,7 @@ def run_cmd(
             # A run is a ledger entry; while `toolctl serve` holds the store, its writer runs it.
             with ctx.obj.open_write_or_remote() as store:
                 report = api.write(store, "runbook_run", req)
-    except StoreError as exc:
+    except (StoreError, LakeError) as exc:  # the store or the lake cannot be read
         from toolctl.cli._output import print_error
 
         print_error(exc)

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterator
 
-from toolctl.errors import ToolctlError, UsageError
+from toolctl.errors import LakeError, UsageError
 
 LAKE_FORMAT = "toolctl-lake"
 LAKE_VERSION = 1
@@ -72,10 +72,9 @@ FILE_RE = re.compile(rf"^(?P<writer>{WRITER_RE})-(?P<seq>[0-9]{{12}})\.parquet$"
 PARTITION_RE = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$"), re.compile(r"^hour=(\d{2})$")
 
 
-class LakeError(ToolctlError):
-    """The lake directory is missing, not a toolctl lake, or of an unknown version."""
-
-    code = "lake"
+# LakeError (the lake directory is missing, not a toolctl lake, or of an unknown version)
+# lives with the other error classes, so the commands that turn it into a verdict need not
+# import this module.
 
 
 def new_writer_id() -> str:
