@@ -155,3 +155,12 @@ def test_a_backup_into_a_directory_that_refuses_files_is_an_error_line_and_leave
     proc = run_toolctl("--db", db, "db", "backup", dest)
     assert_error(proc, 1, "cannot write")
     assert not [p for p in os.listdir(os.path.dirname(dest)) if "toolctl-report" in p or p.startswith(".report")]
+
+
+def test_a_lake_option_naming_a_regular_file_says_it_is_a_file(tmp_path):
+    # It said "the directory does not exist" about a file that plainly exists.
+    f = tmp_path / "events.parquet"
+    f.write_bytes(b"PAR1")
+    r = run_toolctl("--db", tmp_path / "s.duckdb", "stats", "--lake", f)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.splitlines()[0] == f"Error: {f} is not a toolctl lake: it is a file, not a directory"

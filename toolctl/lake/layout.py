@@ -131,7 +131,8 @@ def open_lake(root: Path, *, create: bool) -> dict:
     marker = root / MARKER
     if not marker.exists():
         if not create and not root.is_dir():
-            raise UsageError(f"{root} is not a toolctl lake: the directory does not exist",
+            what = "it is a file, not a directory" if root.exists() else "the directory does not exist"
+            raise UsageError(f"{root} is not a toolctl lake: {what}",
                              hint="write one with `toolctl lake export DIR` or `toolctl serve --lake DIR`")
         if not create:
             raise UsageError(f"{root} is not a toolctl lake (no {MARKER})",
