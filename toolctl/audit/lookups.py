@@ -80,8 +80,9 @@ def _search_sql(flt: EventFilter, store: Any = None) -> tuple[str, dict[str, Any
         id_filter, params["id"] = f'"{column}" = $id', params[column]
         span_filter = f'"{SPAN_ID_COLUMNS[column]}" = $span_key'
         params["span_key"] = params[column].split(":", 1)[0] if column == "event_id" else params[column]
-    # Every stored event (a lake source names its view of every event file: the window's
-    # `events` may miss the JSON line that names a span of the window); an identifier, no input.
+    # The events that may name a span of the lookup: the store's `events`, or a lake source's
+    # view of the window's event files widened by engines.NAMING_MARGIN (the window's own
+    # `events` may miss such a line); an identifier from the source, no input.
     all_events = getattr(store, "all_events", "events")
     sql = load_query("search_events").replace("{id_filter}", id_filter).replace("{all_events}", all_events)
     return sql.replace("{span_id_filter}", span_filter), params

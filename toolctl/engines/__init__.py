@@ -120,8 +120,9 @@ class LakeSource(ABC):
 
     read_only = True
     engine = ""
-    #: The view of every event file, whatever the window: the audit queries read the JSON
-    #: lines that may name a tool span from it (toolctl.audit.lookups; the store's `events`).
+    #: The view of the event files that may name a tool span of the window (the window widened
+    #: by NAMING_MARGIN): the audit queries read those JSON lines from it (toolctl.audit.lookups;
+    #: on the store, `events`).
     all_events = "events_all"
 
     def __init__(self, root: Path):

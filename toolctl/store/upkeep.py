@@ -111,7 +111,8 @@ def prune_store(store: Any, *, cutoff: datetime, dry_run: bool = False, older_th
     """Remove the ingest batches whose every row is older than ``cutoff`` (naive UTC).
 
     Unless ``allow_unexported``, a batch with rows that a lake this store exports to
-    (lake_state) does not hold yet stops the prune: UsageError, nothing removed (dry run too).
+    (lake_state) does not hold yet stops the prune: UsageError, nothing removed (dry run too),
+    checked first: before any digest is recomputed or a ledger adopt entry written.
 
     Batches with rows on both sides of the cutoff are kept whole and listed as ``kept``.
     Each removed batch must still match its ledger digest, else LedgerTamperedError (exit 5)
@@ -125,6 +126,8 @@ def prune_store(store: Any, *, cutoff: datetime, dry_run: bool = False, older_th
     with store.transaction():
         candidates = store.fetch_dicts(load_sql("prune_candidates"), {"cutoff": cutoff})
         whole = [c for c in candidates if c["newest"] < cutoff]
+        if whole and not allow_unexported:  # before any digest is computed or entry written
+            _refuse_unexported(store, sorted(int(c["batch_id"]) for c in whole))
         kept = [{"batch_id": int(c["batch_id"]), "newest": c["newest"]} for c in candidates
                 if c["newest"] >= cutoff]
         started = store.row("SELECT seq FROM ledger LIMIT 1") is not None
@@ -150,8 +153,6 @@ def prune_store(store: Any, *, cutoff: datetime, dry_run: bool = False, older_th
                             "events": int(c["events"]), "spans": int(c["spans"]),
                             "rejects": int(c["rejects"]), "newest": c["newest"]}
         totals = {k: sum(r[k] for r in removed.values()) for k in ("events", "spans", "rejects")}
-        if removed and not allow_unexported:
-            _refuse_unexported(store, sorted(removed))
         entry = None
         if removed and not dry_run:
             ids = sorted(removed)
@@ -174,7 +175,6 @@ def _refuse_unexported(store: Any, batch_ids: list[int]) -> None:
     """UsageError when a lake of this store lacks rows of ``batch_ids`` (the first such lake)."""
     import shlex
 
-    from toolctl.errors import UsageError
     from toolctl.lake.export import unexported_rows
 
     missing = unexported_rows(store, batch_ids)

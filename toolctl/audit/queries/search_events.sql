@@ -8,8 +8,8 @@
 -- trace id, so the lookup stays on the indexes. `named` may hold more events than that (the
 -- anti join matches both ids); $span_key is in its list so that it is never empty: DuckDB
 -- plans a sequential scan of events for an IN list that turns out empty (no span found).
--- {all_events} is `events`, or over a lake the view of every event file (the line naming a
--- span may lie outside the window whose files the lake's `events` reads; toolctl.engines).
+-- {all_events} is `events`, or over a lake the view of the window's event files widened by an
+-- hour (the line naming a span may lie just outside the window; toolctl.engines.NAMING_MARGIN).
 -- {id_filter} is either `$id IS NULL` (no id given) or `<column> = $id` with <column> from the allowlist
 -- ID_COLUMNS in lookups.py (event_id, call_id, trace_id, idempotency_key); {span_id_filter}
 -- likewise `$span_key IS NULL` or `<column> = $span_key` from SPAN_ID_COLUMNS (an event id
