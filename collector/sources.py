@@ -7,6 +7,7 @@ import io
 import json
 import os
 import re
+import stat
 import sys
 import zlib
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ STDIN = "-"
 class Source:
     name: str  # resolved path, or "<stdin>"
     path: Path | None  # None for stdin
+    stream: bool = False  # a named pipe or device: no size, read once
 
     @property
     def kind(self) -> str:
@@ -67,8 +69,16 @@ def expand_paths(paths: list[str]) -> list[Source]:
         elif p.is_file():
             _readable_file(p)
             sources.append(Source(path_label(p.resolve()), p.resolve()))
+        elif _a_stream(p):
+            # A named pipe (`toolctl ingest <(zcat gw.jsonl.gz)`, a FIFO a shipper feeds) or
+            # a character device (/dev/stdin): read like stdin, labelled with the path as
+            # given (it resolves to "pipe:[…]"). A directory walk still passes over these.
+            if not os.access(p, os.R_OK):
+                raise InputError(f"cannot read {raw}: permission denied",
+                                 hint="fix its permissions (nothing was ingested)")
+            sources.append(Source(path_label(p), p, stream=True))
         elif p.exists():
-            raise InputError(f"{raw} is neither a file nor a directory", hint="pass log files, directories or - for stdin")
+            raise InputError(f"{raw} is neither a file nor a directory", hint="pass log files, directories, named pipes or - for stdin")
         else:
             raise InputError(f"no such file or directory: {raw}", hint="check the path (nothing was ingested)")
     if not sources:
@@ -77,6 +87,14 @@ def expand_paths(paths: list[str]) -> list[Source]:
             hint="directories are searched for " + ", ".join(DIR_SUFFIXES) + " files (and .gz of them)",
         )
     return sources
+
+
+def _a_stream(p: Path) -> bool:
+    try:
+        mode = p.stat().st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
 
 
 def _walk(top: Path) -> Iterator[Path]:
@@ -368,7 +386,7 @@ def total_size(sources: list[Source]) -> int | None:
     """Bytes on disk of all sources, or None when one is a stream (no known size)."""
     total = 0
     for s in sources:
-        if s.path is None:
+        if s.path is None or s.stream:
             return None
         total += os.path.getsize(s.path)
     return total

@@ -566,3 +566,35 @@ def test_an_argument_that_is_not_utf8_is_a_usage_error_not_a_traceback(tmp_path,
     assert proc.returncode == 2, err
     assert "Traceback" not in err and err.startswith("Error: ") and "not valid UTF-8" in err
     assert "\\xff" in err and "Hint: " in err
+
+
+def test_ingest_reads_a_named_pipe_and_process_substitution(tmp_path):
+    # Operators write `toolctl ingest <(zcat gw-*.jsonl.gz)` or name a FIFO a shipper feeds;
+    # both were "neither a file nor a directory" (exit 1, nothing ingested).
+    import shutil
+    import threading
+
+    db = tmp_path / "s.duckdb"
+    src = write_jsonl(tmp_path / "a.jsonl", [event(1), event(2), "oops"])
+    fifo = tmp_path / "feed.fifo"
+    os.mkfifo(fifo)
+    feeder = threading.Thread(target=lambda: fifo.write_bytes(gzip.compress(src.read_bytes())),
+                              daemon=True)
+    feeder.start()
+    proc = run_toolctl("--db", db, "ingest", fifo, "--format", "json")
+    if feeder.is_alive():  # the CLI never opened the pipe: release the writer
+        os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+    feeder.join(timeout=30)
+    assert proc.returncode == 3, proc.stderr
+    out = json.loads(proc.stdout)
+    assert (out["lines"], out["accepted"], out["rejected"]) == (3, 2, 1)
+    assert out["sources"][0]["source"] == str(fifo) and out["sources"][0]["compressed"] is True
+
+    bash = shutil.which("bash")
+    if bash:
+        more = write_jsonl(tmp_path / "b.jsonl", [event(2), event(3)])
+        cmd = f'"{sys.executable}" -m toolctl --db "{db}" ingest <(cat "{more}") --format json'
+        proc = subprocess.run([bash, "-c", cmd], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        out = json.loads(proc.stdout)
+        assert (out["accepted"], out["duplicates"]) == (1, 1), out
