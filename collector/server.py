@@ -277,6 +277,48 @@ def _json_entries(doc: Any, key: str, where: str) -> list:
     return entries
 
 
+def _json_id(rec: dict, camel: str, snake: str) -> str:
+    """An OTLP/JSON log record's trace or span id (hex, any case), or "" when absent."""
+    value = rec.get(camel, rec.get(snake))
+    return value.lower() if isinstance(value, str) else ""
+
+
+def _valid_id(text: str, length: int) -> bool:
+    return len(text) == length and text.strip("0123456789abcdef") == "" and text.strip("0") != ""
+
+
+def _with_record_context(body: Any, trace_id: str, span_id: str) -> Any:
+    """A body that is an event (an object, or a string holding one) with the log record's
+    own trace and span ids filled in where the event names none.
+
+    OpenTelemetry's logging SDKs put the active span's ids on the record, not in its body:
+    a gateway logging its envelope inside the tool span sends exactly that. Without them
+    the event would be linked to no trace, and counted beside the span it records (the
+    tool_calls view counts a span once when an event names it, README "attempts"). The
+    body's own ids win; invalid ids (wrong length, not hex, all zero) are not taken.
+    """
+    ctx = {}
+    if _valid_id(trace_id, 32):
+        ctx["trace_id"] = trace_id
+    if _valid_id(span_id, 16):
+        ctx["span_id"] = span_id
+    if not ctx or isinstance(body, _BadRecord):
+        return body
+    if isinstance(body, str):
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            return body
+        if not isinstance(parsed, dict):
+            return body
+        body = parsed
+    if isinstance(body, dict):
+        for key, value in ctx.items():
+            if body.get(key) is None:
+                body[key] = value
+    return body
+
+
 def log_bodies(payload: bytes, encoding: str) -> list[tuple[str, Any]]:
     """(locator, body as a Python value or a _BadRecord) for every log record; 400 if the
     request itself is undecodable."""
@@ -294,7 +336,8 @@ def log_bodies(payload: bytes, encoding: str) -> list[tuple[str, Any]]:
             for j, sl in enumerate(rl.scope_logs):
                 for k, rec in enumerate(sl.log_records):
                     body = _pb_any(rec.body) if rec.HasField("body") else None
-                    out.append((f"resourceLogs[{i}].scopeLogs[{j}].logRecords[{k}]", body))
+                    out.append((f"resourceLogs[{i}].scopeLogs[{j}].logRecords[{k}]",
+                                _with_record_context(body, rec.trace_id.hex(), rec.span_id.hex())))
         return out
     try:
         doc = json.loads(payload)
@@ -302,7 +345,11 @@ def log_bodies(payload: bytes, encoding: str) -> list[tuple[str, Any]]:
             for j, sl in enumerate(_json_entries(rl, "scopeLogs", f"resourceLogs[{i}]")):
                 where = f"resourceLogs[{i}].scopeLogs[{j}]"
                 for k, rec in enumerate(_json_entries(sl, "logRecords", where)):
-                    out.append((f"{where}.logRecords[{k}]", _json_record_body(rec)))
+                    body = _json_record_body(rec)
+                    if isinstance(rec, dict):
+                        body = _with_record_context(body, _json_id(rec, "traceId", "trace_id"),
+                                                    _json_id(rec, "spanId", "span_id"))
+                    out.append((f"{where}.logRecords[{k}]", body))
     except (ValueError, UnicodeDecodeError) as exc:
         raise HTTPProblem(400, f"body is not an ExportLogsServiceRequest (OTLP/JSON): {exc}") from None
     except RecursionError:

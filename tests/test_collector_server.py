@@ -548,3 +548,59 @@ def test_sigterm_during_a_write_answers_it_and_stores_it_before_exiting_0(serve)
     assert s.stop() == 0
     assert not s.discovery.exists()
     assert table_counts(s.db)["events"] == 60_000
+
+
+@pytest.mark.filterwarnings("ignore:.*LoggingHandler.*:DeprecationWarning")  # upstream's own move
+def test_a_log_record_emitted_inside_a_span_carries_that_span_into_its_event(serve):
+    # The SDK's logging handler puts the active span's ids on the log record, not in its
+    # body: a gateway logging its envelope as JSON inside the tool span sends exactly that.
+    # The event took its trace_id/span_id only from the body, so it was linked to no trace
+    # and counted a second time next to the span it records (README: attempts).
+    import logging
+
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+    from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+    from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+    from opentelemetry.sdk.trace import TracerProvider
+
+    s = serve()
+    logs = LoggerProvider()
+    logs.add_log_record_processor(SimpleLogRecordProcessor(OTLPLogExporter(endpoint=s.url + "/v1/logs")))
+    log = logging.getLogger("gateway-under-test")
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    log.addHandler(LoggingHandler(logger_provider=logs))
+    tracer = TracerProvider().get_tracer("gw")
+    with tracer.start_as_current_span("execute_tool search") as span:
+        log.info(json.dumps(ev(1)))  # no ids in the body: the record's are taken
+        log.info(json.dumps(ev(2, trace_id="ab" * 16, span_id="cd" * 8)))  # the body's win
+    log.info(json.dumps(ev(3)))  # no active span: none
+    logs.shutdown()
+    ctx = span.get_span_context()
+    assert s.stop() == 0
+    conn = duckdb.connect(str(s.db), read_only=True)
+    rows = conn.execute("SELECT event_id, trace_id, span_id FROM events ORDER BY event_id").fetchall()
+    conn.close()
+    assert rows == [("e1", format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")),
+                    ("e2", "ab" * 16, "cd" * 8), ("e3", None, None)]
+
+
+def test_log_record_trace_context_in_otlp_json_fills_only_absent_ids(serve):
+    s = serve()
+    records = [{"traceId": "0AF7651916CD43DD8448EB211C80319C", "spanId": "B7AD6B7169203331",
+                "body": _kv(ev(1))},
+               {"traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": "b7ad6b7169203331",
+                "body": _kv(ev(2, span_id="00f067aa0ba902b7"))},
+               {"traceId": "", "spanId": "", "body": _kv(ev(3))},  # empty: none
+               {"traceId": "not-hex", "spanId": "00000000000000000", "body": _kv(ev(4))},  # invalid: ignored
+               {"traceId": "0" * 32, "spanId": "0" * 16, "body": _kv(ev(5))}]  # all zero: invalid ids
+    doc = {"resourceLogs": [{"scopeLogs": [{"logRecords": records}]}]}
+    r = s.post("/v1/logs", json.dumps(doc).encode(), {"Content-Type": "application/json"})
+    assert r.status_code == 200 and not r.json().get("partialSuccess", {}).get("rejectedLogRecords"), r.text
+    assert s.stop() == 0
+    conn = duckdb.connect(str(s.db), read_only=True)
+    rows = conn.execute("SELECT event_id, trace_id, span_id FROM events ORDER BY event_id").fetchall()
+    conn.close()
+    t, sp = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+    assert rows == [("e1", t, sp), ("e2", t, "00f067aa0ba902b7"), ("e3", None, None),
+                    ("e4", None, None), ("e5", None, None)]
