@@ -301,3 +301,26 @@ def test_the_email_pattern_anchored_at_a_run_start_finds_exactly_what_the_plain_
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60)))
         text += rng.choice(["", " john.doe+x@example.co.uk", "a@b.io", "@c.de", "x@y"])
         assert [m.span() for m in plain.finditer(text)] == [m.span() for m in anchored.finditer(text)], text
+
+
+def test_redacted_counts_the_values_this_run_stored_not_those_found_stored_already(tmp_path):
+    # A re-ingest printed "0 accepted …; 1,870 values redacted" (sample_logs/): redaction runs
+    # before the insert finds the lines stored, so the count covered lines nothing was done with,
+    # and the ledger's batch entry said so too.
+    db = tmp_path / "s.duckdb"
+    pw = {"password": SECRETS["pw"]}
+    first = write_jsonl(tmp_path / "a.jsonl", [event(1, args=pw), event(2), "oops " + SECRETS["aws"]])
+    run = lambda *p: json.loads(run_toolctl("--db", db, "ingest", *p, "--format", "json").stdout)
+    assert run(first)["redacted"] == 2
+    again = run(first)
+    assert (again["accepted"], again["duplicates"], again["redacted"]) == (0, 2, 0)
+    # Half new: only the new line's secret counts; an event_id twice in one batch, once.
+    more = write_jsonl(tmp_path / "b.jsonl", [event(1, args=pw), event(3, args=pw), event(3, args=pw),
+                                             event(4, args={"token": "x", "api_key": "y"})])
+    out = run(more)
+    assert (out["accepted"], out["duplicates"], out["redacted"]) == (2, 2, 3)
+    con = duckdb.connect(str(db), read_only=True)
+    ledger = [json.loads(x)["redacted"] for (x,) in con.execute(
+        "SELECT payload FROM ledger WHERE kind = 'ingest_batch' ORDER BY seq").fetchall()]
+    con.close()
+    assert ledger == [2, 0, 3]

@@ -417,8 +417,9 @@ WHERE _parsed.line_no = r.line_no
 """
 
 
-def redact_parsed(store: Any) -> int:
-    """Redact the candidate rows of the temp table ``_parsed`` in place; returns values redacted.
+def redact_parsed(store: Any) -> dict[int, int]:
+    """Redact the candidate rows of the temp table ``_parsed`` in place; returns the values
+    redacted per line number (lines with none are left out).
 
     Called by ``toolctl.store.writer.write_line_batch`` inside the batch's transaction,
     before anything is inserted. Valid rows: args, data, message, unknown fields. Rejects:
@@ -427,11 +428,12 @@ def redact_parsed(store: Any) -> int:
     rules = rules_for(store)
     rows = store.fetch_dicts(_CANDIDATES, {"pattern": rules.candidate_pattern()})
     if not rows:
-        return 0
+        return {}
     import pyarrow as pa
 
     red = Redactor(rules, store_salt(store))
     out = {"line_no": [], "raw": [], "args": [], "data": [], "message": [], "extra": []}
+    per_line: dict[int, int] = {}
     for r in rows:
         before = red.count
         if r["reason"] is None:
@@ -444,6 +446,7 @@ def redact_parsed(store: Any) -> int:
             r["raw"] = red.raw_line(r["raw"])
         if red.count == before:
             continue  # a candidate with nothing to redact is stored as written
+        per_line[r["line_no"]] = red.count - before
         for k in out:
             out[k].append(r[k])
     if red.count:
@@ -454,7 +457,7 @@ def redact_parsed(store: Any) -> int:
             store.execute(_UPDATE).fetchall()
         finally:
             store.conn.unregister("_redacted")
-    return red.count
+    return per_line
 
 
 #: Span columns holding JSON text / free text that may carry secrets.

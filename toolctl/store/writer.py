@@ -15,7 +15,7 @@ They are imported lazily: the audit package sits above the store and imports fro
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 
 from toolctl.models import REJECT_RAW_CAP
@@ -86,6 +86,16 @@ class ParsedBatch:
     # the rows were hashed for, and `rows` carries `row_hash` (the ledger's per-row hash).
     batch_id: int | None = None
     source: str | None = None
+    # Values redacted per line number (only lines that had some): ``redacted`` counts the
+    # lines that are then stored, not those found stored already (a re-ingest).
+    redacted_lines: dict[int, int] = field(default_factory=dict)
+
+
+#: Line numbers of a batch's redacted lines that it stored (events or rejects); the
+#: batch_id filter keeps both scans to the batch's own row groups (zone maps).
+STORED_LINES = """SELECT line_no FROM events WHERE batch_id = $batch_id AND line_no IN (SELECT unnest($lines))
+UNION ALL
+SELECT line_no FROM rejects WHERE batch_id = $batch_id AND line_no IN (SELECT unnest($lines))"""
 
 
 def write_line_batch(store: Store, raw: Any, *, source: str, kind: str) -> BatchResult:
@@ -126,8 +136,8 @@ def parse_line_batch(store: Store, raw: Any) -> ParsedBatch:
         "SELECT count(*), count(*) FILTER (WHERE reason IS NULL),"
         " count(*) FILTER (WHERE reason IS NOT NULL), min(line_no), max(line_no) FROM _parsed"
     )
-    redacted = redact_parsed(store) if lines else 0
-    return ParsedBatch(lines, valid, rejected, first, last, redacted)
+    per_line = redact_parsed(store) if lines else {}
+    return ParsedBatch(lines, valid, rejected, first, last, sum(per_line.values()), redacted_lines=per_line)
 
 
 #: The rows of `_parsed` with the ledger's hash of each valid row as it will be stored
@@ -243,6 +253,12 @@ def _store_parsed(store: Store, parsed: ParsedBatch, *, source: str, kind: str,
                 insert("insert_rejects"),
                 {"batch_id": batch_id, "source": source, "raw_cap": REJECT_RAW_CAP},
             )
+        if redacted and (skip_stored or accepted < valid):
+            # Some lines were not stored (found stored already, or a repeated event_id):
+            # count only the values redacted in lines this batch stored.
+            found = store.execute(STORED_LINES, {"batch_id": batch_id,
+                                                 "lines": list(parsed.redacted_lines)}).fetchall()
+            redacted = sum(parsed.redacted_lines[line] for (line,) in found)
         result = BatchResult(batch_id, lines, accepted, valid - accepted, rejected, redacted)
         if lines:
             store.conn.execute(
