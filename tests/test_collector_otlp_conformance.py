@@ -67,3 +67,88 @@ def test_an_auth_code_on_a_span_counts_only_when_it_is_exactly_the_documented_on
     assert run_toolctl("--db", line_db, "ingest", lines).returncode == 0
     assert stats(line_db)[0]["auth_failures"] == expected
     assert stats(span_db)[0]["auth_failures"] == expected
+
+
+# -- field names: the Collector's OTLP/JSON reader takes lowerCamelCase and snake_case ------
+def snake_case(doc):
+    """The same document with every object key as its protobuf field name (trace_id,
+    start_time_unix_nano, string_value, ...), as the OpenTelemetry Collector also reads it."""
+    import re
+
+    if isinstance(doc, list):
+        return [snake_case(x) for x in doc]
+    if isinstance(doc, dict):
+        return {re.sub(r"(?<=[a-z])([A-Z])", lambda m: "_" + m.group(1).lower(), k): snake_case(v)
+                for k, v in doc.items()}
+    return doc
+
+
+def rich_requests():
+    """Two requests: tool spans (a retried call, an error), an HTTP child with a 401 whose
+    parent is a tool span, events, links, and every AnyValue kind."""
+    values = [{"key": "n", "value": {"intValue": "7"}}, {"key": "d", "value": {"doubleValue": 2.5}},
+              {"key": "b", "value": {"bytesValue": "AQID"}}, {"key": "f", "value": {"boolValue": True}},
+              {"key": "arr", "value": {"arrayValue": {"values": [{"stringValue": "x"}, {"intValue": "1"}]}}},
+              {"key": "kv", "value": {"kvlistValue": {"values": [{"key": "k", "value": {"stringValue": "v"}}]}}}]
+    first = tool_span("00000000000000a1", "lookup", call_id="c1", start=0, dur_ns=3_000_000, status=2,
+                      parent="00000000000000f0", **{"toolctl__attempt": 1})
+    first["attributes"] += values
+    first["events"] = [{"timeUnixNano": str(SPAN_T0 + 10), "name": "exception",
+                        "attributes": [attr("exception.type", "Timeout")], "droppedAttributesCount": 1}]
+    first["links"] = [{"traceId": "ab" * 16, "spanId": "cd" * 8, "traceState": "k=v",
+                       "attributes": [attr("l", 1)]}]
+    first.update(traceState="vendor=1", droppedAttributesCount=2, droppedEventsCount=0, flags=257)
+    second = tool_span("00000000000000a2", "lookup", call_id="c1", start=5_000_000, dur_ns=1_000_000,
+                       parent="00000000000000f0", **{"toolctl__attempt": 2})
+    other = tool_span("00000000000000b1", "mail", start=9_000_000, dur_ns=4_000_000)
+    child = {"traceId": TRACE, "spanId": "00000000000000b2", "parentSpanId": "00000000000000b1",
+             "name": "POST", "kind": 3, "startTimeUnixNano": SPAN_T0 + 9_000_100,
+             "endTimeUnixNano": SPAN_T0 + 9_000_900, "status": {"code": 2, "message": "denied"},
+             "attributes": [attr("http.response.status_code", 401)]}
+    return [request([first, second]), request([child, other], service="mailer")]
+
+
+def test_snake_case_field_names_are_read_as_the_collector_reads_them(tmp_path):
+    # The OTLP spec writes lowerCamelCase; the Collector (pdata) reads the protobuf field
+    # names too, and so do hand-written exporters that serialize with them. toolctl took
+    # resource_spans / scope_spans, then refused every span ("traceId None"), and a
+    # snake_case AnyValue ({"string_value": ...}) was read as empty: a tool span that was
+    # not one, silently.
+    reqs = rich_requests()
+    camel, snake = tmp_path / "camel.json", tmp_path / "snake.json"
+    camel.write_text("".join(json.dumps(r) + "\n" for r in reqs))
+    snake.write_text("".join(json.dumps(snake_case(r)) + "\n" for r in reqs))
+    assert '"trace_id"' in snake.read_text() and '"string_value"' in snake.read_text()
+    dbs = {}
+    for path in (camel, snake):
+        db = dbs[path.stem] = tmp_path / f"{path.stem}.duckdb"
+        r = run_toolctl("--db", db, "ingest", path, "--format", "json")
+        assert r.returncode == 0, r.stderr
+        summary = json.loads(r.stdout)
+        assert (summary["spans"], summary["rejected"], summary["sources"][0]["format"]) == (4, 0, "otlp_json")
+    # One pretty-printed request in snake_case is read as well.
+    pretty = tmp_path / "pretty.json"
+    pretty.write_text(json.dumps(snake_case(reqs[0]), indent=2))
+    r = run_toolctl("--db", tmp_path / "pretty.duckdb", "ingest", pretty, "--format", "json")
+    assert (r.returncode, json.loads(r.stdout)["spans"]) == (0, 2), r.stderr
+
+    from toolctl.store import Store
+
+    rows = {}
+    for name, db in dbs.items():
+        with Store.open(db, write=False) as store:
+            rows[name] = store.fetch_dicts("SELECT * EXCLUDE (batch_id, source) FROM spans ORDER BY span_id")
+    assert rows["snake"] == rows["camel"]
+    first = rows["snake"][0]
+    assert (first["parent_span_id"], first["trace_state"], first["flags"], first["status_code"]) == \
+        ("00000000000000f0", "vendor=1", 257, 2)
+    assert json.loads(first["attributes"])["kv"] == {"k": "v"}
+    assert json.loads(first["events"])[0]["time_unix_nano"] == SPAN_T0 + 10
+    assert json.loads(first["links"])[0]["trace_state"] == "k=v"
+    # Figures from the documents: lookup is one call retried once whose final attempt is ok;
+    # mail is one call, an auth failure through its HTTP child.
+    expected = [{"tool": "lookup", "attempts": 2, "calls": 1, "retries": 1, "errors": 0, "auth_failures": 0},
+                {"tool": "mail", "attempts": 1, "calls": 1, "retries": 0, "errors": 0, "auth_failures": 1}]
+    for db in dbs.values():
+        got = sorted(stats(db, "--by", "tool"), key=lambda row: row["tool"])
+        assert [{k: row[k] for k in expected[0]} for row in got] == expected
