@@ -854,7 +854,8 @@ class FileIngestResult:
     tallies: list = field(default_factory=list)
 
 
-def ingest_otlp_file(store: Any, stream: Any, *, fmt: str, source: str, kind: str) -> FileIngestResult:
+def ingest_otlp_file(store: Any, stream: Any, *, fmt: str, source: str, kind: str,
+                     stream_error: Any = None) -> FileIngestResult:
     """Ingest one OTLP file (``fmt`` 'otlp_json' or 'otlp_protobuf'; stream decompressed).
 
     OTLP/JSON: the whole file as one (pretty-printed) request, or else one request per
@@ -862,9 +863,9 @@ def ingest_otlp_file(store: Any, stream: Any, *, fmt: str, source: str, kind: st
     file may not mix formats), is refused with its line number; the other lines are
     stored. Protobuf: the whole file is one serialized request. A file that cannot be
     decoded at all (or breaks mid-way, e.g. a truncated gzip) is one reject, and what
-    could be decoded before the break is stored.
+    could be decoded before the break is stored. ``stream_error``: see ``read_all``.
     """
-    data, broken = read_all(stream)
+    data, broken = read_all(stream, stream_error)
     return ingest_otlp_data(store, data, fmt=fmt, source=source, kind=kind, broken=broken)
 
 
@@ -961,7 +962,12 @@ def _first_line_is_json(data: bytes) -> bool:
     return False
 
 
-def read_all(stream: Any) -> tuple[bytes, str | None]:
+def read_all(stream: Any, stream_error: Any = None) -> tuple[bytes, str | None]:
+    """Every byte of ``stream``, and why it ended early (None: it did not).
+
+    ``stream_error``: a function returning the exception a decompressor that ends its
+    stream instead of raising stopped at (``OpenedSource.error``: a truncated or corrupt
+    gzip), or None. Without it such a break would read as a clean end of the file."""
     import zlib
 
     chunks = []
@@ -973,7 +979,8 @@ def read_all(stream: Any) -> tuple[bytes, str | None]:
             chunks.append(chunk)
     except (EOFError, OSError, zlib.error) as exc:
         return b"".join(chunks), str(exc) or type(exc).__name__
-    return b"".join(chunks), None
+    exc = stream_error() if stream_error is not None else None
+    return b"".join(chunks), (str(exc) or type(exc).__name__) if exc is not None else None
 
 
 def _text_of(raw: bytes) -> str:
