@@ -227,7 +227,8 @@ class SpanBatch:
             status_code=_ranged(_enum(status.get("code"), _STATUS_CODES, "status.code"),
                                 _INT32_MIN, _INT32_MAX, "status.code"),
             status_message=_opt_str(status.get("message")),
-            flags=_ranged(_int(flags, "flags"), 0, _UINT32_MAX, "flags") if flags is not None else None,
+            # 0 is protobuf's "absent" (proto3 has no presence): stored as protobuf gives it.
+            flags=_ranged(_int(flags, "flags"), 0, _UINT32_MAX, "flags") or None if flags is not None else None,
             resource=resource, scope_name=scope_name, scope_version=scope_version,
             attrs=_json_attrs(sp.get("attributes")),
             events=[_json_event(e) for e in sp.get("events") or ()],
@@ -580,7 +581,7 @@ def _json_link(li: Any) -> dict[str, Any]:
     return {"trace_id": _hex_id(_field(li, "traceId", "trace_id"), _TRACE_ID, _ZERO_TRACE, "links.traceId"),
             "span_id": _hex_id(_field(li, "spanId", "span_id"), _SPAN_ID, _ZERO_SPAN, "links.spanId"),
             "trace_state": _opt_str(_field(li, "traceState", "trace_state")) or None,
-            "flags": _int(li.get("flags"), "links.flags") if li.get("flags") is not None else None,
+            "flags": _int(li.get("flags"), "links.flags") or None if li.get("flags") is not None else None,
             "attributes": _typed_obj(_json_attrs(li.get("attributes"))),
             "dropped_attributes_count": _int(_field(li, "droppedAttributesCount", "dropped_attributes_count"),
                                              "droppedAttributesCount")}

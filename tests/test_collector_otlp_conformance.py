@@ -199,3 +199,41 @@ def test_a_truncated_gzip_otlp_file_stores_what_came_before_and_rejects_the_brea
     rejects = json.loads(run_toolctl("--db", served.db, "rejects", "--format", "json").stdout)
     assert len(rejects) == 1 and "truncated gzip" in rejects[0]["reason"], rejects
     assert stats(served.db) == stats(local)
+
+
+# -- one span, either encoding: the same stored row -----------------------------------------
+def test_flags_zero_is_stored_alike_from_otlp_json_and_protobuf(tmp_path):
+    # proto3 cannot tell flags 0 from flags absent: protobuf stored NULL, OTLP/JSON's
+    # explicit "flags": 0 stored 0, so the same span sent by a JSON and by a protobuf
+    # exporter differed in `spans.flags` (and in its links' flags).
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    from collector.otlp import ingest_otlp_traces
+    from toolctl.store import Store
+
+    doc = tool_span("00000000000000c1", "lookup")
+    doc["flags"] = 0
+    doc["links"] = [{"traceId": "ab" * 16, "spanId": "cd" * 8, "flags": 0}]
+    body = json.dumps(request([doc])).encode()
+    pb = ExportTraceServiceRequest()
+    rs = pb.resource_spans.add()
+    kv = rs.resource.attributes.add()
+    kv.key, kv.value.string_value = "service.name", "gw"
+    ss = rs.scope_spans.add()
+    ss.scope.name = "t"
+    sp = ss.spans.add()
+    sp.trace_id, sp.span_id = bytes.fromhex(TRACE), bytes.fromhex("00000000000000c1")
+    sp.name, sp.kind, sp.flags = "execute_tool lookup", 1, 0
+    sp.start_time_unix_nano, sp.end_time_unix_nano = SPAN_T0, SPAN_T0 + 2_000_000
+    for key, value in (("gen_ai.operation.name", "execute_tool"), ("gen_ai.tool.name", "lookup")):
+        a = sp.attributes.add()
+        a.key, a.value.string_value = key, value
+    link = sp.links.add()
+    link.trace_id, link.span_id, link.flags = bytes.fromhex("ab" * 16), bytes.fromhex("cd" * 8), 0
+    rows = []
+    for encoding, payload in (("json", body), ("protobuf", pb.SerializeToString())):
+        with Store.open(tmp_path / f"{encoding}.duckdb", write=True) as store:
+            assert ingest_otlp_traces(store, payload, encoding=encoding, source="t").spans == 1
+            rows.append(store.fetch_dicts("SELECT * EXCLUDE (batch_id) FROM spans"))
+    assert rows[0] == rows[1]
+    assert rows[0][0]["flags"] is None and json.loads(rows[0][0]["links"])[0]["flags"] is None
