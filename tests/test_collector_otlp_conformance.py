@@ -237,3 +237,147 @@ def test_flags_zero_is_stored_alike_from_otlp_json_and_protobuf(tmp_path):
             rows.append(store.fetch_dicts("SELECT * EXCLUDE (batch_id) FROM spans"))
     assert rows[0] == rows[1]
     assert rows[0][0]["flags"] is None and json.loads(rows[0][0]["links"])[0]["flags"] is None
+
+
+# -- mixed real-world traffic against an independent reading --------------------------------
+def _ref_value(v):
+    """An OTLP/JSON AnyValue (either key spelling) → a plain value (the spec's mapping)."""
+    if not v:
+        return None
+    ((kind, x),) = v.items()
+    kind = {"string_value": "stringValue", "int_value": "intValue", "double_value": "doubleValue",
+            "bool_value": "boolValue"}.get(kind, kind)
+    return {"stringValue": str, "intValue": int, "doubleValue": float, "boolValue": bool}[kind](x)
+
+
+def _ref_spans(docs):
+    """Every span of the requests, decoded from the spec: (trace, span, parent, start, end,
+    status code, attributes), camelCase or snake_case keys, ids in any case."""
+    def get(d, camel):
+        snake = "".join("_" + c.lower() if c.isupper() else c for c in camel)
+        return d.get(camel, d.get(snake))
+
+    out = {}
+    for doc in docs:
+        for rs in get(doc, "resourceSpans"):
+            for ss in get(rs, "scopeSpans"):
+                for sp in ss["spans"]:
+                    key = (get(sp, "traceId").lower(), get(sp, "spanId").lower())
+                    parent = (get(sp, "parentSpanId") or "").lower() or None
+                    attrs = {kv["key"]: _ref_value(kv["value"]) for kv in sp.get("attributes", [])}
+                    out.setdefault(key, (parent, int(get(sp, "startTimeUnixNano")),
+                                         int(get(sp, "endTimeUnixNano")), sp["status"].get("code", 0), attrs))
+    return out
+
+
+def _ref_figures(spans):
+    """README's figures per tool from decoded spans (docs/spans.md's mapping rules)."""
+    import numpy as np
+
+    def auth(attrs):
+        code = attrs.get("http.response.status_code", attrs.get("http.status_code"))
+        return (code is not None and int(float(code)) in (401, 403)) or \
+            attrs.get("error.type") in ("UNAUTHENTICATED", "PERMISSION_DENIED", "401", "403")
+
+    children = {}
+    for (trace, sid), (parent, *_rest) in spans.items():
+        children.setdefault((trace, parent), []).append(sid)
+
+    def failed_below(trace, sid):
+        return auth(spans[(trace, sid)][4]) or any(failed_below(trace, c) for c in children.get((trace, sid), ()))
+
+    groups = {}
+    for (trace, sid), (_parent, start, end, code, attrs) in spans.items():
+        if attrs.get("gen_ai.operation.name") != "execute_tool":
+            continue
+        groups.setdefault(attrs["gen_ai.tool.name"], []).append(dict(
+            call=attrs.get("gen_ai.tool.call.id"), attempt=attrs.get("toolctl.attempt", 1),
+            ts=start // 1000, eid=f"{trace}:{sid}", latency=(end - start) / 1e6,
+            error=code == 2 or bool(attrs.get("error.type")), auth=failed_below(trace, sid)))
+    figures = {}
+    for tool, rows in groups.items():
+        finals = {}
+        for i, row in enumerate(rows):
+            key = row["call"] if row["call"] is not None else ("solo", i)
+            best = finals.get(key)
+            if best is None or (row["attempt"], row["ts"], row["eid"]) > (best["attempt"], best["ts"], best["eid"]):
+                finals[key] = row
+        lat = np.array([r["latency"] for r in rows])
+        figures[tool] = {"attempts": len(rows), "calls": len(finals), "retries": len(rows) - len(finals),
+                         "errors": sum(r["error"] for r in finals.values()),
+                         "auth_failures": sum(r["auth"] for r in rows),
+                         **{f"p{q}_ms": float(np.quantile(lat, q / 100)) for q in (50, 95, 99)}}
+    return figures
+
+
+def test_mixed_exporter_traffic_over_several_files_matches_an_independent_reading(tmp_path):
+    # Spans of one trace scattered over files in any order (children before parents), auth
+    # failures two levels below a tool span, retries sharing a call id, spans exported twice,
+    # ids in upper case, times as numbers or strings, enum names, snake_case requests, CRLF
+    # and gzip: the figures must be README's, computed here from the documents.
+    import gzip
+    import random
+
+    rng = random.Random(7)
+    files: list[list[dict]] = [[] for _ in range(4)]
+    tools = ["search", "café", "cafe\u0301", "🔧 fix", "بحث"]
+    sid = iter(range(1, 10**6))
+
+    def place(doc):
+        files[rng.randrange(len(files))].append(doc)
+
+    for t in range(40):
+        trace = f"{rng.getrandbits(127) | 1 << 120:032x}"
+        root = f"{next(sid):016x}"
+        place({"traceId": trace, "spanId": root, "name": "invoke_agent", "startTimeUnixNano": str(SPAN_T0),
+               "endTimeUnixNano": str(SPAN_T0 + 10**9), "status": {}})
+        for c in range(rng.randint(1, 3)):
+            tool, call = rng.choice(tools), (f"call-{t}-{c}" if rng.random() < 0.8 else None)
+            for attempt in range(1, (rng.randint(1, 3) if call else 1) + 1):
+                me = f"{next(sid):016x}"
+                extra = {"toolctl__attempt": attempt} if rng.random() < 0.7 else {}
+                if rng.random() < 0.15:
+                    extra["error__type"] = rng.choice(["timeout", "tool_error"])
+                start = rng.randrange(10**8) * 10 + rng.randrange(1000)
+                doc = tool_span(me, tool, call_id=call, start=start, dur_ns=rng.randrange(5 * 10**9),
+                                status=2 if rng.random() < 0.15 else rng.choice([0, 1]), parent=root, **extra)
+                doc["traceId"] = trace.upper() if rng.random() < 0.3 else trace
+                if rng.random() < 0.3:
+                    doc["startTimeUnixNano"] = int(doc["startTimeUnixNano"])
+                if rng.random() < 0.2:
+                    doc["kind"] = "SPAN_KIND_INTERNAL"
+                place(doc)
+                if rng.random() < 0.4:  # an HTTP client child, maybe a 401/403, maybe a grandchild
+                    child = f"{next(sid):016x}"
+                    code = rng.choice([200, 401, 403, 500, "401"])
+                    value = {"intValue": str(code)} if isinstance(code, int) else {"stringValue": code}
+                    place({"traceId": trace, "spanId": child, "parentSpanId": me, "name": "GET", "kind": 3,
+                           "startTimeUnixNano": str(SPAN_T0 + start + 1), "endTimeUnixNano": str(SPAN_T0 + start + 9),
+                           "status": {}, "attributes": [{"key": "http.response.status_code", "value": value}]})
+                    if rng.random() < 0.4:
+                        place({"traceId": trace, "spanId": f"{next(sid):016x}", "parentSpanId": child,
+                               "name": "db", "startTimeUnixNano": str(SPAN_T0 + start + 2),
+                               "endTimeUnixNano": str(SPAN_T0 + start + 3), "status": {},
+                               "attributes": [attr("error.type", rng.choice(["PERMISSION_DENIED", "x"]))]})
+    for i, spans in enumerate(files):  # re-exported spans: a copy in the next file
+        files[(i + 1) % len(files)].extend(rng.sample(spans, min(4, len(spans))))
+    docs, paths = [], []
+    for i, spans in enumerate(files):
+        rng.shuffle(spans)
+        reqs = [request(spans[k:k + 6]) for k in range(0, len(spans), 6)]
+        reqs = [snake_case(r) if i == 3 else r for r in reqs]
+        docs += reqs
+        text = "\r\n".join(json.dumps(r) for r in reqs) + "\r\n"
+        path = tmp_path / (f"f{i}.json.gz" if i == 2 else f"f{i}.json")
+        path.write_bytes(gzip.compress(text.encode()) if i == 2 else text.encode())
+        paths.append(path)
+    db = tmp_path / "s.duckdb"
+    for path in reversed(paths):
+        r = run_toolctl("--db", db, "ingest", path)
+        assert r.returncode == 0, r.stderr
+    expected = _ref_figures(_ref_spans(docs))
+    got = {row["tool"]: row for row in stats(db, "--by", "tool")}
+    assert got.keys() == expected.keys()
+    for tool, figures in expected.items():
+        for key, value in figures.items():
+            assert abs(got[tool][key] - value) <= 1e-9 * max(1.0, abs(value)), (tool, key, got[tool][key], value)
