@@ -86,7 +86,7 @@ def _forward_otlp(remote: RemoteStore, source, opened, fmt: str, chunk_bytes: in
     from collector.otlp import one_request_per_line, read_all
 
     try:
-        data, broken = read_all(opened.stream)
+        data, broken = read_all(opened.stream, lambda: opened.error)
     finally:
         opened.close()
     totals = {"spans": 0, "duplicates": 0, "tool_calls": 0, "rejected": 0}

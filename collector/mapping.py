@@ -100,10 +100,12 @@ def is_auth_signal(attrs: dict[str, Any]) -> bool:
         v = attrs.get(key)
         if v is not None and type(v) is not bool and _as_int(v) in (401, 403):
             return True
-    # A number counts whatever type carries it (401, 401.0, "401"), as for http.* above.
+    # A number counts whatever type carries it (401, 401.0, "401"), as for http.* above. A
+    # name counts exactly as written, as a JSON line's error_code does (README): the same
+    # attempt as a span and as a line must not differ ("unauthenticated" is neither).
     for key in ("rpc.response.status_code", "error.type"):
         v = attrs.get(key)
-        if isinstance(v, str) and v.upper() in AUTH_CODES:
+        if isinstance(v, str) and v in AUTH_CODES:
             return True
         if v is not None and type(v) is not bool and _as_int(v) in (401, 403):
             return True

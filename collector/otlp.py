@@ -8,8 +8,9 @@ per-row SQL); the writer inserts the lot through Arrow in one statement
 
 OTLP/JSON is decoded here rather than with protobuf's json_format, which expects base64
 ids: OTLP/JSON carries trace/span ids as hex (any case accepted, stored lowercase), enums
-as integers (names accepted too), int64 as numbers or strings, keys in lowerCamelCase,
-and receivers ignore unknown fields.
+as integers (names accepted too), int64 as numbers or strings, keys in lowerCamelCase
+(the protobuf field names, snake_case, are read too, as the Collector reads them), and
+receivers ignore unknown fields.
 
 A span that cannot be stored (bad ids, missing times, wrong types) is rejected with a
 reason and a locator (``resourceSpans[i].scopeSpans[j].spans[k]``); the rest of the
@@ -211,28 +212,31 @@ class SpanBatch:
         if not isinstance(sp, dict):
             raise _SpanError("span is not an object")
         status = _obj(sp.get("status"), "status")
+        flags = sp.get("flags")
         self._append(
-            trace_id=_hex_id(sp.get("traceId"), _TRACE_ID, _ZERO_TRACE, "traceId"),
-            span_id=_hex_id(sp.get("spanId"), _SPAN_ID, _ZERO_SPAN, "spanId"),
-            parent=_parent_id(sp.get("parentSpanId")),
-            trace_state=_opt_str(sp.get("traceState")),
+            trace_id=_hex_id(_field(sp, "traceId", "trace_id"), _TRACE_ID, _ZERO_TRACE, "traceId"),
+            span_id=_hex_id(_field(sp, "spanId", "span_id"), _SPAN_ID, _ZERO_SPAN, "spanId"),
+            parent=_parent_id(_field(sp, "parentSpanId", "parent_span_id")),
+            trace_state=_opt_str(_field(sp, "traceState", "trace_state")),
             name=_opt_str(sp.get("name")) or "",
             # Protobuf's types bound these (int32 enums, fixed32 flags, uint32 counts);
             # a JSON number does not, and the columns must hold it.
             kind=_ranged(_enum(sp.get("kind"), _SPAN_KINDS, "kind"), _INT32_MIN, _INT32_MAX, "kind"),
-            start=_int(sp.get("startTimeUnixNano"), "startTimeUnixNano"),
-            end=_int(sp.get("endTimeUnixNano"), "endTimeUnixNano"),
+            start=_int(_field(sp, "startTimeUnixNano", "start_time_unix_nano"), "startTimeUnixNano"),
+            end=_int(_field(sp, "endTimeUnixNano", "end_time_unix_nano"), "endTimeUnixNano"),
             status_code=_ranged(_enum(status.get("code"), _STATUS_CODES, "status.code"),
                                 _INT32_MIN, _INT32_MAX, "status.code"),
             status_message=_opt_str(status.get("message")),
-            flags=_ranged(_int(sp.get("flags"), "flags"), 0, _UINT32_MAX, "flags")
-            if sp.get("flags") is not None else None,
+            # 0 is protobuf's "absent" (proto3 has no presence): stored as protobuf gives it.
+            flags=_ranged(_int(flags, "flags"), 0, _UINT32_MAX, "flags") or None if flags is not None else None,
             resource=resource, scope_name=scope_name, scope_version=scope_version,
             attrs=_json_attrs(sp.get("attributes")),
             events=[_json_event(e) for e in sp.get("events") or ()],
             links=[_json_link(li) for li in sp.get("links") or ()],
-            dropped=tuple(_ranged(_int(sp.get(name), name), 0, _UINT32_MAX, name) for name in
-                          ("droppedAttributesCount", "droppedEventsCount", "droppedLinksCount")),
+            dropped=tuple(_ranged(_int(_field(sp, name, snake), name), 0, _UINT32_MAX, name) for name, snake in
+                          (("droppedAttributesCount", "dropped_attributes_count"),
+                           ("droppedEventsCount", "dropped_events_count"),
+                           ("droppedLinksCount", "dropped_links_count"))),
         )
 
     # -- protobuf ------------------------------------------------------------------------
@@ -412,6 +416,20 @@ class _Resource:
 
 
 # -- OTLP/JSON values ----------------------------------------------------------------------
+def _field(msg: dict, camel: str, snake: str) -> Any:
+    """A message field by its JSON name (lowerCamelCase), else by its protobuf field name:
+    the OTLP spec writes the first, the Collector's reader takes both (and so do the
+    exporters that serialize with the field names)."""
+    v = msg.get(camel)
+    return msg.get(snake) if v is None else v
+
+
+#: AnyValue keys under their protobuf field names → their JSON names (see _field).
+_ANY_KEYS = {"string_value": "stringValue", "int_value": "intValue", "bool_value": "boolValue",
+             "double_value": "doubleValue", "bytes_value": "bytesValue", "array_value": "arrayValue",
+             "kvlist_value": "kvlistValue"}
+
+
 def _hex_id(v: Any, pattern: re.Pattern, zero: str, what: str) -> str:
     if not isinstance(v, str) or not pattern.fullmatch(v):
         raise _SpanError(f"{what} {v!r} is not {len(zero)} hex digits")
@@ -492,6 +510,7 @@ def _json_any(v: Any) -> Any:
             return None
         raise _SpanError(f"attribute value {v!r} is not an AnyValue object")
     for key, x in v.items():
+        key = _ANY_KEYS.get(key, key)
         if key == "stringValue":
             if isinstance(x, str):
                 return x
@@ -549,21 +568,23 @@ def _typed_obj(attrs: dict[str, Any]) -> Any:
 def _json_event(e: Any) -> dict[str, Any]:
     if not isinstance(e, dict):
         raise _SpanError("event is not an object")
-    return {"time_unix_nano": _int(e.get("timeUnixNano"), "events.timeUnixNano"),
+    return {"time_unix_nano": _int(_field(e, "timeUnixNano", "time_unix_nano"), "events.timeUnixNano"),
             "name": _opt_str(e.get("name")) or "",
             "attributes": _typed_obj(_json_attrs(e.get("attributes"))),
-            "dropped_attributes_count": _int(e.get("droppedAttributesCount"), "droppedAttributesCount")}
+            "dropped_attributes_count": _int(_field(e, "droppedAttributesCount", "dropped_attributes_count"),
+                                             "droppedAttributesCount")}
 
 
 def _json_link(li: Any) -> dict[str, Any]:
     if not isinstance(li, dict):
         raise _SpanError("link is not an object")
-    return {"trace_id": _hex_id(li.get("traceId"), _TRACE_ID, _ZERO_TRACE, "links.traceId"),
-            "span_id": _hex_id(li.get("spanId"), _SPAN_ID, _ZERO_SPAN, "links.spanId"),
-            "trace_state": _opt_str(li.get("traceState")) or None,
-            "flags": _int(li.get("flags"), "links.flags") if li.get("flags") is not None else None,
+    return {"trace_id": _hex_id(_field(li, "traceId", "trace_id"), _TRACE_ID, _ZERO_TRACE, "links.traceId"),
+            "span_id": _hex_id(_field(li, "spanId", "span_id"), _SPAN_ID, _ZERO_SPAN, "links.spanId"),
+            "trace_state": _opt_str(_field(li, "traceState", "trace_state")) or None,
+            "flags": _int(li.get("flags"), "links.flags") or None if li.get("flags") is not None else None,
             "attributes": _typed_obj(_json_attrs(li.get("attributes"))),
-            "dropped_attributes_count": _int(li.get("droppedAttributesCount"), "droppedAttributesCount")}
+            "dropped_attributes_count": _int(_field(li, "droppedAttributesCount", "dropped_attributes_count"),
+                                             "droppedAttributesCount")}
 
 
 # -- protobuf values -----------------------------------------------------------------------
@@ -834,7 +855,8 @@ class FileIngestResult:
     tallies: list = field(default_factory=list)
 
 
-def ingest_otlp_file(store: Any, stream: Any, *, fmt: str, source: str, kind: str) -> FileIngestResult:
+def ingest_otlp_file(store: Any, stream: Any, *, fmt: str, source: str, kind: str,
+                     stream_error: Any = None) -> FileIngestResult:
     """Ingest one OTLP file (``fmt`` 'otlp_json' or 'otlp_protobuf'; stream decompressed).
 
     OTLP/JSON: the whole file as one (pretty-printed) request, or else one request per
@@ -842,9 +864,9 @@ def ingest_otlp_file(store: Any, stream: Any, *, fmt: str, source: str, kind: st
     file may not mix formats), is refused with its line number; the other lines are
     stored. Protobuf: the whole file is one serialized request. A file that cannot be
     decoded at all (or breaks mid-way, e.g. a truncated gzip) is one reject, and what
-    could be decoded before the break is stored.
+    could be decoded before the break is stored. ``stream_error``: see ``read_all``.
     """
-    data, broken = read_all(stream)
+    data, broken = read_all(stream, stream_error)
     return ingest_otlp_data(store, data, fmt=fmt, source=source, kind=kind, broken=broken)
 
 
@@ -931,17 +953,22 @@ def _first_line_is_json(data: bytes) -> bool:
     request? True when one of the first lines alone is a request, so a corrupt first line
     does not cost the lines after it."""
     for line in data.split(b"\n", 50)[:50]:
-        if b"resourceSpans" in line:
+        if b"resourceSpans" in line or b"resource_spans" in line:
             try:
                 doc = json.loads(line)
             except (ValueError, UnicodeDecodeError, RecursionError):
                 continue
-            if isinstance(doc, dict) and "resourceSpans" in doc:
+            if isinstance(doc, dict) and ("resourceSpans" in doc or "resource_spans" in doc):
                 return True
     return False
 
 
-def read_all(stream: Any) -> tuple[bytes, str | None]:
+def read_all(stream: Any, stream_error: Any = None) -> tuple[bytes, str | None]:
+    """Every byte of ``stream``, and why it ended early (None: it did not).
+
+    ``stream_error``: a function returning the exception a decompressor that ends its
+    stream instead of raising stopped at (``OpenedSource.error``: a truncated or corrupt
+    gzip), or None. Without it such a break would read as a clean end of the file."""
     import zlib
 
     chunks = []
@@ -953,7 +980,8 @@ def read_all(stream: Any) -> tuple[bytes, str | None]:
             chunks.append(chunk)
     except (EOFError, OSError, zlib.error) as exc:
         return b"".join(chunks), str(exc) or type(exc).__name__
-    return b"".join(chunks), None
+    exc = stream_error() if stream_error is not None else None
+    return b"".join(chunks), (str(exc) or type(exc).__name__) if exc is not None else None
 
 
 def _text_of(raw: bytes) -> str:

@@ -202,7 +202,8 @@ def ingest_otlp_source(store: Store, source: Source, opened: OpenedSource, fmt: 
     from collector.otlp import ingest_otlp_file
 
     try:
-        result = ingest_otlp_file(store, opened.stream, fmt=fmt, source=source.name, kind=source.kind)
+        result = ingest_otlp_file(store, opened.stream, fmt=fmt, source=source.name, kind=source.kind,
+                                  stream_error=lambda: opened.error)
     finally:
         opened.close()
     counts, per = otlp_source_accounting(source, opened, fmt, spans=result.spans,

@@ -310,7 +310,8 @@ def sniff_format(head: bytes) -> str:
         if m.group(1) not in (b"resourceSpans", b"resource_spans"):
             return FORMAT_JSONL
         return FORMAT_JSONL if _an_event_line(first) else FORMAT_OTLP_JSON
-    if first.startswith(b"{") and b'"resourceSpans"' in first and b'"event_id"' not in first:
+    if (first.startswith(b"{") and (b'"resourceSpans"' in first or b'"resource_spans"' in first)
+            and b'"event_id"' not in first):
         return FORMAT_OTLP_JSON
     if _starts_like_a_trace_request(head) and _looks_binary(head) and not _holds_a_json_line(head):
         return FORMAT_OTLP_PROTOBUF
