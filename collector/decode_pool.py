@@ -45,15 +45,12 @@ def _init_worker(rules: Any, salt: bytes, parent: int) -> None:
         os._exit(0)
 
     threading.Thread(target=watch, name="toolctl-parent-watch", daemon=True).start()
-    import duckdb
-
     from toolctl.store import Store
 
     global _STORE
-    _STORE = Store(duckdb.connect(":memory:"), None, read_only=False)
-    _STORE._configure()  # the same session settings (TimeZone) as the store's connections
+    _STORE = Store.scratch()  # the same session settings (TimeZone) as the store's connections
     # One thread: a 512-row statement gains nothing from more, and N workers share the cores.
-    _STORE.conn.execute(WORKER_DUCKDB_THREADS)
+    _STORE.execute(WORKER_DUCKDB_THREADS)
     _STORE.redaction_rules = rules
     _STORE.redaction_salt = salt
 
