@@ -768,16 +768,24 @@ class SpanWrite:
     request counts its own; a span sent twice within the burst counts for the first.
     """
 
-    __slots__ = ("batch", "source", "kind", "prepared", "merge_key", "toolctl_quiet")
+    __slots__ = ("keys", "rejected_spans", "first_reject", "source", "kind", "prepared", "merge_key",
+                 "toolctl_quiet")
 
-    def __init__(self, batch: SpanBatch, *, source: str, kind: str, preparer: Any = None):
+    def __init__(self, batch: SpanBatch | None, *, source: str, kind: str, preparer: Any = None):
         """``preparer``: runs a function with a connection to the store (the collector's
         pool of companion connections); the spans are then redacted and their ledger
         hashes begun here, in the decoding thread (``toolctl.store.spans.prepare_spans``).
-        Without one, the writer does that when it stores them."""
-        self.batch = batch
+        Without one, the writer does that when it stores them. ``batch`` None: the caller
+        sets what a batch gives (``from_prepared``)."""
         self.source = source
         self.kind = kind
+        self.merge_key = ("otlp_spans", source, kind)
+        if batch is None:
+            return
+        #: (trace_id, span_id) of each decoded span, in order: what this request counts as its own
+        self.keys = [(r[0], r[1]) for r in batch.rows]
+        self.rejected_spans = batch.rejected_spans
+        self.first_reject = batch.rejects[0][1] if batch.rejects else None
         spans = batch.to_arrow() if batch.rows else None
         rejects = batch.rejects_arrow() if batch.rejects else None
         if preparer is not None:
@@ -786,7 +794,17 @@ class SpanWrite:
             self.prepared = preparer(lambda store: prepare_spans(store, spans, rejects))
         else:
             self.prepared = (spans, rejects)
-        self.merge_key = ("otlp_spans", source, kind)
+
+    @classmethod
+    def from_prepared(cls, prepared: Any, *, keys: list, rejected_spans: int, first_reject: str | None,
+                      source: str, kind: str) -> "SpanWrite":
+        """A request prepared elsewhere (a decoding worker process: ``collector.decode_pool``)."""
+        write = cls(None, source=source, kind=kind)
+        write.keys = keys
+        write.rejected_spans = rejected_spans
+        write.first_reject = first_reject
+        write.prepared = prepared
+        return write
 
     def __call__(self, store: Any) -> TraceIngestResult:
         return self.run_many(store, [self])[0]
@@ -809,22 +827,21 @@ class SpanWrite:
                             batch_id=written.batch_id, redacted=batch.redacted)
         out = []
         for w in writes:
-            b = w.batch
             message = None
-            if b.rejects:  # a refused resource or scope entry counts each span in it
-                message = f"{b.rejected_spans} span(s) rejected; first: {b.rejects[0][1]}"
+            if w.first_reject is not None:  # a refused resource or scope entry counts each span in it
+                message = f"{w.rejected_spans} span(s) rejected; first: {w.first_reject}"
             if merged:
                 new, stored, tools = written.new_keys, 0, 0
-                for row in b.rows:
-                    is_tool = new.pop((row[0], row[1]), None)
+                for key in w.keys:
+                    is_tool = new.pop(key, None)
                     if is_tool is not None:
                         stored += 1
                         tools += is_tool
-                counts = (stored, len(b.rows) - stored, tools)
+                counts = (stored, len(w.keys) - stored, tools)
             else:
                 counts = (written.spans, written.duplicates, written.tool_calls)
             out.append(TraceIngestResult(spans=counts[0], duplicates=counts[1], tool_calls=counts[2],
-                                         rejected_spans=b.rejected_spans, error_message=message,
+                                         rejected_spans=w.rejected_spans, error_message=message,
                                          tally=None if out else tally))
         return out
 

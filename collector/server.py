@@ -66,6 +66,9 @@ class ServerConfig:
     url: str | None = None  # announced in the discovery file once serving
     lake: Path | None = None  # also append committed rows to this Parquet lake (collector/lake_sink.py)
     lake_flush_seconds: float = 1.0
+    #: worker processes that decode /v1/traces requests (collector/decode_pool.py); 0: the
+    #: server's own thread pool does it
+    decode_workers: int = 0
 
 
 class HTTPProblem(Exception):
@@ -437,6 +440,13 @@ def create_app(store: Any, config: ServerConfig) -> Any:
     writes = WriteQueue(store, max_items=config.queue_max_items, max_bytes=config.queue_max_bytes)
     readers = _Pool.readers(store, READ_CURSORS)
     preparers = _Pool([store.companion() for _ in range(PREPARE_CURSORS)])
+    decode_pool = None
+    if config.decode_workers:
+        from collector.decode_pool import DecodePool
+        from toolctl.audit.redact import rules_for, store_salt
+
+        # The workers redact as this process would: its rules and the store's salt, now.
+        decode_pool = DecodePool(config.decode_workers, rules=rules_for(store), salt=store_salt(store))
     retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
     telemetry = Telemetry(version=toolctl_version(), max_tools=max_tools_from_env(), queue_depth=writes.depth)
     lake_sink = None
@@ -471,6 +481,7 @@ def create_app(store: Any, config: ServerConfig) -> Any:
         return status_response(exc.status, exc.message, encoding, exc.headers)
 
     async def traces(request: Request) -> Any:
+        from collector.decode_pool import WorkerLostError
         from collector.otlp import OTLPDecodeError, prepare_write
 
         encoding = "json"
@@ -479,10 +490,15 @@ def create_app(store: Any, config: ServerConfig) -> Any:
             body = await read_body(request, config.max_body_bytes)
             source = forwarded_text(request, "x-toolctl-source") or "otlp-http:/v1/traces"
             try:  # decoded to Arrow here; the writer merges a burst of these into one batch
-                write = await run_in_threadpool(prepare_write, body, encoding, source=source, kind="http",
-                                                preparer=preparers.run)
+                if decode_pool is not None:
+                    write = await decode_pool.prepare(body, encoding, source=source, kind="http")
+                else:
+                    write = await run_in_threadpool(prepare_write, body, encoding, source=source, kind="http",
+                                                    preparer=preparers.run)
             except OTLPDecodeError as exc:
                 raise HTTPProblem(400, exc.message) from None
+            except WorkerLostError as exc:  # nothing of it was stored: a retry stores it once
+                raise HTTPProblem(503, f"{exc}: retry the request", retry) from None
             result = await commit(write, len(body), request)
             if result.tally is not None:
                 telemetry.record_write("/v1/traces", result.tally)
@@ -668,8 +684,11 @@ def create_app(store: Any, config: ServerConfig) -> Any:
 
     async def healthz(request: Request) -> Any:
         items, nbytes = writes.depth()
-        return JSONResponse({"status": "ok", "pid": os.getpid(), "queue_items": items,
-                             "queue_bytes": nbytes, "redaction": redaction})
+        doc = {"status": "ok", "pid": os.getpid(), "queue_items": items, "queue_bytes": nbytes,
+               "redaction": redaction}
+        if decode_pool is not None:
+            doc["decode_workers"] = decode_pool.pids()
+        return JSONResponse(doc)
 
     async def metrics(request: Request) -> Any:
         return Response(telemetry.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
@@ -678,6 +697,8 @@ def create_app(store: Any, config: ServerConfig) -> Any:
     async def lifespan(app: Any):
         otel = start_otel(telemetry)
         writes.start()
+        if decode_pool is not None:
+            decode_pool.start()
         if lake_sink is not None:
             lake_sink.start()
         if config.url:
@@ -688,6 +709,8 @@ def create_app(store: Any, config: ServerConfig) -> Any:
             # uvicorn has stopped accepting and finished the open requests: drain, close.
             if lake_sink is not None:
                 lake_sink.close()  # the last export, through the writer, before it stops
+            if decode_pool is not None:
+                decode_pool.close()  # no request is left to decode: the workers exit
             writes.close()
             readers.close()
             preparers.close()

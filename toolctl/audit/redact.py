@@ -235,6 +235,11 @@ def _rules_cached(path: str | None, _mtime: float) -> Rules:
 
 
 def store_salt(store: Any) -> bytes:
+    """The store's fingerprint key: ``store.redaction_salt`` if set (a connection that is not
+    the store's, e.g. a decoding worker process of the collector), else read from the store."""
+    given = getattr(store, "redaction_salt", None)
+    if given is not None:
+        return given
     salt = store.scalar("SELECT value FROM audit_settings WHERE key = 'redaction_salt'")
     return (salt or "").encode("ascii")
 

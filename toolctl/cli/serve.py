@@ -38,6 +38,7 @@ def serve(
     queue_max_bytes: Annotated[int, size_option(1, 256 * 1024 * 1024, "Bodies waiting for the writer before 503.")] = 256 * 1024 * 1024,
     lake: Annotated[Optional[str], typer.Option("--lake", metavar="DIR", help="Also append stored rows to this Parquet lake. The store stays: it stages rows (2xx = stored) and its ledger proves the lake's files; keep it small with `toolctl db prune` once rows are in the lake (docs/lake.md).")] = None,
     lake_flush_seconds: Annotated[float, typer.Option(help="Seconds the lake may lag the store (rows are batched into files meanwhile).", min=0.0)] = 1.0,
+    decode_workers: Annotated[int, typer.Option(help="Worker processes that decode /v1/traces requests (0: the server's threads do).", min=0, max=64)] = 0,
 ) -> None:
     """Receive OTLP/HTTP traces and logs and JSON lines into the store; serve reads while running.
 
@@ -93,7 +94,7 @@ def serve(
     config = ServerConfig(db_path=db_path, token=token, max_body_bytes=max_body_bytes,
                           max_line_bytes=max_line_bytes, queue_max_items=queue_max_items,
                           queue_max_bytes=queue_max_bytes, url=url, lake=lake_dir,
-                          lake_flush_seconds=lake_flush_seconds)
+                          lake_flush_seconds=lake_flush_seconds, decode_workers=decode_workers)
     app = create_app(store, config)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on",
                                            timeout_graceful_shutdown=30, access_log=False))

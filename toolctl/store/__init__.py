@@ -189,6 +189,17 @@ class Store:
             raise
         return store
 
+    @classmethod
+    def scratch(cls) -> "Store":
+        """An in-memory database without the schema, its session set up as the store's
+        connections are (``_configure``): for SQL that reads no table of the store, in a
+        process that must not open the store file (the collector's decoding workers)."""
+        import duckdb
+
+        store = cls(duckdb.connect(":memory:"), None, read_only=False)
+        store._configure()
+        return store
+
     def _configure(self) -> None:
         # Timestamps are stored as naive UTC; make every conversion in SQL agree.
         self.conn.execute("SET TimeZone = 'UTC'")

@@ -61,21 +61,39 @@ def prepare_spans(store: Store, spans: Any, rejects: Any) -> PreparedSpans:
     is DuckDB's own (span_row_json.sql, as ``audit verify`` computes it); only the sha256
     runs here, in OpenSSL, which is also ~3× faster than DuckDB's on this kind of machine.
     """
+    return begin_hashes(*prepare_span_rows(store, spans, rejects))
+
+
+def prepare_span_rows(store: Store, spans: Any, rejects: Any) -> tuple[Any, Any, int, Any, bytes]:
+    """``prepare_spans`` up to the hashing: (spans redacted, rejects redacted, values
+    redacted, Arrow k / row_json of each span or None, the open tail ``row_json`` ends in).
+
+    Reads no table of the store: ``store`` can be an in-memory database whose
+    ``redaction_rules`` and ``redaction_salt`` are the store's (a decoding worker process
+    of the collector, which must not open the store file)."""
     from toolctl.audit.ledger import span_row_json_sql
     from toolctl.audit.redact import redact_span_tables
 
     spans, rejects, redacted = redact_span_tables(store, spans, rejects)
-    if spans is None or not spans.num_rows:
-        return PreparedSpans(spans, rejects, redacted, {})
     open_tail = _open_tail(store)
-    cut = len(open_tail)
+    if spans is None or not spans.num_rows:
+        return spans, rejects, redacted, None, open_tail
     store.conn.register("_spans_prep", spans)
     try:
         table = store.fetch_arrow(load_sql("prepare_spans").replace("{row_json}", span_row_json_sql()))
     finally:
         store.conn.unregister("_spans_prep")
+    return spans, rejects, redacted, table, open_tail
+
+
+def begin_hashes(spans: Any, rejects: Any, redacted: int, rows: Any, open_tail: bytes) -> PreparedSpans:
+    """The ``PreparedSpans`` of ``prepare_span_rows``' result: each row's sha256 begun over its
+    JSON up to the open tail (no statement: runs in whichever process holds the store)."""
+    if rows is None:
+        return PreparedSpans(spans, rejects, redacted, {})
+    cut = len(open_tail)
     hashes: dict[str, Any] | None = {}
-    for k, row_json in zip(table.column("k").to_pylist(), table.column("row_json").to_pylist()):
+    for k, row_json in zip(rows.column("k").to_pylist(), rows.column("row_json").to_pylist()):
         if not row_json.endswith(open_tail):  # span_row_json.sql no longer ends in batch_id, source
             hashes = None
             break
