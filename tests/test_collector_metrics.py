@@ -114,8 +114,8 @@ def test_metrics_count_what_was_received_stored_and_rejected(serve):
         **reject_classes, "already_kept": sum(reject_classes.values())}
     assert by(m, "toolctl_rejected_total", route="/v1/traces") == {"invalid_span": 1}
     assert by(m, "toolctl_rejected_total", route="/v1/logs") == {"not_object": 1}
-    # Redaction runs before dedupe: the re-sent copy was redacted too (then not stored).
-    assert by(m, "toolctl_redacted_fields_total")["/v1/tool-calls"] == 2 * REDACTED_IN_LINES
+    # Values redacted in what was stored: the re-sent copy was redacted in passing, not stored.
+    assert by(m, "toolctl_redacted_fields_total")["/v1/tool-calls"] == REDACTED_IN_LINES
     assert by(m, "toolctl_redacted_fields_total")["/v1/traces"] == 1
 
     # No line carries a call_id: every stored attempt is a call of its own.
