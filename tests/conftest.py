@@ -91,20 +91,11 @@ def submit_burst(queue, jobs: list) -> list:
     return futures
 
 
-#: Test modules whose Spark tests share a worker with test_lake_parity.py's (the rest of the
-#: Spark tests form the second group).
-_SPARK_WITH_PARITY = {"test_lake_parity.py", "test_event_span_overlap.py"}
-
-
 def pytest_collection_modifyitems(config, items):
-    """Tests that start Spark run in two xdist groups (``--dist loadgroup``), by module, so
-    each group's Spark session and module fixtures (the parity stores) are built once.
-
-    One group for all of them made that worker the suite's critical path: ~9 of a 13.7-minute
-    run on a slow day, with the other worker idle a third of the run (66% of two cores used).
-    Two JVMs on two cores slow each other, but both cores stay busy."""
+    """Tests that start Spark run on one xdist worker (``--dist loadgroup``): one JVM and one
+    Spark session for all of them instead of one per worker, two JVMs on two cores slowing
+    each other (and the parity stores built once)."""
     for item in items:
         uses_spark = {"spark", "parity"} & set(getattr(item, "fixturenames", ()))
         if uses_spark or "spark" in item.name:
-            group = "spark-parity" if item.path.name in _SPARK_WITH_PARITY else "spark-engines"
-            item.add_marker(pytest.mark.xdist_group(group))
+            item.add_marker(pytest.mark.xdist_group("spark"))
