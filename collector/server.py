@@ -286,10 +286,6 @@ def _json_id(rec: dict, camel: str, snake: str) -> str:
     return value.lower() if isinstance(value, str) else ""
 
 
-def _valid_id(text: str, length: int) -> bool:
-    return len(text) == length and text.strip("0123456789abcdef") == "" and text.strip("0") != ""
-
-
 def _with_record_context(body: Any, trace_id: str, span_id: str) -> Any:
     """A body that is an event (an object, or a string holding one) with the log record's
     own trace and span ids filled in where the event names none.
@@ -300,10 +296,12 @@ def _with_record_context(body: Any, trace_id: str, span_id: str) -> Any:
     tool_calls view counts a span once when an event names it, README "attempts"). The
     body's own ids win; invalid ids (wrong length, not hex, all zero) are not taken.
     """
+    from collector.otlp import _SPAN_ID, _TRACE_ID, _ZERO_SPAN, _ZERO_TRACE  # a span's own rules
+
     ctx = {}
-    if _valid_id(trace_id, 32):
+    if _TRACE_ID.fullmatch(trace_id) and trace_id != _ZERO_TRACE:
         ctx["trace_id"] = trace_id
-    if _valid_id(span_id, 16):
+    if _SPAN_ID.fullmatch(span_id) and span_id != _ZERO_SPAN:
         ctx["span_id"] = span_id
     if not ctx or isinstance(body, _BadRecord):
         return body
