@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, event, run_toolctl, write_jsonl
+from tests.conftest import REPO, TOOL, event, ingest_spans, otlp_span, run_toolctl, write_jsonl
 from tests.test_lake_parity import write_lake
 
 OTLP = REPO / "tests" / "fixtures" / "otlp"
@@ -328,18 +328,7 @@ def test_a_lake_whose_marker_cannot_be_read_is_verdict_error_for_gate_regress_an
         assert error.startswith(f"Error: cannot read {lake / '_toolctl_lake.json'}") and hint.startswith("Hint: "), error
 
 
-# -- the one tool_calls definition, bounded for the lake -----------------------------------
-
-def _chain_db(depth: int):
-    """A span chain root ← s1 ← … ← s{depth}; only the deepest span signals auth failure."""
-    import duckdb
-
-    con = duckdb.connect()
-    con.execute("CREATE TABLE spans (trace_id VARCHAR, span_id VARCHAR, parent_span_id VARCHAR, auth_signal BOOLEAN)")
-    rows = [("t", "s0", None, False)] + [("t", f"s{k}", f"s{k - 1}", k == depth) for k in range(1, depth + 1)]
-    con.executemany("INSERT INTO spans VALUES (?, ?, ?, ?)", rows)
-    return con
-
+# -- the one tool_calls definition, its recursive walk split for Spark ---------------------
 
 WALK = """
 WITH RECURSIVE up(trace_id, span_id) AS (
@@ -350,28 +339,28 @@ WITH RECURSIVE up(trace_id, span_id) AS (
 ) SELECT span_id FROM up ORDER BY span_id"""
 
 
-def test_unrolled_auth_walk_equals_the_recursive_one_within_its_depth():
+def test_split_ctes_gives_a_recursive_ctes_base_and_step_and_the_query_without_its_with():
     import sqlglot
 
-    from toolctl.engines.transpile import unroll_recursive
+    from toolctl.engines.transpile import split_ctes
 
-    con = _chain_db(6)
-    full = con.execute(WALK).fetchall()
-    assert full == [(f"s{k}",) for k in range(6)]  # every ancestor of s6
-    bounded = unroll_recursive(sqlglot.parse_one(WALK, read="duckdb"), 6).sql("duckdb")
-    assert "RECURSIVE" not in bounded.upper()
-    assert sorted(con.execute(bounded).fetchall()) == full
-    short = unroll_recursive(sqlglot.parse_one(WALK, read="duckdb"), 3).sql("duckdb")
-    assert sorted(con.execute(short).fetchall()) == [("s3",), ("s4",), ("s5",)]  # the documented bound
+    [(name, cols, base, step)], query = split_ctes(sqlglot.parse_one(WALK, read="duckdb"))
+    assert (name, cols) == ("up", ["trace_id", "span_id"])
+    assert base.sql("duckdb").startswith("SELECT trace_id, parent_span_id FROM spans WHERE auth_signal")
+    assert "JOIN up AS u" in step.sql("duckdb")
+    assert query.sql("duckdb") == "SELECT span_id FROM up ORDER BY span_id"
+    plain = split_ctes(sqlglot.parse_one("WITH a AS (SELECT 1 AS x) SELECT x FROM a", read="duckdb"))
+    assert [(n, c, b.sql("duckdb"), st) for n, c, b, st in plain[0]] == [("a", None, "SELECT 1 AS x", None)]
+    with pytest.raises(ValueError, match="not `base UNION step`"):  # UNION ALL never ends on a cycle
+        split_ctes(sqlglot.parse_one(WALK.replace("UNION", "UNION ALL"), read="duckdb"))
 
 
-def test_lake_tool_calls_is_the_migrations_view_with_a_bounded_walk():
-    from toolctl.engines.lake import AUTH_WALK_DEPTH, tool_calls_tree
+def test_lake_tool_calls_is_the_migrations_view_with_its_recursive_walk_on_every_span_file():
+    from toolctl.engines.lake import tool_calls_tree
 
     sql = tool_calls_tree().sql("duckdb")
-    assert "RECURSIVE" not in sql.upper()
-    assert f"auth_ancestor__{AUTH_WALK_DEPTH}" in sql and f"auth_ancestor__{AUTH_WALK_DEPTH + 1}" not in sql
-    assert "FROM spans_all" in sql and "FROM spans AS s" in sql
+    assert sql.startswith("WITH RECURSIVE auth_family AS MATERIALIZED")
+    assert "FROM spans_all" in sql and "FROM spans AS s" in sql and "ANTI JOIN events_all" in sql
 
 
 # -- DuckDB → Spark rewrites ----------------------------------------------------------------
@@ -555,7 +544,9 @@ def test_spark_reads_the_local_files_when_the_default_filesystem_is_not_local(sm
 
 @pytest.mark.slow
 def test_span_auth_failures_agree_on_all_engines(tmp_path, spark):
-    """The OTLP auth fixtures: a 401 on a child and a PERMISSION_DENIED on a grandchild."""
+    """The OTLP auth fixtures: a 401 on a child and a PERMISSION_DENIED on a grandchild; and
+    a 401 forty levels below its tool span, and a trace whose parent links form a cycle (the
+    store's recursive walk has no depth bound and ends on a cycle; so must the lake's)."""
     from toolctl.engines import open_source
     from toolctl.metrics.stats import StatsQuery, stats
     from toolctl.store import Store
@@ -563,12 +554,22 @@ def test_span_auth_failures_agree_on_all_engines(tmp_path, spark):
     db = tmp_path / "s.duckdb"
     for name in ("auth_parent.json", "auth_child.json", "auth_middle.json"):
         assert run_toolctl("--db", db, "ingest", OTLP / name).returncode == 0
+    deep, loop = "d" * 32, "e" * 32
+    chain = [otlp_span(deep, f"{1:016x}", "execute_tool deep", attrs={**TOOL, "gen_ai.tool.name": "deep"})]
+    chain += [otlp_span(deep, f"{k:016x}", "step", parent=f"{k - 1:016x}", start=k) for k in range(2, 41)]
+    chain += [otlp_span(deep, f"{41:016x}", "POST", parent=f"{40:016x}", start=41,
+                        attrs={"http.response.status_code": 401})]
+    cycle = [otlp_span(loop, "a" * 16, "execute_tool loop", parent="c" * 16,
+                       attrs={**TOOL, "gen_ai.tool.name": "loop"}),
+             otlp_span(loop, "b" * 16, "step", parent="a" * 16, start=1),
+             otlp_span(loop, "c" * 16, "POST", parent="b" * 16, start=2, attrs={"http.response.status_code": 403})]
+    ingest_spans(db, tmp_path / "deep.json", chain + cycle)
     lake = tmp_path / "lake"
     write_lake(db, lake)
     q = StatsQuery(by=["tool"])
     with Store.open(db, write=False) as store:
         want = stats(store, q)
-    assert sum(r["auth_failures"] for r in want) == 2 and sum(r["calls"] for r in want) == 2
+    assert {r["tool"]: r["auth_failures"] for r in want} == {"charge_card": 2, "deep": 1, "loop": 1}
     with open_source("duckdb", lake) as src:
         assert stats(src, q) == want
     with open_source("spark", lake, "local[2]") as src:

@@ -10,10 +10,10 @@ gate.baselines) run unchanged on it: the same SQL text, with the same parameters
   toolctl.engines.transpile.
 
 Both register views ``events``, ``spans``, ``rejects`` (empty: rejected lines stay in the
-store) and ``tool_calls`` (the migrations' definition, its auth walk unrolled to
-lake.AUTH_WALK_DEPTH levels). Before each statement the views are pointed at the files of the
-statement's window (its ``since``/``until`` parameters): partitions outside it are not read,
-but for the auth walk's ``spans_all`` and, when the window holds spans, ``events_all`` (the
+store) and ``tool_calls`` (the migrations' definition; on Spark, which has no recursive CTE,
+its auth walk is computed once per source, SparkLake._define_tool_calls). Before each
+statement the views are pointed at the files of the statement's window (its
+``since``/``until`` parameters): partitions outside it are not read, but for the auth walk's ``spans_all`` and, when the window holds spans, ``events_all`` (the
 JSON lines that may name them, within NAMING_MARGIN of the window).
 Which files are data is toolctl.lake.layout's definition, the one `lake ls/compact/verify` use.
 """
@@ -384,11 +384,53 @@ class SparkLake(LakeSource):
         self.spark.sql("CREATE OR REPLACE TEMP VIEW " + _view(view) + " AS " + sql)
 
     def _define_tool_calls(self) -> None:
-        from toolctl.engines.lake import tool_calls_tree
-        from toolctl.engines.transpile import rewrite_for_spark
+        """tool_calls over its CTEs (the auth walk), each computed once, here: Spark 3.5 has no
+        recursive CTE, and a walk unrolled to a fixed depth inlined into every statement cost
+        seconds of planning per reference (~20 s per `stats` on a tiny lake, on 2 cores).
 
-        tree = rewrite_for_spark(tool_calls_tree().copy(), {})
-        self.spark.sql("CREATE OR REPLACE TEMP VIEW tool_calls AS " + tree.sql("spark"))
+        Spark selects each plain CTE (the auth family: every span of a trace that holds an
+        auth signal, four short columns) and hands it to the driver as Arrow; DuckDB runs each
+        recursive CTE over those, with the migrations' own text, so the walk is the store's,
+        exact to any depth and ending on a cycle of parent links. The CTEs the view reads
+        become Spark temp views of those rows (the walk's result: the signalling spans'
+        ancestors, joined to the spans as a small table)."""
+        import duckdb
+        from sqlglot import exp
+
+        from toolctl.engines.lake import tool_calls_tree
+        from toolctl.engines.transpile import rewrite_for_spark, split_ctes
+
+        ctes, query = split_ctes(tool_calls_tree())
+        read_by_view = {t.name for t in query.find_all(exp.Table)}
+        walk = duckdb.connect(":memory:")
+        try:
+            for name, cols, base, step in ctes:
+                if step is None:
+                    df = self.spark.sql(rewrite_for_spark(base.copy(), {}).sql("spark"))
+                    table = _collect_arrow(df.toDF(*cols) if cols else df)
+                else:
+                    alias = f"{name}({', '.join(cols)})" if cols else name
+                    rounds = exp.select("*").from_(name).with_(
+                        alias, as_=exp.union(base.copy(), step.copy(), distinct=True), recursive=True)
+                    table = walk.sql(rounds.sql("duckdb")).to_arrow_table()
+                walk.register(name, table)
+                if name in read_by_view:
+                    self._temp_view(name, table)
+        except Exception as exc:  # a damaged span file, read here for the first time
+            raise self._damaged(exc) from None
+        finally:
+            walk.close()
+        self.spark.sql("CREATE OR REPLACE TEMP VIEW tool_calls AS "
+                       + rewrite_for_spark(query, {}).sql("spark"))
+
+    def _temp_view(self, name: str, table: Any) -> None:
+        """A Spark temp view ``name`` (a name from the migrations) of an Arrow table's rows."""
+        import pyarrow as pa
+
+        spark_types = {pa.string(): "STRING", pa.large_string(): "STRING", pa.bool_(): "BOOLEAN"}
+        schema = ", ".join(f"`{f.name}` {spark_types[f.type]}" for f in table.schema)
+        rows = list(zip(*(c.to_pylist() for c in table.columns)))
+        self.spark.createDataFrame(rows, schema).createOrReplaceTempView(name)
 
     def _run(self, sql: str, params: dict) -> Result:
         from toolctl.engines.transpile import to_spark

@@ -4,18 +4,12 @@ What a lake is and which files are its data (marker, partitions, file names, pru
 hour) is defined once, in toolctl.lake.layout (docs/lake.md); this module only says how the
 engines read those files: the column names and types come from the store's migrations, so the
 lake views have exactly the store's schema whatever a writer's Parquet types were (JSON
-columns as VARCHAR), and the tool_calls view is the migrations' one, its auth walk bounded.
+columns as VARCHAR), and the tool_calls view is the migrations' one.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
-
-#: The auth walk from a signalling span up to its ancestors, unrolled to this many levels (Spark
-#: 3.5 has no recursive CTE). A tool span more than this many levels above the span that
-#: signals the failure would not count it; real agent traces are a handful of levels deep.
-AUTH_WALK_DEPTH = 16
-
 
 @lru_cache(maxsize=None)
 def table_columns(table: str) -> tuple[tuple[str, str], ...]:
@@ -63,19 +57,17 @@ def projection(table: str, source: str, dialect: str, empty: bool = False) -> st
 
 
 @lru_cache(maxsize=None)
-def tool_calls_tree(depth: int = AUTH_WALK_DEPTH):
+def tool_calls_tree():
     """The latest `tool_calls` view of the migrations, as a DuckDB syntax tree, for the lake.
 
-    Three changes, all mechanical: recursive CTEs are unrolled to ``depth`` levels; the
-    CTEs (the auth walk) read `spans_all` (every span file) while the outer query reads
-    `spans` (the files of the query window): a signalling child span may lie outside it; and
+    Two changes, both mechanical: the CTEs (the recursive auth walk) read `spans_all` (every
+    span file) while the outer query reads `spans` (the files of the query window): a signalling child span may lie outside it; and
     the anti join that leaves out a tool span named by a JSON line (migration 0007) reads
     `events_all`: the line may lie outside the window (its time is the attempt's).
     """
     import sqlglot
     from sqlglot import exp
 
-    from toolctl.engines.transpile import unroll_recursive
     from toolctl.store import migrations
 
     view = None
@@ -85,7 +77,7 @@ def tool_calls_tree(depth: int = AUTH_WALK_DEPTH):
                 view = stmt.expression
     if view is None:
         raise RuntimeError("no CREATE VIEW tool_calls in the migrations")
-    tree = unroll_recursive(view.copy(), depth)
+    tree = view.copy()
     with_ = tree.args.get("with_") or tree.args.get("with")
     for cte in (with_.expressions if with_ else []):
         for t in cte.find_all(exp.Table):

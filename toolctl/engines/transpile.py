@@ -13,8 +13,8 @@ toolctl/audit/queries, the tool_calls view of the migrations). Spark runs the sa
 * ``strftime(ts, '%Y-..')`` → ``date_format(ts, 'yyyy-..')`` with literal text quoted;
 * ``epoch_us(ts)`` → ``unix_micros(ts)`` (session time zone UTC);
 * ``json_valid(x)`` → ``get_json_object(x, '$') IS NOT NULL`` (NULL exactly for non-JSON);
-* a recursive CTE → a bounded-depth union of joins (``unroll_recursive``): Spark 3.5 has no
-  recursive CTE. The DuckDB-over-lake engine uses the same bounded form so the engines agree.
+* a recursive CTE: Spark 3.5 has none, so ``split_ctes`` hands its base and step to the Spark
+  engine, which runs the rounds itself until one adds no row (exact, to any depth).
 
 sqlglot itself handles the rest (casts, FILTER, IS NOT DISTINCT FROM, 1-based list indexes,
 struct literals, list_contains, integer division).
@@ -187,18 +187,32 @@ def rewrite_for_spark(tree, params: Mapping[str, Any]):
     return tree
 
 
-def unroll_recursive(tree, depth: int):
-    """Replace each ``WITH RECURSIVE`` CTE ``r AS (base UNION step)`` by ``depth`` levels.
+def split_ctes(tree):
+    """``(ctes, query)``: the CTEs of ``tree``'s WITH, in order, and the query without them.
 
-    Level 1 is ``base``; level k is ``step`` reading level k-1 instead of ``r``; ``r`` becomes
-    the DISTINCT union of the levels (UNION in a recursive CTE deduplicates). Exact whenever
-    the recursion ends within ``depth`` steps (for the auth walk: span trees at most ``depth``
-    levels above a signalling span).
+    Each CTE is ``(name, columns, base, step)``: for a recursive ``r AS (base UNION step)``,
+    ``step`` reads ``r`` (a UNION in a recursive CTE: each round's rows that are not yet in
+    ``r`` feed the next round, until a round adds none); for any other CTE ``step`` is None
+    and ``base`` is its body. ``columns``: the CTE's column list, or None. For an engine
+    without recursive CTEs (Spark 3.5) to run the rounds itself, exactly, to any depth.
     """
     exp = _exp()
+    tree = tree.copy()
     with_ = tree.args.get("with_") or tree.args.get("with")
-    if with_ is None or not with_.args.get("recursive"):
-        return tree
+    if with_ is None:
+        return [], tree
+    ctes = []
+    for cte in with_.expressions:
+        name = cte.alias_or_name
+        body = cte.this
+        alias = cte.args.get("alias")
+        cols = [c.name for c in alias.columns] if alias is not None and alias.columns else None
+        recursive = with_.args.get("recursive") and any(t.name == name for t in body.find_all(exp.Table))
+        if recursive and not (isinstance(body, exp.Union) and body.args.get("distinct")):
+            raise ValueError(f"recursive CTE {name} is not `base UNION step`")
+        ctes.append((name, cols, body.this, body.expression) if recursive else (name, cols, body, None))
+    with_.pop()
+    return ctes, tree
     new_ctes = []
     for cte in with_.expressions:
         name = cte.alias_or_name
