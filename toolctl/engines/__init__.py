@@ -13,8 +13,9 @@ Both register views ``events``, ``spans``, ``rejects`` (empty: rejected lines st
 store) and ``tool_calls`` (the migrations' definition; on Spark, which has no recursive CTE,
 its auth walk is computed once per source, SparkLake._define_tool_calls). Before each
 statement the views are pointed at the files of the statement's window (its
-``since``/``until`` parameters): partitions outside it are not read, but for the auth walk's ``spans_all`` and, when the window holds spans, ``events_all`` (the
-JSON lines that may name them, within NAMING_MARGIN of the window).
+``since``/``until`` parameters): partitions outside it are not read, but for the auth walk's
+``spans_all`` and, when the window holds spans, ``events_all`` (the JSON lines that may name
+them, within NAMING_MARGIN of the window).
 Which files are data is toolctl.lake.layout's definition, the one `lake ls/compact/verify` use.
 """
 

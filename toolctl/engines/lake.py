@@ -61,9 +61,10 @@ def tool_calls_tree():
     """The latest `tool_calls` view of the migrations, as a DuckDB syntax tree, for the lake.
 
     Two changes, both mechanical: the CTEs (the recursive auth walk) read `spans_all` (every
-    span file) while the outer query reads `spans` (the files of the query window): a signalling child span may lie outside it; and
-    the anti join that leaves out a tool span named by a JSON line (migration 0007) reads
-    `events_all`: the line may lie outside the window (its time is the attempt's).
+    span file) while the outer query reads `spans` (the files of the query window): a
+    signalling child span may lie outside it; and the anti join that leaves out a tool span
+    named by a JSON line (migration 0007) reads `events_all`: the line may lie outside the
+    window (its time is the attempt's).
     """
     import sqlglot
     from sqlglot import exp

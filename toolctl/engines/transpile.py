@@ -13,8 +13,9 @@ toolctl/audit/queries, the tool_calls view of the migrations). Spark runs the sa
 * ``strftime(ts, '%Y-..')`` → ``date_format(ts, 'yyyy-..')`` with literal text quoted;
 * ``epoch_us(ts)`` → ``unix_micros(ts)`` (session time zone UTC);
 * ``json_valid(x)`` → ``get_json_object(x, '$') IS NOT NULL`` (NULL exactly for non-JSON);
-* a recursive CTE: Spark 3.5 has none, so ``split_ctes`` hands its base and step to the Spark
-  engine, which runs the rounds itself until one adds no row (exact, to any depth).
+* a recursive CTE: Spark 3.5 has none, so ``split_ctes`` hands the view's CTEs to the Spark
+  engine, which computes them once per source (the recursive one by DuckDB on the driver, over
+  the rows Spark selected: toolctl.engines.SparkLake._define_tool_calls).
 
 sqlglot itself handles the rest (casts, FILTER, IS NOT DISTINCT FROM, 1-based list indexes,
 struct literals, list_contains, integer division).
@@ -194,7 +195,7 @@ def split_ctes(tree):
     ``step`` reads ``r`` (a UNION in a recursive CTE: each round's rows that are not yet in
     ``r`` feed the next round, until a round adds none); for any other CTE ``step`` is None
     and ``base`` is its body. ``columns``: the CTE's column list, or None. For an engine
-    without recursive CTEs (Spark 3.5) to run the rounds itself, exactly, to any depth.
+    without recursive CTEs (Spark 3.5), which then computes them outside its statements.
     """
     exp = _exp()
     tree = tree.copy()
@@ -213,44 +214,6 @@ def split_ctes(tree):
         ctes.append((name, cols, body.this, body.expression) if recursive else (name, cols, body, None))
     with_.pop()
     return ctes, tree
-    new_ctes = []
-    for cte in with_.expressions:
-        name = cte.alias_or_name
-        body = cte.this
-        refs = [t for t in body.find_all(exp.Table) if t.name == name]
-        if not refs:
-            new_ctes.append(cte)
-            continue
-        if not isinstance(body, exp.Union):
-            raise ValueError(f"recursive CTE {name} is not `base UNION step`")
-        cols = [c.name for c in cte.args["alias"].columns] if cte.args.get("alias") and \
-            cte.args["alias"].columns else None
-        base, step = body.this, body.expression
-        levels = []
-        prev = None
-        for k in range(1, depth + 1):
-            lname = f"{name}__{k}"
-            if k == 1:
-                q = base.copy()
-            else:
-                q = step.copy().transform(
-                    lambda n, p=prev: exp.Table(this=exp.to_identifier(p), alias=n.args.get("alias"))
-                    if isinstance(n, exp.Table) and n.name == name else n)
-            alias = exp.TableAlias(this=exp.to_identifier(lname),
-                                   columns=[exp.to_identifier(c) for c in cols] if cols else None)
-            new_ctes.append(exp.CTE(this=q, alias=alias))
-            levels.append(lname)
-            prev = lname
-        union = None
-        for lname in levels:
-            sel = exp.select("*").from_(lname)
-            union = sel if union is None else exp.union(union, sel, distinct=False)
-        final = exp.select("*").distinct().from_(union.subquery("u"))
-        new_ctes.append(exp.CTE(this=final, alias=exp.TableAlias(
-            this=exp.to_identifier(name), columns=[exp.to_identifier(c) for c in cols] if cols else None)))
-    with_.set("expressions", new_ctes)
-    with_.set("recursive", None)
-    return tree
 
 
 def to_spark(sql: str, params: Mapping[str, Any]) -> str:
