@@ -281,8 +281,11 @@ def _json_entries(doc: Any, key: str, where: str) -> list:
 
 
 def _json_id(rec: dict, camel: str, snake: str) -> str:
-    """An OTLP/JSON log record's trace or span id (hex, any case), or "" when absent."""
-    value = rec.get(camel, rec.get(snake))
+    """An OTLP/JSON log record's trace or span id (hex, any case; either field name, as a
+    span's), or "" when absent."""
+    from collector.otlp import _field
+
+    value = _field(rec, camel, snake)
     return value.lower() if isinstance(value, str) else ""
 
 
